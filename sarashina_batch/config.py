@@ -1,0 +1,182 @@
+"""The one validated configuration tree of a run, loaded from YAML plus command-line overrides.
+
+Every field is described; unknown keys are rejected so that a typo in a YAML file fails at
+start-up instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Task = Literal["retrieval", "reranking", "clustering", "classification", "sts"]
+Role = Literal["document", "query"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class InputConfig(_Strict):
+    uri: str = Field(description="Parquet file, folder or glob: a local path, file://, s3://, gs:// or az:// URI.")
+    text_column: str = Field("text", description="Column holding the text to embed.")
+    id_column: Optional[str] = Field(
+        None, description="Column holding a stable row id; when unset the id is '<source_uri>#<source_row>'."
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage options (endpoint_url, profile, anon, ...). A string value "
+        "'${env:NAME}' is read from the environment so no secret needs to be written here.",
+    )
+    rows_per_unit: int = Field(
+        20_000, ge=1, description="Upper bound of rows in one work unit (a run of row groups of one file)."
+    )
+    max_chars_per_row: int = Field(
+        200_000, ge=1, description="Texts longer than this are cut before tokenizing (and marked truncated)."
+    )
+
+
+class OutputConfig(_Strict):
+    uri: str = Field(description="Folder (local path or object-store URI) the embeddings are written to.")
+    storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec storage options for the output.")
+    embedding_dtype: Literal["float32", "float16"] = Field(
+        "float32", description="Element type of the stored embedding vectors."
+    )
+    mode: Literal["resume", "overwrite", "error"] = Field(
+        "resume",
+        description="resume: skip units already committed; overwrite: delete the output first; "
+        "error: refuse to write into a non-empty output.",
+    )
+
+
+class ModelConfig(_Strict):
+    name: str = Field(
+        "sbintuitions/sarashina-embedding-v2-1b",
+        description="Hugging Face hub id or local path of a sentence-transformers model. Hub weights are "
+        "downloaded at your request and are under the Sarashina Model NonCommercial License.",
+    )
+    revision: Optional[str] = Field(
+        None, description="Hub revision (branch, tag or commit). Resolved to a commit hash and recorded."
+    )
+    max_seq_length: int = Field(8192, ge=1, le=8192, description="Tokens kept per text (longer texts are truncated).")
+    torch_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="Compute dtype; auto means bfloat16 on GPU and float32 on CPU."
+    )
+    normalize: bool = Field(True, description="L2-normalise embeddings (similarity is cosine either way).")
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
+        "sdpa", description="Attention kernel passed to transformers."
+    )
+
+
+class PromptConfig(_Strict):
+    role: Role = Field("document", description="Prompt applied to every row unless role_column says otherwise.")
+    task: Task = Field("retrieval", description="Task whose model-card instruction is used for queries.")
+    instruction: Optional[str] = Field(None, description="Custom query instruction; overrides the task's one.")
+    role_column: Optional[str] = Field(
+        None, description="Optional column with 'query' or 'document' per row; other values are rejected."
+    )
+
+
+class BatchingConfig(_Strict):
+    max_tokens_per_batch: int = Field(
+        16_384, ge=1, description="Budget of a micro-batch: rows x padded length never exceeds it."
+    )
+    sort_window_rows: int = Field(
+        4_096, ge=1, description="Rows handed to one embedding call; sorted by length inside the window."
+    )
+
+
+class ComputeConfig(_Strict):
+    gpus_per_actor: Optional[float] = Field(
+        None, ge=0, description="GPUs per embedding actor; unset: 1 when the cluster has GPUs, else 0."
+    )
+    cpus_per_actor: float = Field(1.0, gt=0, description="CPUs reserved per embedding actor.")
+    min_actors: int = Field(1, ge=1, description="Smallest size of the autoscaling embedding actor pool.")
+    max_actors: Optional[int] = Field(
+        None, ge=1, description="Largest pool size; unset: number of GPUs in the cluster (1 on CPU)."
+    )
+    cpus_per_read_task: float = Field(1.0, gt=0, description="CPUs per read+tokenize task.")
+    cpus_per_write_task: float = Field(0.5, gt=0, description="CPUs per write task (mostly waiting on I/O).")
+    ray_address: Optional[str] = Field(
+        None, description="Ray cluster to join; unset: RAY_ADDRESS, a running local cluster, else a new local Ray."
+    )
+
+
+class RunConfig(_Strict):
+    """A whole embedding run."""
+
+    input: InputConfig
+    output: OutputConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
+
+    @model_validator(mode="after")
+    def _distinct_columns(self) -> "RunConfig":
+        if self.input.id_column and self.input.id_column == self.input.text_column:
+            raise ValueError("input.id_column and input.text_column name the same column; set a distinct id column")
+        if self.batching.max_tokens_per_batch < self.model.max_seq_length:
+            raise ValueError(
+                f"batching.max_tokens_per_batch ({self.batching.max_tokens_per_batch}) is below model.max_seq_length "
+                f"({self.model.max_seq_length}): the longest row would not fit; raise the budget or lower the length"
+            )
+        return self
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person who wrote the config."""
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML config (or start empty), apply dotted overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError as err:
+            raise ConfigError(f"config file {path} not found; pass an existing YAML file to --config") from err
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    for dotted_key, value in (overrides or {}).items():
+        _set_dotted(raw, dotted_key, value)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, path)) from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Turn 'a.b=value' into ('a.b', value), the value parsed as YAML (numbers, bools, lists)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r} is not of the form dotted.key=value")
+    return key.strip(), yaml.safe_load(value) if value else ""
+
+
+def _set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
+    *parents, leaf = dotted_key.split(".")
+    node = tree
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set {dotted_key}: {part} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def _explain(err: ValidationError, path: str | Path | None) -> str:
+    where = f" in {path}" if path else ""
+    lines = [f"invalid configuration{where}:"]
+    for problem in err.errors():
+        key = ".".join(str(p) for p in problem["loc"])
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key; check the spelling against the config reference in README.md")
+        elif problem["type"] == "missing":
+            lines.append(f"  {key}: required; set it in the YAML file or with --set {key}=...")
+        else:
+            lines.append(f"  {key}: {problem['msg']}")
+    return "\n".join(lines)

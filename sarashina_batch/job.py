@@ -1,0 +1,122 @@
+"""A whole run as a user starts it: connect Ray, pin the model, run, write the manifest,
+print the summary, return the exit code."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .config import RunConfig
+from .layout import OutputLayout
+from .pipeline import RunResult, run_pipeline
+from .provenance import as_dict, fingerprint, library_versions, new_run_id, resolve_model
+from .runtime import connect_ray
+from .storage import redact, safe_options, secret_values
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR = 0, 3, 2
+BUILTIN_TINY = "builtin:tiny-sarashina"
+TINY_CACHE = Path.home() / ".cache" / "sarashina-batch" / "tiny-sarashina"
+
+
+def run_job(config: RunConfig) -> int:
+    secrets = secret_values(config.input.storage_options) + secret_values(config.output.storage_options)
+    try:
+        return _run(config)
+    except Exception as err:  # noqa: BLE001 - the one place that turns errors into an exit code
+        message = redact(f"{type(err).__name__}: {err}", secrets)
+        print(f"sarashina-batch: run failed: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _run(config: RunConfig) -> int:
+    config = _with_builtin_model(config)
+    how = connect_ray(config.compute.ray_address)
+    log.info("%s", how)
+    if not Path(config.model.name).is_dir():
+        print(f"Model {config.model.name} is downloaded from the Hugging Face hub at your request; "
+              "Sarashina weights are under the Sarashina Model NonCommercial License.", file=sys.stderr)
+    model = resolve_model(config.model.name, config.model.revision)
+    run_id = new_run_id()
+    result = run_pipeline(config, model, run_id)
+    manifest_path = _write_manifest(config, model, result)
+    print(summary_text(result, manifest_path))
+    return EXIT_OK if result.complete else EXIT_INCOMPLETE
+
+
+def _with_builtin_model(config: RunConfig) -> RunConfig:
+    """'builtin:tiny-sarashina' is a random-weight model built offline, for the quickstart."""
+    if config.model.name != BUILTIN_TINY:
+        return config
+    from .model.tiny import build_tiny_model
+
+    if not (TINY_CACHE / "modules.json").exists():
+        build_tiny_model(TINY_CACHE)
+    updated = config.model_copy(deep=True)
+    updated.model.name = str(TINY_CACHE)
+    return updated
+
+
+def _write_manifest(config: RunConfig, model, result: RunResult) -> str:
+    layout = OutputLayout(config.output.uri, config.output.storage_options)
+    path = layout.manifest(result.run_id)
+    shown = config.model_dump()
+    shown["input"]["storage_options"] = safe_options(config.input.storage_options)
+    shown["output"]["storage_options"] = safe_options(config.output.storage_options)
+    layout.write_json(path, {
+        "run_id": result.run_id,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "complete": result.complete,
+        "config": shown,
+        "model": as_dict(model),
+        "fingerprint": fingerprint(config, model),
+        "versions": library_versions(),
+        "summary": _summary_numbers(result),
+        "failed_units": result.totals.failures,
+        "unfinished_units": result.unfinished,
+    })
+    return path
+
+
+def _summary_numbers(result: RunResult) -> dict:
+    counts = result.totals.counts
+    seconds = max(result.seconds, 1e-9)
+    return {
+        "shards": result.shards,
+        "units_committed": result.totals.units_committed,
+        "units_skipped": result.units_skipped,
+        "units_failed": result.totals.units_failed,
+        "units_unfinished": len(result.unfinished),
+        **counts,
+        "padding_efficiency": counts["tokens"] / counts["padded_tokens"] if counts["padded_tokens"] else None,
+        "seconds": round(result.seconds, 3),
+        "docs_per_second": counts["embedded"] / seconds,
+        "tokens_per_second": counts["tokens"] / seconds,
+    }
+
+
+def summary_text(result: RunResult, manifest_path: str) -> str:
+    n = _summary_numbers(result)
+    state = "complete" if result.complete else "INCOMPLETE (see failed/unfinished units in the manifest)"
+    efficiency = f"{n['padding_efficiency']:.1%}" if n["padding_efficiency"] is not None else "n/a"
+    lines = [
+        f"sarashina-batch run {result.run_id}: {state}",
+        f"  rows embedded {n['embedded']:,} | rejected {n['rejected']:,} | truncated {n['truncated']:,}",
+        f"  units committed {n['units_committed']:,} | skipped (already done) {n['units_skipped']:,} | "
+        f"failed {n['units_failed']:,} | unfinished {n['units_unfinished']:,}",
+        f"  tokens {n['tokens']:,} | padding efficiency {efficiency}",
+        f"  time {n['seconds']:.1f} s | {n['docs_per_second']:.1f} docs/s | {n['tokens_per_second']:.0f} tokens/s",
+        f"  output {result.output_uri}",
+        f"  manifest {manifest_path}",
+    ]
+    if n["units_committed"] == 0 and n["units_skipped"] and result.complete:
+        lines.insert(1, "  nothing to embed: every unit was already committed")
+    for failure in result.totals.failures[:10]:
+        lines.append(f"  FAILED {failure['source_uri']}: {failure['error']}")
+    return "\n".join(lines)
+
+

@@ -1,0 +1,163 @@
+"""The one place that builds the Ray Data plan and drives it to the end.
+
+  list shards (driver) -> units from footers (tasks) -> read + prepare + tokenize (tasks)
+  -> embed (autoscaling actor pool, GPU) -> write parts (tasks) -> commit units (driver)
+
+One streaming plan, no global sort or other barrier: the length sort happens inside each
+embed window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import columns as C
+from .config import RunConfig
+from .layout import OutputLayout
+from .ledger import CommitLedger
+from .planning import list_shards, units_of_file
+from .prompts import prefixes
+from .provenance import ResolvedModel, fingerprint, fingerprint_fields, parquet_metadata
+from .resume import prepare_output
+from .runtime import cluster_gpus
+from .stages.embed import EmbedRows, EmbedSettings
+from .stages.prepare import PrepareSettings, prepare_units
+from .stages.write import WriteSettings, write_parts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    output_uri: str
+    shards: int
+    units_skipped: int
+    seconds: float
+    totals: Any
+    unfinished: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.totals.failures and not self.unfinished
+
+
+@dataclass(frozen=True)
+class Resources:
+    """map_batches resource arguments, decided once from the config and the cluster."""
+
+    gpus_per_actor: float
+    min_actors: int
+    max_actors: int
+
+
+def decide_resources(config: RunConfig) -> Resources:
+    gpus = cluster_gpus()
+    per_actor = config.compute.gpus_per_actor
+    if per_actor is None:
+        per_actor = 1.0 if gpus > 0 else 0.0
+    if per_actor > 0 and gpus < per_actor:
+        raise RuntimeError(
+            f"compute.gpus_per_actor={per_actor} but the Ray cluster has {gpus:g} GPUs; "
+            "add GPU nodes or set compute.gpus_per_actor=0 to embed on CPU"
+        )
+    max_actors = config.compute.max_actors or (max(1, int(gpus // per_actor)) if per_actor else 1)
+    min_actors = min(config.compute.min_actors, max_actors)
+    log.info("cluster has %g GPUs: %g GPU(s) per embedding actor, pool of %d..%d actors",
+             gpus, per_actor, min_actors, max_actors)
+    return Resources(per_actor, min_actors, max_actors)
+
+
+def build_plan(config: RunConfig, shards: list[str], committed: set[str], model: ResolvedModel,
+               metadata: dict[str, str], resources: Resources):
+    """The lazy Ray Dataset whose rows are the write stage's per-part stats."""
+    import ray
+
+    ds = ray.data.from_items([{C.UNIT_URI: uri} for uri in shards])
+    ds = ds.flat_map(_pending_units, fn_kwargs={
+        "storage_options": config.input.storage_options,
+        "rows_per_unit": config.input.rows_per_unit,
+        "committed": committed,
+    })
+    # One unit per block, so that read tasks spread over the cluster instead of one task
+    # reading all units of a file in a row.
+    ds = ds.repartition(target_num_rows_per_block=1)
+    # Read tasks spread over the nodes (I/O bound, as Ray's own reads do); the embed actors
+    # are placed by default. The differing scheduling strategies also keep Ray from fusing
+    # the CPU stage into the actors, which would serialise reading behind the model.
+    ds = ds.map_batches(
+        prepare_units, fn_kwargs={"settings": _prepare_settings(config, model)},
+        batch_size=1, batch_format="pyarrow", num_cpus=config.compute.cpus_per_read_task,
+        scheduling_strategy="SPREAD",
+    )
+    ds = ds.map_batches(
+        EmbedRows, fn_constructor_kwargs={"settings": _embed_settings(config, model)},
+        batch_size=config.batching.sort_window_rows, batch_format="pyarrow",
+        num_gpus=resources.gpus_per_actor, num_cpus=config.compute.cpus_per_actor,
+        compute=ray.data.ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors),
+        scheduling_strategy="DEFAULT",
+    )
+    return ds.map_batches(
+        write_parts, fn_kwargs={"settings": _write_settings(config, metadata)},
+        batch_size=None, batch_format="pyarrow", num_cpus=config.compute.cpus_per_write_task,
+    )
+
+
+def _pending_units(row: dict[str, Any], storage_options: dict, rows_per_unit: int, committed: set[str]):
+    return [u for u in units_of_file(row[C.UNIT_URI], storage_options, rows_per_unit) if u[C.UNIT_ID] not in committed]
+
+
+def _prepare_settings(config: RunConfig, model: ResolvedModel) -> PrepareSettings:
+    return PrepareSettings(
+        text_column=config.input.text_column,
+        id_column=config.input.id_column,
+        role_column=config.prompt.role_column,
+        default_role=config.prompt.role,
+        task="custom" if config.prompt.instruction is not None else config.prompt.task,
+        prefixes=prefixes(config.prompt),
+        max_chars=config.input.max_chars_per_row,
+        max_seq_length=config.model.max_seq_length,
+        tokenizer_name=model.name,
+        tokenizer_revision=model.load_revision,
+        storage_options=config.input.storage_options,
+    )
+
+
+def _embed_settings(config: RunConfig, model: ResolvedModel) -> EmbedSettings:
+    return EmbedSettings(
+        model_name=model.name,
+        revision=model.load_revision,
+        torch_dtype=config.model.torch_dtype,
+        attn_implementation=config.model.attn_implementation,
+        normalize=config.model.normalize,
+        max_tokens_per_batch=config.batching.max_tokens_per_batch,
+    )
+
+
+def _write_settings(config: RunConfig, metadata: dict[str, str]) -> WriteSettings:
+    return WriteSettings(
+        output_uri=config.output.uri,
+        storage_options=config.output.storage_options,
+        embedding_dtype=config.output.embedding_dtype,
+        metadata=metadata,
+    )
+
+
+def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str) -> RunResult:
+    """Plan, run and commit; the caller owns Ray's lifetime and the manifest."""
+    started = time.monotonic()
+    layout = OutputLayout(config.output.uri, config.output.storage_options)
+    fp = fingerprint(config, model)
+    committed = prepare_output(layout, config.output.mode, fp, fingerprint_fields(config, model))
+    shards = list_shards(config.input.uri, config.input.storage_options)
+    log.info("%d shards listed; %d units already committed will be skipped", len(shards), len(committed))
+    plan = build_plan(config, shards, committed, model, parquet_metadata(config, model, run_id),
+                      decide_resources(config))
+    ledger = CommitLedger(layout, run_id, fp)
+    for stats in plan.iter_batches(batch_size=None, batch_format="pyarrow"):
+        ledger.add(stats)
+    return RunResult(run_id, layout.uri, len(shards), len(committed), time.monotonic() - started,
+                     ledger.totals, ledger.unfinished())

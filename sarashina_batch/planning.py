@@ -1,0 +1,88 @@
+"""From an input URI to work units: bounded runs of rows of one Parquet file.
+
+The driver only lists files. Footers are read inside Ray tasks (one flat_map call per
+file), so planning 100,000 shards costs the driver a listing, not 100,000 reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Iterator
+
+import pyarrow.parquet as pq
+
+from . import columns as C
+from .storage import full_uri, open_fs
+
+_GLOB_CHARS = set("*?[")
+
+
+def list_shards(uri: str, storage_options: dict[str, Any]) -> list[str]:
+    """Sorted URIs of the Parquet files a file, folder or glob names."""
+    fs, path = open_fs(uri, storage_options)
+    if _GLOB_CHARS & set(path):
+        paths = fs.glob(path)
+    elif fs.isdir(path):
+        paths = [p for p in fs.find(path) if p.endswith(".parquet") and not _is_hidden(p[len(path):])]
+    elif fs.exists(path):
+        paths = [path]
+    else:
+        raise FileNotFoundError(f"input {uri} does not exist; check input.uri")
+    if not paths:
+        raise FileNotFoundError(f"input {uri} holds no .parquet files; check input.uri")
+    return [full_uri(fs, p) for p in sorted(paths)]
+
+
+def _is_hidden(relative: str) -> bool:
+    # Same rule as Parquet dataset readers: '_' or '.' prefixed parts are metadata.
+    return any(part.startswith(("_", ".")) for part in relative.split("/") if part)
+
+
+def unit_id(uri: str, first_row: int, num_rows: int) -> str:
+    """Deterministic name of a unit: the same slice of the same file always maps to it."""
+    digest = hashlib.sha1(uri.encode("utf-8")).hexdigest()[:16]
+    return f"{digest}-{first_row:010d}-{num_rows:07d}"
+
+
+def split_row_groups(row_group_sizes: list[int], rows_per_unit: int) -> list[tuple[int, int]]:
+    """(first_row, num_rows) of units: whole row groups packed up to rows_per_unit rows;
+    a row group larger than that is cut into row ranges."""
+    units: list[tuple[int, int]] = []
+    start, pending = 0, 0
+    for size in row_group_sizes:
+        if pending and pending + size > rows_per_unit:
+            units.append((start, pending))
+            start, pending = start + pending, 0
+        if size > rows_per_unit:
+            for offset in range(0, size, rows_per_unit):
+                units.append((start + offset, min(rows_per_unit, size - offset)))
+            start += size
+            continue
+        pending += size
+    if pending:
+        units.append((start, pending))
+    return units
+
+
+def units_of_file(uri: str, storage_options: dict[str, Any], rows_per_unit: int) -> Iterator[dict[str, Any]]:
+    """Units of one file from its footer; an unreadable footer yields one failed unit."""
+    try:
+        fs, path = open_fs(uri, storage_options)
+        with fs.open(path, "rb") as handle:
+            metadata = pq.ParquetFile(handle).metadata
+        sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    except Exception as err:  # noqa: BLE001 - any footer failure fails this file only
+        yield _unit(uri, 0, 0, error=f"cannot read Parquet footer: {type(err).__name__}: {err}")
+        return
+    for first_row, num_rows in split_row_groups(sizes, rows_per_unit):
+        yield _unit(uri, first_row, num_rows)
+
+
+def _unit(uri: str, first_row: int, num_rows: int, error: str | None = None) -> dict[str, Any]:
+    return {
+        C.UNIT_ID: unit_id(uri, first_row, num_rows),
+        C.UNIT_URI: uri,
+        C.UNIT_FIRST_ROW: first_row,
+        C.UNIT_NUM_ROWS: num_rows,
+        C.UNIT_ERROR: error,
+    }

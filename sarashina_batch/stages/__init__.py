@@ -1,0 +1,1 @@
+"""Pipeline stages: small callables over pyarrow Tables, wired together in pipeline.py."""

@@ -1,0 +1,224 @@
+"""CPU stage: read a unit, reject bad rows with a reason, apply the prompt, tokenize.
+
+Tokenizing here, on CPU tasks, keeps the GPU actors busy with nothing but forward passes,
+and gives the embed stage exact token counts to sort and budget by.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .. import columns as C
+from .read import read_unit_rows
+
+# Why a row is not embedded; written to _rejected/ as the 'reason' column.
+NULL = "null"
+EMPTY = "empty"
+NOT_STRING = "not_string"
+UNDECODABLE = "undecodable"
+INVALID_ROLE = "invalid_role"
+TOKENIZER_ERROR = "tokenizer_error"
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """Everything a prepare task needs; cheap to pickle."""
+
+    text_column: str
+    id_column: str | None
+    role_column: str | None
+    default_role: str
+    task: str
+    prefixes: dict[str, str]
+    max_chars: int
+    max_seq_length: int
+    tokenizer_name: str
+    tokenizer_revision: str | None
+    storage_options: dict[str, Any]
+
+
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(name: str, revision: str | None):
+    # Cached per worker process: Ray reuses workers across tasks, so this loads once.
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name, revision=revision)
+
+
+def prepare_units(units: pa.Table, settings: PrepareSettings) -> pa.Table:
+    """map_batches entry point: every unit descriptor in the batch becomes its prepared rows."""
+    tables = [prepare_unit(unit, settings) for unit in units.to_pylist()]
+    return pa.concat_tables(tables) if tables else empty_prepared()
+
+
+def prepare_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
+    error = unit[C.UNIT_ERROR]
+    if error is None:
+        try:
+            rows = read_unit_rows(
+                unit[C.UNIT_URI], unit[C.UNIT_FIRST_ROW], unit[C.UNIT_NUM_ROWS],
+                _wanted_columns(settings), settings.storage_options,
+            )
+        except Exception as err:  # noqa: BLE001 - an unreadable unit fails alone
+            error = f"{type(err).__name__}: {err}"
+    if error is not None:
+        return failed_unit(unit, error)
+    return _prepare_rows(unit, rows, settings)
+
+
+def _wanted_columns(settings: PrepareSettings) -> list[str]:
+    wanted = [settings.text_column, settings.id_column, settings.role_column]
+    return list(dict.fromkeys(c for c in wanted if c))
+
+
+def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSettings) -> pa.Table:
+    uri, n = unit[C.UNIT_URI], rows.num_rows
+    source_rows = np.arange(unit[C.UNIT_FIRST_ROW], unit[C.UNIT_FIRST_ROW] + n, dtype=np.int64)
+    texts, reasons, details = classify_texts(rows.column(settings.text_column))
+    roles = _roles(rows, settings, reasons, details)
+    token_ids, num_tokens, truncated = _tokenize(texts, roles, reasons, details, settings)
+    if settings.id_column:
+        ids = rows.column(settings.id_column).cast(pa.string()).to_pylist()
+    else:
+        ids = [f"{uri}#{row}" for row in source_rows]
+    return pa.table({
+        C.ID: pa.array(ids, pa.string()),
+        C.SOURCE_URI: pa.array([uri] * n, pa.string()),
+        C.SOURCE_ROW: source_rows,
+        C.TEXT_HASH: pa.array([_hash(t) for t in texts], pa.string()),
+        C.NUM_TOKENS: pa.array(num_tokens, pa.int32()),
+        C.TRUNCATED: pa.array(truncated, pa.bool_()),
+        C.ROLE: pa.array(roles, pa.string()),
+        C.TASK: pa.array([settings.task if r == "query" else None for r in roles], pa.string()),
+        C.REASON: pa.array(reasons, pa.string()),
+        C.DETAIL: pa.array(details, pa.string()),
+        C.UNIT_ID: pa.array([unit[C.UNIT_ID]] * n, pa.string()),
+        C.UNIT_ROWS: pa.array([unit[C.UNIT_NUM_ROWS]] * n, pa.int64()),
+        C.UNIT_ERROR: pa.nulls(n, pa.string()),
+        C.INPUT_IDS: pa.array(token_ids, pa.list_(pa.int32())),
+    }, schema=PREPARED_SCHEMA)
+
+
+def classify_texts(column: pa.ChunkedArray | pa.Array) -> tuple[list, list, list]:
+    """Texts fit to embed, and for the others a rejection reason and detail."""
+    values = column.to_pylist()
+    texts: list[str | None] = []
+    reasons: list[str | None] = []
+    details: list[str | None] = []
+    for value in values:
+        text, reason, detail = _classify(value)
+        texts.append(text)
+        reasons.append(reason)
+        details.append(detail)
+    return texts, reasons, details
+
+
+def _classify(value: Any) -> tuple[str | None, str | None, str | None]:
+    if value is None:
+        return None, NULL, "text is null"
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return None, UNDECODABLE, f"text bytes are not UTF-8: {err.reason} at byte {err.start}"
+    if not isinstance(value, str):
+        return None, NOT_STRING, f"text is a {type(value).__name__}, not a string"
+    if not value.strip():
+        return None, EMPTY, "text is empty or whitespace only"
+    return value, None, None
+
+
+def _roles(rows: pa.Table, settings: PrepareSettings, reasons: list, details: list) -> list[str | None]:
+    if not settings.role_column:
+        return [settings.default_role] * rows.num_rows
+    roles = rows.column(settings.role_column).to_pylist()
+    for i, role in enumerate(roles):
+        if role not in settings.prefixes and reasons[i] is None:
+            reasons[i], details[i] = INVALID_ROLE, f"{settings.role_column}={role!r}; expected 'query' or 'document'"
+    return roles
+
+
+def _tokenize(texts, roles, reasons, details, settings: PrepareSettings):
+    n = len(texts)
+    token_ids: list[list[int] | None] = [None] * n
+    num_tokens = [0] * n
+    truncated = [False] * n
+    todo = [i for i in range(n) if reasons[i] is None]
+    prompts = []
+    for i in todo:
+        text = texts[i]
+        if len(text) > settings.max_chars:
+            text, truncated[i] = text[: settings.max_chars], True
+        prompts.append(settings.prefixes[roles[i]] + text)
+    if not todo:
+        return token_ids, num_tokens, truncated
+    tokenizer = load_tokenizer(settings.tokenizer_name, settings.tokenizer_revision)
+    limit = settings.max_seq_length
+    try:
+        encoded = tokenizer(prompts, truncation=True, max_length=limit)["input_ids"]
+    except Exception:  # noqa: BLE001 - fall back to row by row to isolate the culprit
+        encoded = [_encode_one(tokenizer, p, limit) for p in prompts]
+    at_limit = [k for k, ids in enumerate(encoded) if ids is not None and len(ids) >= limit]
+    if at_limit:
+        # Only texts that reached the limit can have been cut: ask once more with room for one more.
+        longer = tokenizer([prompts[k] for k in at_limit], truncation=True, max_length=limit + 1)["input_ids"]
+        for k, ids in zip(at_limit, longer):
+            truncated[todo[k]] = truncated[todo[k]] or len(ids) > limit
+    for k, i in enumerate(todo):
+        ids = encoded[k]
+        if ids is None or len(ids) == 0:
+            reasons[i], details[i] = TOKENIZER_ERROR, "tokenizer failed or produced no tokens"
+            continue
+        token_ids[i], num_tokens[i] = ids, len(ids)
+    return token_ids, num_tokens, truncated
+
+
+def _encode_one(tokenizer, prompt: str, limit: int):
+    try:
+        return tokenizer(prompt, truncation=True, max_length=limit)["input_ids"]
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _hash(text: str | None) -> str | None:
+    return None if text is None else hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def failed_unit(unit: dict[str, Any], error: str) -> pa.Table:
+    """One marker row that carries a unit's failure to the driver's ledger."""
+    row = {name: [None] for name in PREPARED_SCHEMA.names}
+    row.update({
+        C.SOURCE_URI: [unit[C.UNIT_URI]],
+        C.UNIT_ID: [unit[C.UNIT_ID]],
+        C.UNIT_ROWS: [unit[C.UNIT_NUM_ROWS]],
+        C.UNIT_ERROR: [error],
+    })
+    return pa.table(row, schema=PREPARED_SCHEMA)
+
+
+def empty_prepared() -> pa.Table:
+    return PREPARED_SCHEMA.empty_table()
+
+
+PREPARED_SCHEMA = pa.schema([
+    (C.ID, pa.string()),
+    (C.SOURCE_URI, pa.string()),
+    (C.SOURCE_ROW, pa.int64()),
+    (C.TEXT_HASH, pa.string()),
+    (C.NUM_TOKENS, pa.int32()),
+    (C.TRUNCATED, pa.bool_()),
+    (C.ROLE, pa.string()),
+    (C.TASK, pa.string()),
+    (C.REASON, pa.string()),
+    (C.DETAIL, pa.string()),
+    (C.UNIT_ID, pa.string()),
+    (C.UNIT_ROWS, pa.int64()),
+    (C.UNIT_ERROR, pa.string()),
+    (C.INPUT_IDS, pa.list_(pa.int32())),
+])
