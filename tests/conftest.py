@@ -1,0 +1,55 @@
+"""Shared fixtures: a tiny model built on the fly, a local Ray, small corpora."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    from sarashina_batch.model.tiny import build_tiny_model
+
+    return str(build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-sarashina"))
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Ray Data binds its log handlers to the sys.stderr of its first run: make that the
+    # session's stream, not one test's capsys stream that is closed after the test.
+    ray.data.range(1).take_all()
+    yield ray
+    ray.shutdown()
+
+
+def job_config(input_uri: str, output_uri: str, model_path: str, **sections):
+    """A RunConfig for tests: CPU, one actor, small budgets."""
+    from sarashina_batch.config import RunConfig
+
+    raw = {
+        "input": {"uri": input_uri, "text_column": "text", "rows_per_unit": 40},
+        "output": {"uri": output_uri, "embedding_dtype": "float32"},
+        "model": {"name": model_path, "max_seq_length": 64},
+        "batching": {"max_tokens_per_batch": 512, "sort_window_rows": 64},
+        "compute": {"gpus_per_actor": 0, "max_actors": 1, "cpus_per_actor": 1, "cpus_per_read_task": 0.5},
+    }
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return RunConfig.model_validate(raw)
+
+
+@pytest.fixture
+def corpus_dir(tmp_path) -> Path:
+    from tests.corpus import write_mixed_corpus
+
+    return write_mixed_corpus(tmp_path / "corpus")

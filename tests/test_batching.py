@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from sarashina_batch.model.batching import padding_efficiency, plan_micro_batches
+
+
+def test_hand_computed_batches():
+    lengths = np.array([3, 10, 4, 10, 1])
+    batches = plan_micro_batches(lengths, max_tokens=20)
+    # Longest first: [10, 10] fills 20; then [4, 3, 1] padded to 4 -> 12 tokens.
+    assert [b.rows.tolist() for b in batches] == [[1, 3], [2, 0, 4]]
+    assert [b.padded_len for b in batches] == [10, 4]
+    assert padding_efficiency(lengths, batches) == pytest.approx(28 / 32)
+
+
+def test_every_row_once_and_budget_respected_on_skewed_lengths():
+    rng = np.random.default_rng(0)
+    # Web-like skew: most texts short, a long tail up to the 8192 limit.
+    lengths = np.minimum((rng.pareto(1.1, 4096) + 1) * 40, 8192).astype(int)
+    batches = plan_micro_batches(lengths, max_tokens=16384)
+    rows = np.concatenate([b.rows for b in batches])
+    assert sorted(rows.tolist()) == list(range(len(lengths)))
+    assert max(b.padded_tokens for b in batches) <= 16384
+    padded = sum(b.padded_tokens for b in batches)
+    assert padded <= 1.05 * lengths.sum(), f"padding waste {padded / lengths.sum() - 1:.1%}"
+
+
+def test_row_over_budget_is_an_error_naming_the_setting():
+    with pytest.raises(ValueError, match="max_tokens_per_batch"):
+        plan_micro_batches(np.array([50]), max_tokens=10)
+
+
+def test_empty_window():
+    assert plan_micro_batches(np.array([], dtype=int), 100) == []

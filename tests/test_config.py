@@ -1,0 +1,60 @@
+import pytest
+
+from sarashina_batch.config import ConfigError, load_config, parse_override
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_gets_documented_defaults(tmp_path):
+    config = load_config(write(tmp_path, "input: {uri: in}\noutput: {uri: out}\n"))
+    assert config.model.max_seq_length == 8192
+    assert config.model.torch_dtype == "auto"
+    assert config.model.normalize is True
+    assert config.prompt.role == "document"
+    assert config.output.mode == "resume"
+
+
+def test_unknown_key_is_rejected_with_its_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"input\.txt_column: unknown key"):
+        load_config(write(tmp_path, "input: {uri: in, txt_column: body}\noutput: {uri: out}\n"))
+
+
+def test_missing_output_names_the_fix(tmp_path):
+    with pytest.raises(ConfigError, match=r"output: required; set it .* --set output=\.\.\."):
+        load_config(write(tmp_path, "input: {uri: in}\n"))
+
+
+def test_overrides_parse_yaml_values_and_win(tmp_path):
+    overrides = dict(parse_override(s) for s in ["batching.max_tokens_per_batch=9000", "model.normalize=false"])
+    config = load_config(write(tmp_path, "input: {uri: in}\noutput: {uri: out}\n"), overrides)
+    assert config.batching.max_tokens_per_batch == 9000
+    assert config.model.normalize is False
+
+
+def test_budget_below_max_length_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="max_tokens_per_batch .* below model.max_seq_length"):
+        load_config(write(tmp_path, "input: {uri: in}\noutput: {uri: out}\nbatching: {max_tokens_per_batch: 100}\n"))
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="dotted.key=value"):
+        parse_override("novalue")
+
+
+def test_every_field_is_described():
+    from sarashina_batch.config import RunConfig
+
+    def walk(model):
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+                yield from walk(annotation)
+            else:
+                yield f"{model.__name__}.{name}", field.description
+
+    undocumented = [name for name, description in walk(RunConfig) if not description]
+    assert undocumented == []
