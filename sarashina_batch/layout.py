@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from .storage import full_uri, join, open_fs
+from .storage_errors import with_retries
 
 REJECTED_DIR = "_rejected"
 COMMITS_DIR = "_commits"
@@ -40,8 +41,8 @@ class OutputLayout:
 
     # small reads and writes ------------------------------------------------
     def write_json(self, path: str, payload: dict[str, Any]) -> None:
-        with self.fs.open(path, "w") as handle:
-            json.dump(payload, handle, ensure_ascii=False, indent=1, default=str)
+        text = json.dumps(payload, ensure_ascii=False, indent=1, default=str)
+        with_retries(lambda: self.fs.pipe_file(path, text.encode("utf-8")), f"writing {path}")
 
     def read_json(self, path: str) -> dict[str, Any] | None:
         try:

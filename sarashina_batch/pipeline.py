@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from . import columns as C
 from .config import RunConfig
 from .layout import OutputLayout
@@ -23,6 +25,7 @@ from .prompts import prefixes
 from .provenance import ResolvedModel, fingerprint, fingerprint_fields, parquet_metadata
 from .resume import prepare_output
 from .runtime import cluster_gpus
+from .storage_errors import explained
 from .stages.embed import EmbedRows, EmbedSettings
 from .stages.prepare import PrepareSettings, prepare_units
 from .stages.write import WriteSettings, write_parts
@@ -76,7 +79,7 @@ def build_plan(config: RunConfig, shards: list[str], committed: set[str], model:
     """The lazy Ray Dataset whose rows are the write stage's per-part stats."""
     import ray
 
-    ds = ray.data.from_items([{C.UNIT_URI: uri} for uri in shards])
+    ds = ray.data.from_arrow(pa.table({C.UNIT_URI: shards}))
     ds = ds.flat_map(_pending_units, fn_kwargs={
         "storage_options": config.input.storage_options,
         "rows_per_unit": config.input.rows_per_unit,
@@ -149,10 +152,15 @@ def _write_settings(config: RunConfig, metadata: dict[str, str]) -> WriteSetting
 def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str) -> RunResult:
     """Plan, run and commit; the caller owns Ray's lifetime and the manifest."""
     started = time.monotonic()
-    layout = OutputLayout(config.output.uri, config.output.storage_options)
+    # The input is checked before anything is written, so a bad input leaves no output behind.
+    shards = explained(lambda: list_shards(config.input.uri, config.input.storage_options),
+                       config.input.uri, "input", "listing the input")
+    layout = explained(lambda: OutputLayout(config.output.uri, config.output.storage_options),
+                       config.output.uri, "output", "opening the output")
     fp = fingerprint(config, model)
-    committed = prepare_output(layout, config.output.mode, fp, fingerprint_fields(config, model))
-    shards = list_shards(config.input.uri, config.input.storage_options)
+    committed = explained(
+        lambda: prepare_output(layout, config.output.mode, fp, fingerprint_fields(config, model)),
+        config.output.uri, "output", "preparing the output")
     log.info("%d shards listed; %d units already committed will be skipped", len(shards), len(committed))
     plan = build_plan(config, shards, committed, model, parquet_metadata(config, model, run_id),
                       decide_resources(config))

@@ -9,16 +9,19 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Iterator
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import columns as C
 from .storage import full_uri, open_fs
+from .storage_errors import with_retries
 
 _GLOB_CHARS = set("*?[")
 
 
-def list_shards(uri: str, storage_options: dict[str, Any]) -> list[str]:
-    """Sorted URIs of the Parquet files a file, folder or glob names."""
+def list_shards(uri: str, storage_options: dict[str, Any]) -> pa.Array:
+    """Sorted URIs of the Parquet files a file, folder or glob names, as one compact Arrow
+    array: 100,000 shards cost a few MiB on the driver, held once."""
     fs, path = open_fs(uri, storage_options)
     if _GLOB_CHARS & set(path):
         paths = fs.glob(path)
@@ -30,7 +33,8 @@ def list_shards(uri: str, storage_options: dict[str, Any]) -> list[str]:
         raise FileNotFoundError(f"input {uri} does not exist; check input.uri")
     if not paths:
         raise FileNotFoundError(f"input {uri} holds no .parquet files; check input.uri")
-    return [full_uri(fs, p) for p in sorted(paths)]
+    paths.sort()
+    return pa.array((full_uri(fs, p) for p in paths), pa.string(), size=len(paths))
 
 
 def _is_hidden(relative: str) -> bool:
@@ -67,15 +71,19 @@ def split_row_groups(row_group_sizes: list[int], rows_per_unit: int) -> list[tup
 def units_of_file(uri: str, storage_options: dict[str, Any], rows_per_unit: int) -> Iterator[dict[str, Any]]:
     """Units of one file from its footer; an unreadable footer yields one failed unit."""
     try:
-        fs, path = open_fs(uri, storage_options)
-        with fs.open(path, "rb") as handle:
-            metadata = pq.ParquetFile(handle).metadata
+        metadata = with_retries(lambda: read_footer(uri, storage_options), f"footer of {uri}")
         sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
     except Exception as err:  # noqa: BLE001 - any footer failure fails this file only
         yield _unit(uri, 0, 0, error=f"cannot read Parquet footer: {type(err).__name__}: {err}")
         return
     for first_row, num_rows in split_row_groups(sizes, rows_per_unit):
         yield _unit(uri, first_row, num_rows)
+
+
+def read_footer(uri: str, storage_options: dict[str, Any]) -> pq.FileMetaData:
+    fs, path = open_fs(uri, storage_options)
+    with fs.open(path, "rb") as handle:
+        return pq.ParquetFile(handle).metadata
 
 
 def _unit(uri: str, first_row: int, num_rows: int, error: str | None = None) -> dict[str, Any]:

@@ -65,9 +65,18 @@ def safe_options(options: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+# botocore's own retries for S3: few and quick, because with_retries() backs off on top of
+# them, and a wrong endpoint must fail in seconds, not minutes.
+_S3_DEFAULT_CONFIG = {"retries": {"max_attempts": 3, "mode": "adaptive"}, "connect_timeout": 5, "read_timeout": 60}
+
+
 def open_fs(uri: str, storage_options: dict[str, Any]) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem and the protocol-less path of a URI."""
-    fs, path = fsspec.core.url_to_fs(uri, **expand_env(storage_options))
+    options = expand_env(storage_options)
+    if uri.startswith(("s3://", "s3a://")):
+        options["config_kwargs"] = {**_S3_DEFAULT_CONFIG, **options.get("config_kwargs", {})}
+        options.setdefault("retries", 2)
+    fs, path = fsspec.core.url_to_fs(uri, **options)
     return fs, path
 
 

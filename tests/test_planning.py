@@ -34,8 +34,8 @@ def test_listing_skips_metadata_paths_and_units_follow_footer(tmp_path):
     pq.write_table(table, tmp_path / "_rejected" / "x.parquet")
     (tmp_path / "notes.txt").write_text("not parquet")
     shards = list_shards(str(tmp_path), {})
-    assert shards == [str(tmp_path / "a.parquet")]
-    units = list(units_of_file(shards[0], {}, rows_per_unit=15))
+    assert shards.to_pylist() == [str(tmp_path / "a.parquet")]
+    units = list(units_of_file(shards[0].as_py(), {}, rows_per_unit=15))
     assert [(u["first_row"], u["num_rows"]) for u in units] == [(0, 10), (10, 10), (20, 10)]
     assert all(u["_unit_error"] is None for u in units)
 

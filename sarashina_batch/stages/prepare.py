@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import columns as C
+from ..storage_errors import with_retries
 from .read import read_unit_rows
 
 # Why a row is not embedded; written to _rejected/ as the 'reason' column.
@@ -61,10 +62,10 @@ def prepare_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
     error = unit[C.UNIT_ERROR]
     if error is None:
         try:
-            rows = read_unit_rows(
+            rows = with_retries(lambda: read_unit_rows(
                 unit[C.UNIT_URI], unit[C.UNIT_FIRST_ROW], unit[C.UNIT_NUM_ROWS],
                 _wanted_columns(settings), settings.storage_options,
-            )
+            ), f"reading {unit[C.UNIT_URI]}")
         except Exception as err:  # noqa: BLE001 - an unreadable unit fails alone
             error = f"{type(err).__name__}: {err}"
     if error is not None:

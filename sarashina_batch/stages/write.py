@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from .. import columns as C
 from ..layout import OutputLayout
+from ..storage_errors import with_retries
 
 
 @dataclass(frozen=True)
@@ -92,5 +93,11 @@ def output_table(rows: pa.Table, embedding_dtype: str) -> pa.Table:
 
 def _write(layout: OutputLayout, path: str, table: pa.Table, metadata: dict[str, str]) -> None:
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    with layout.fs.open(path, "wb") as handle:
-        pq.write_table(table, handle, compression="zstd")
+
+    def attempt() -> None:
+        # One object per call: on S3 it becomes visible only once complete, and a retry
+        # rewrites the same deterministic name.
+        with layout.fs.open(path, "wb") as handle:
+            pq.write_table(table, handle, compression="zstd")
+
+    with_retries(attempt, f"writing {path}")
