@@ -28,6 +28,7 @@ class InputConfig(_Strict):
     )
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
+        repr=False,  # may hold credentials: keep them out of reprs, logs and tracebacks
         description="fsspec storage options (endpoint_url, profile, anon, ...). A string value "
         "'${env:NAME}' is read from the environment so no secret needs to be written here.",
     )
@@ -41,7 +42,9 @@ class InputConfig(_Strict):
 
 class OutputConfig(_Strict):
     uri: str = Field(description="Folder (local path or object-store URI) the embeddings are written to.")
-    storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec storage options for the output.")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict, repr=False, description="fsspec storage options for the output (same rules as input)."
+    )
     embedding_dtype: Literal["float32", "float16"] = Field(
         "float32", description="Element type of the stored embedding vectors."
     )
@@ -101,7 +104,9 @@ class ComputeConfig(_Strict):
     cpus_per_read_task: float = Field(1.0, gt=0, description="CPUs per read+tokenize task.")
     cpus_per_write_task: float = Field(0.5, gt=0, description="CPUs per write task (mostly waiting on I/O).")
     ray_address: Optional[str] = Field(
-        None, description="Ray cluster to join; unset: RAY_ADDRESS, a running local cluster, else a new local Ray."
+        None,
+        description="Ray cluster to join; unset: RAY_ADDRESS, a running local cluster, else a new local Ray; "
+        "'local' always starts a new local Ray.",
     )
 
 

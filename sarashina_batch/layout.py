@@ -62,5 +62,12 @@ class OutputLayout:
     def committed_units(self) -> set[str]:
         return {name[: -len(".json")] for name in self.list_names(COMMITS_DIR) if name.endswith(".json")}
 
+    def ensure_local_dirs(self) -> None:
+        """Local disks need folders before files; object stores have none (and s3fs would
+        create a missing bucket here, hiding a typo in output.uri)."""
+        if self.fs.protocol in ("file", "local") or "file" in self.fs.protocol:
+            for sub in ("", REJECTED_DIR, COMMITS_DIR, MANIFEST_DIR):
+                self.fs.makedirs(join(self.root, sub) if sub else self.root, exist_ok=True)
+
     def is_empty(self) -> bool:
         return not self.fs.exists(self.root) or not self.list_names()

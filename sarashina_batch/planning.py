@@ -29,12 +29,21 @@ def list_shards(uri: str, storage_options: dict[str, Any]) -> pa.Array:
         paths = [p for p in fs.find(path) if p.endswith(".parquet") and not _is_hidden(p[len(path):])]
     elif fs.exists(path):
         paths = [path]
+    elif _bucket_missing(fs, path):
+        raise FileNotFoundError(f"input {uri}: the bucket does not exist")
     else:
         raise FileNotFoundError(f"input {uri} does not exist; check input.uri")
     if not paths:
         raise FileNotFoundError(f"input {uri} holds no .parquet files; check input.uri")
     paths.sort()
     return pa.array((full_uri(fs, p) for p in paths), pa.string(), size=len(paths))
+
+
+def _bucket_missing(fs, path: str) -> bool:
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    if not protocols & {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}:
+        return False
+    return not fs.exists(path.split("/", 1)[0])
 
 
 def _is_hidden(relative: str) -> bool:

@@ -27,8 +27,7 @@ def prepare_output(layout: OutputLayout, mode: str, fingerprint: str, fields: di
             "choose an empty output, or set output.mode=resume or overwrite"
         )
     _check_fingerprint(layout, fingerprint, fields)
-    for sub in ("", REJECTED_DIR, COMMITS_DIR, MANIFEST_DIR):
-        layout.fs.makedirs(layout.root + ("/" + sub if sub else ""), exist_ok=True)
+    layout.ensure_local_dirs()
     committed = layout.committed_units()
     remove_uncommitted_parts(layout, committed)
     return committed
@@ -38,7 +37,7 @@ def _check_fingerprint(layout: OutputLayout, fingerprint: str, fields: dict[str,
     info_path = f"{layout.root}/{RUN_INFO}"
     existing = layout.read_json(info_path)
     if existing is None:
-        layout.fs.makedirs(layout.root, exist_ok=True)
+        layout.ensure_local_dirs()
         layout.write_json(info_path, {"fingerprint": fingerprint, "fields": fields})
         return
     if existing.get("fingerprint") != fingerprint:

@@ -75,7 +75,6 @@ def open_fs(uri: str, storage_options: dict[str, Any]) -> tuple[fsspec.AbstractF
     options = expand_env(storage_options)
     if uri.startswith(("s3://", "s3a://")):
         options["config_kwargs"] = {**_S3_DEFAULT_CONFIG, **options.get("config_kwargs", {})}
-        options.setdefault("retries", 2)
     fs, path = fsspec.core.url_to_fs(uri, **options)
     return fs, path
 

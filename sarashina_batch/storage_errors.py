@@ -80,10 +80,13 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0][:300] if text.strip() else "no detail"
 
 
-def explained(operation: Callable[[], T], uri: str, role: str, what: str) -> T:
-    """with_retries, then a permanent failure re-raised as a StorageError naming uri and fix."""
+def explained(operation: Callable[[], T], uri: str, role: str, what: str, attempts: int = 3) -> T:
+    """with_retries, then a permanent failure re-raised as a StorageError naming uri and fix.
+
+    Fewer attempts than the workers' default: this runs before any work, where a wrong
+    endpoint should be reported in seconds."""
     try:
-        return with_retries(operation, what)
+        return with_retries(operation, what, attempts=attempts)
     except Exception as err:  # noqa: BLE001 - reworded, original kept as the cause
         if not _is_storage_failure(err):
             raise

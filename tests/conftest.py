@@ -53,3 +53,26 @@ def corpus_dir(tmp_path) -> Path:
     from tests.corpus import write_mixed_corpus
 
     return write_mixed_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A real S3 API server (SeaweedFS) on 127.0.0.1 for the whole session."""
+    from tests.s3_server import SeaweedS3
+
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3, request):
+    """'bucket/prefix' that is fresh and empty for this test (one bucket for the session:
+    SeaweedFS gives every bucket its own volumes)."""
+    import re
+
+    if not getattr(s3, "session_bucket", None):
+        s3.session_bucket = "sbtests"
+        s3.client().create_bucket(Bucket=s3.session_bucket)
+    prefix = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + os.urandom(3).hex()
+    return f"{s3.session_bucket}/{prefix}"

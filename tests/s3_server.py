@@ -14,11 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import closing
 from pathlib import Path
 
-ACCESS_KEY = "sbtestaccess"
-SECRET_KEY = "sbtestsecret-0123456789"
 
 
 def free_ports(count: int) -> list[int]:
@@ -35,6 +32,9 @@ def free_ports(count: int) -> list[int]:
 class SeaweedS3:
     def __init__(self, workdir: Path):
         self.workdir = workdir
+        # Unique per server, so a test can search for the secret anywhere it must not be.
+        self.access_key = "sbtest" + os.urandom(6).hex()
+        self.secret_key = "sbsecret" + os.urandom(16).hex()
         self.process: subprocess.Popen | None = None
         self.port = 0
 
@@ -42,8 +42,8 @@ class SeaweedS3:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def storage_options(self, key: str = ACCESS_KEY, secret: str = SECRET_KEY) -> dict:
-        return {"key": key, "secret": secret, "client_kwargs": {"endpoint_url": self.endpoint, "region_name": "us-east-1"}}
+    def storage_options(self, key: str | None = None, secret: str | None = None) -> dict:
+        return {"key": key or self.access_key, "secret": secret or self.secret_key, "client_kwargs": {"endpoint_url": self.endpoint, "region_name": "us-east-1"}}
 
     def start(self, timeout: float = 60) -> "SeaweedS3":
         weed = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
@@ -51,7 +51,7 @@ class SeaweedS3:
         data.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "s3.json"
         config.write_text(json.dumps({"identities": [{
-            "name": "tests", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+            "name": "tests", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
         ports = free_ports(9)
         self.port = ports[0]
@@ -61,46 +61,51 @@ class SeaweedS3:
             f"-master.port={ports[2]}", f"-master.port.grpc={ports[3]}",
             f"-volume.port={ports[4]}", f"-volume.port.grpc={ports[5]}",
             f"-filer.port={ports[6]}", f"-filer.port.grpc={ports[7]}", f"-metricsPort={ports[8]}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-master.volumeSizeLimitMB=64", "-volume.max=20", "-master.telemetry=false",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false",  # as AWS: no bucket, no write
+            "-master.volumeSizeLimitMB=32", "-volume.max=200", "-master.telemetry=false",
         ]
-        self.log = open(self.workdir / "weed.log", "wb")
+        self.command = command
+        self.log = open(self.workdir / "weed.log", "ab")
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready(timeout)
         return self
 
     def _wait_ready(self, timeout: float) -> None:
-        import boto3
-
         deadline = time.monotonic() + timeout
         client = self.client()
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"weed exited early; see {self.workdir / 'weed.log'}")
             try:
-                client.create_bucket(Bucket="readiness-probe")
+                if "readiness-probe" not in [b["Name"] for b in client.list_buckets().get("Buckets", [])]:
+                    client.create_bucket(Bucket="readiness-probe")
                 client.put_object(Bucket="readiness-probe", Key="probe", Body=b"ok")
                 return
             except Exception:  # noqa: BLE001 - not up yet
                 time.sleep(0.5)
         raise TimeoutError(f"SeaweedFS S3 did not come up in {timeout}s; see {self.workdir / 'weed.log'}")
-        del boto3
 
     def client(self):
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
-                            aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key, region_name="us-east-1",
                             config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10))
+
+    def restart(self) -> None:
+        """Kill and start again on the same ports and data (a crash of the store)."""
+        self.stop(grace=0)
+        self.process = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        self._wait_ready(60)
 
     def stop(self, grace: float = 3) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        with closing(self.log):
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)

@@ -58,3 +58,21 @@ def test_every_field_is_described():
 
     undocumented = [name for name, description in walk(RunConfig) if not description]
     assert undocumented == []
+
+
+def test_readme_documents_every_field():
+    from pathlib import Path
+
+    from sarashina_batch.config import RunConfig
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+    def names(model, prefix=""):
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+                yield from names(annotation, f"{prefix}{name}.")
+            else:
+                yield f"{prefix}{name}"
+
+    assert [n for n in names(RunConfig) if f"| `{n}` |" not in readme] == []

@@ -1,0 +1,119 @@
+"""The job from and to a real S3 API server on loopback (SeaweedFS)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pytest
+import s3fs
+import yaml
+
+from sarashina_batch.job import EXIT_ERROR, EXIT_OK, run_job
+from tests.conftest import job_config
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parent.parent
+
+
+def upload_corpus(s3, bucket: str, corpus_dir: Path) -> str:
+    fs = s3fs.S3FileSystem(**s3.storage_options())
+    for path in sorted(corpus_dir.glob("*.parquet")):
+        fs.put_file(str(path), f"{bucket}/corpus/{path.name}")
+    return f"s3://{bucket}/corpus"
+
+
+def s3_config(s3, input_uri, output_uri, tiny_model, **sections):
+    options = s3.storage_options()
+    sections.setdefault("input", {}).update(storage_options=options)
+    sections.setdefault("output", {}).update(storage_options=options)
+    return job_config(input_uri, output_uri, tiny_model, **sections)
+
+
+def test_job_reads_and_writes_s3(local_ray, s3, s3_bucket, tiny_model, corpus_dir, capsys):
+    input_uri = upload_corpus(s3, s3_bucket, corpus_dir)
+    output_uri = f"s3://{s3_bucket}/embeddings/v1"
+    config = s3_config(s3, input_uri, output_uri, tiny_model, input={"id_column": "doc_id"})
+    assert run_job(config) == EXIT_OK
+    assert "rows embedded 177 | rejected 3" in capsys.readouterr().out
+
+    fs = s3fs.S3FileSystem(**s3.storage_options())
+    table = pads.dataset(f"{s3_bucket}/embeddings/v1", filesystem=fs, format="parquet").to_table()
+    assert table.num_rows == 177 and len(set(table["id"].to_pylist())) == 177
+    assert set(table["source_uri"].to_pylist()) == {f"{input_uri}/part-000.parquet", f"{input_uri}/part-001.parquet"}
+    assert len(fs.ls(f"{s3_bucket}/embeddings/v1/_commits")) == 6
+    rejected = pads.dataset(f"{s3_bucket}/embeddings/v1/_rejected", filesystem=fs).to_table()
+    assert rejected.num_rows == 3
+
+    capsys.readouterr()
+    assert run_job(config) == EXIT_OK
+    assert "nothing to embed" in capsys.readouterr().out
+
+
+def test_secret_appears_nowhere(s3, s3_bucket, tiny_model, corpus_dir, tmp_path):
+    input_uri = upload_corpus(s3, s3_bucket, corpus_dir)
+    options = s3.storage_options()
+    config = {
+        "input": {"uri": input_uri, "storage_options": options, "rows_per_unit": 40},
+        "output": {"uri": f"s3://{s3_bucket}/out", "storage_options": options},
+        "model": {"name": tiny_model, "max_seq_length": 64},
+        "batching": {"max_tokens_per_batch": 512},
+        "compute": {"gpus_per_actor": 0, "max_actors": 1, "ray_address": "local"},
+    }
+    config_path = tmp_path / "job.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    cli = [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path), "--log-level", "DEBUG"]
+    ok = subprocess.run(cli, capture_output=True, text=True, timeout=400, cwd=REPO)
+    assert ok.returncode == EXIT_OK, ok.stderr[-3000:]
+    # A failing run too: errors are where secrets usually leak.
+    failing = subprocess.run(cli + ["--set", f"output.uri=s3://no-such-bucket-{s3_bucket}/out"],
+                             capture_output=True, text=True, timeout=400, cwd=REPO)
+    assert failing.returncode == EXIT_ERROR and "bucket does not exist" in failing.stderr
+
+    secret = s3.secret_key
+    for run in (ok, failing):
+        assert secret not in run.stdout and secret not in run.stderr
+    fs = s3fs.S3FileSystem(**s3.storage_options())
+    objects = fs.find(f"{s3_bucket}/out")
+    assert any("/_manifest/" in o for o in objects) and any(o.endswith(".parquet") for o in objects)
+    for key in objects:
+        assert secret.encode() not in fs.cat_file(key), key
+    logs = Path("/tmp/ray/session_latest/logs")
+    for log_file in (p for p in logs.rglob("*") if p.is_file()):
+        assert secret.encode() not in log_file.read_bytes(), log_file
+    manifest = json.loads(fs.cat_file([o for o in objects if "/_manifest/" in o][0]))
+    assert manifest["config"]["input"]["storage_options"]["secret"] == "***"
+
+
+@pytest.mark.parametrize("problem", ["wrong_endpoint", "missing_input_bucket", "missing_output_bucket",
+                                     "wrong_credentials"])
+def test_storage_problems_fail_fast_with_the_fix_and_leave_no_done_work(
+        local_ray, s3, s3_bucket, tiny_model, corpus_dir, capsys, problem):
+    input_uri = upload_corpus(s3, s3_bucket, corpus_dir)
+    output_uri = f"s3://{s3_bucket}/out"
+    good = s3.storage_options()
+    input_options, output_options = good, dict(good)
+    expected = {
+        "wrong_endpoint": "could not be reached",
+        "missing_input_bucket": "the bucket does not exist; create it or fix input.uri",
+        "missing_output_bucket": "the bucket does not exist; create it or fix output.uri",
+        "wrong_credentials": "access denied",
+    }[problem]
+    if problem == "wrong_endpoint":
+        input_options = {**good, "client_kwargs": {"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"}}
+    elif problem == "missing_input_bucket":
+        input_uri = f"s3://nope-{s3_bucket}/corpus"
+    elif problem == "missing_output_bucket":
+        output_uri = f"s3://nope-{s3_bucket}/out"
+    else:
+        output_options = s3.storage_options(secret="not-the-secret")
+    config = job_config(input_uri, output_uri, tiny_model, input={"storage_options": input_options},
+                        output={"storage_options": output_options})
+    assert run_job(config) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert expected in err, err
+    assert (input_uri if "input" in problem or problem == "wrong_endpoint" else output_uri) in err
+    fs = s3fs.S3FileSystem(**good)
+    leftovers = fs.find(f"{s3_bucket}/out")
+    assert not [key for key in leftovers if "/_commits/" in key or key.endswith(".parquet")]
