@@ -103,6 +103,10 @@ class ComputeConfig(_Strict):
     )
     cpus_per_read_task: float = Field(1.0, gt=0, description="CPUs per read+tokenize task.")
     cpus_per_write_task: float = Field(0.5, gt=0, description="CPUs per write task (mostly waiting on I/O).")
+    max_task_retries: int = Field(
+        4, ge=0, description="Retries of a read/write task, or of an embed batch, lost to a dead worker or actor."
+    )
+    max_actor_restarts: int = Field(4, ge=0, description="Restarts of an embedding actor whose process died.")
     ray_address: Optional[str] = Field(
         None,
         description="Ray cluster to join; unset: RAY_ADDRESS, a running local cluster, else a new local Ray; "
@@ -130,6 +134,16 @@ class RunConfig(_Strict):
                 f"({self.model.max_seq_length}): the longest row would not fit; raise the budget or lower the length"
             )
         return self
+
+
+def field_paths(model: type[BaseModel] = RunConfig, prefix: str = ""):
+    """(dotted name, field) of every leaf setting, in declaration order."""
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from field_paths(annotation, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", field
 
 
 class ConfigError(ValueError):

@@ -79,22 +79,15 @@ def build_plan(config: RunConfig, shards: list[str], committed: set[str], model:
     """The lazy Ray Dataset whose rows are the write stage's per-part stats."""
     import ray
 
-    ds = ray.data.from_arrow(pa.table({C.UNIT_URI: shards}))
-    ds = ds.flat_map(_pending_units, fn_kwargs={
-        "storage_options": config.input.storage_options,
-        "rows_per_unit": config.input.rows_per_unit,
-        "committed": committed,
-    })
-    # One unit per block, so that read tasks spread over the cluster instead of one task
-    # reading all units of a file in a row.
-    ds = ds.repartition(target_num_rows_per_block=1)
+    retries = config.compute.max_task_retries
+    ds = plan_units(shards, config.input.storage_options, config.input.rows_per_unit, committed)
     # Read tasks spread over the nodes (I/O bound, as Ray's own reads do); the embed actors
     # are placed by default. The differing scheduling strategies also keep Ray from fusing
     # the CPU stage into the actors, which would serialise reading behind the model.
     ds = ds.map_batches(
         prepare_units, fn_kwargs={"settings": _prepare_settings(config, model)},
         batch_size=1, batch_format="pyarrow", num_cpus=config.compute.cpus_per_read_task,
-        scheduling_strategy="SPREAD",
+        scheduling_strategy="SPREAD", max_retries=retries,
     )
     ds = ds.map_batches(
         EmbedRows, fn_constructor_kwargs={"settings": _embed_settings(config, model)},
@@ -102,11 +95,35 @@ def build_plan(config: RunConfig, shards: list[str], committed: set[str], model:
         num_gpus=resources.gpus_per_actor, num_cpus=config.compute.cpus_per_actor,
         compute=ray.data.ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors),
         scheduling_strategy="DEFAULT",
+        # Bounded on purpose (Ray Data's default is to restart and retry forever): a dead
+        # actor is replaced and its lost batches are re-run, a poisoned batch is not looped on.
+        max_restarts=config.compute.max_actor_restarts, max_task_retries=retries,
     )
     return ds.map_batches(
         write_parts, fn_kwargs={"settings": _write_settings(config, metadata)},
         batch_size=None, batch_format="pyarrow", num_cpus=config.compute.cpus_per_write_task,
+        max_retries=retries,
     )
+
+
+# Files per block of the listing: enough blocks for the footer reads to spread, few
+# enough that 100,000 shards do not become 100,000 objects.
+FILES_PER_PLANNING_BLOCK = 64
+
+
+def plan_units(shards: pa.Array, storage_options: dict, rows_per_unit: int, committed: set[str]):
+    """Dataset of the units still to do, one unit per block (footers read in Ray tasks)."""
+    import ray
+
+    chunks = [pa.table({C.UNIT_URI: shards.slice(start, FILES_PER_PLANNING_BLOCK)})
+              for start in range(0, len(shards), FILES_PER_PLANNING_BLOCK)]
+    ds = ray.data.from_arrow(chunks)
+    ds = ds.flat_map(_pending_units, fn_kwargs={
+        "storage_options": storage_options, "rows_per_unit": rows_per_unit, "committed": committed,
+    })
+    # One unit per block, so that read tasks spread over the cluster instead of one task
+    # reading all units of a file in a row.
+    return ds.repartition(target_num_rows_per_block=1)
 
 
 def _pending_units(row: dict[str, Any], storage_options: dict, rows_per_unit: int, committed: set[str]):
