@@ -48,6 +48,9 @@ class OutputConfig(_Strict):
     embedding_dtype: Literal["float32", "float16"] = Field(
         "float32", description="Element type of the stored embedding vectors."
     )
+    report_duplicate_ids: bool = Field(
+        True, description="After a run that committed units, count ids that occur more than once in the output."
+    )
     mode: Literal["resume", "overwrite", "error"] = Field(
         "resume",
         description="resume: skip units already committed; overwrite: delete the output first; "
@@ -97,6 +100,9 @@ class ComputeConfig(_Strict):
         None, ge=0, description="GPUs per embedding actor; unset: 1 when the cluster has GPUs, else 0."
     )
     cpus_per_actor: float = Field(1.0, gt=0, description="CPUs reserved per embedding actor.")
+    actor_resources: dict[str, float] = Field(
+        default_factory=dict, description="Custom Ray resources per embedding actor, to pin actors to node groups."
+    )
     min_actors: int = Field(1, ge=1, description="Smallest size of the autoscaling embedding actor pool.")
     max_actors: Optional[int] = Field(
         None, ge=1, description="Largest pool size; unset: number of GPUs in the cluster (1 on CPU)."
@@ -144,6 +150,15 @@ def field_paths(model: type[BaseModel] = RunConfig, prefix: str = ""):
             yield from field_paths(annotation, f"{prefix}{name}.")
         else:
             yield f"{prefix}{name}", field
+
+
+def reference_table() -> str:
+    """The README's configuration reference, generated from the fields themselves."""
+    rows = ["| field | default | meaning |", "|---|---|---|"]
+    for name, field in field_paths():
+        default = "required" if field.is_required() else "{}" if field.default_factory else field.default
+        rows.append(f"| `{name}` | `{default}` | {field.description} |")
+    return "\n".join(rows)
 
 
 class ConfigError(ValueError):

@@ -76,6 +76,7 @@ def _write_manifest(config: RunConfig, model, result: RunResult) -> str:
         "fingerprint": fingerprint(config, model),
         "versions": library_versions(),
         "summary": _summary_numbers(result),
+        "duplicate_ids": result.duplicate_ids,
         "failed_units": result.totals.failures,
         "unfinished_units": result.unfinished,
     })
@@ -115,6 +116,10 @@ def summary_text(result: RunResult, manifest_path: str) -> str:
     ]
     if n["units_committed"] == 0 and n["units_skipped"] and result.complete:
         lines.insert(1, "  nothing to embed: every unit was already committed")
+    if result.duplicate_ids.get("ids"):
+        examples = ", ".join(result.duplicate_ids["examples"][:5])
+        lines.append(f"  WARNING {result.duplicate_ids['ids']:,} ids occur more than once in the output "
+                     f"(e.g. {examples}); the input has duplicate ids")
     for failure in result.totals.failures[:10]:
         lines.append(f"  FAILED {failure['source_uri']}: {failure['error']}")
     return "\n".join(lines)

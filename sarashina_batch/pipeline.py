@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from . import columns as C
 from .config import RunConfig
+from .duplicates import duplicate_ids
 from .layout import OutputLayout
 from .ledger import CommitLedger
 from .planning import list_shards, units_of_file
@@ -42,6 +43,7 @@ class RunResult:
     seconds: float
     totals: Any
     unfinished: list[dict[str, Any]] = field(default_factory=list)
+    duplicate_ids: dict[str, Any] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -81,6 +83,9 @@ def build_plan(config: RunConfig, shards: list[str], committed: set[str], model:
 
     retries = config.compute.max_task_retries
     ds = plan_units(shards, config.input.storage_options, config.input.rows_per_unit, committed)
+    # One unit per block, so that read tasks spread over the cluster instead of one task
+    # reading all units of a file in a row.
+    ds = ds.repartition(target_num_rows_per_block=1)
     # Read tasks spread over the nodes (I/O bound, as Ray's own reads do); the embed actors
     # are placed by default. The differing scheduling strategies also keep Ray from fusing
     # the CPU stage into the actors, which would serialise reading behind the model.
@@ -93,6 +98,7 @@ def build_plan(config: RunConfig, shards: list[str], committed: set[str], model:
         EmbedRows, fn_constructor_kwargs={"settings": _embed_settings(config, model)},
         batch_size=config.batching.sort_window_rows, batch_format="pyarrow",
         num_gpus=resources.gpus_per_actor, num_cpus=config.compute.cpus_per_actor,
+        resources=config.compute.actor_resources or None,
         compute=ray.data.ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors),
         scheduling_strategy="DEFAULT",
         # Bounded on purpose (Ray Data's default is to restart and retry forever): a dead
@@ -112,18 +118,15 @@ FILES_PER_PLANNING_BLOCK = 64
 
 
 def plan_units(shards: pa.Array, storage_options: dict, rows_per_unit: int, committed: set[str]):
-    """Dataset of the units still to do, one unit per block (footers read in Ray tasks)."""
+    """Dataset of the units still to do (footers read in Ray tasks, not on the driver)."""
     import ray
 
     chunks = [pa.table({C.UNIT_URI: shards.slice(start, FILES_PER_PLANNING_BLOCK)})
               for start in range(0, len(shards), FILES_PER_PLANNING_BLOCK)]
     ds = ray.data.from_arrow(chunks)
-    ds = ds.flat_map(_pending_units, fn_kwargs={
+    return ds.flat_map(_pending_units, fn_kwargs={
         "storage_options": storage_options, "rows_per_unit": rows_per_unit, "committed": committed,
     })
-    # One unit per block, so that read tasks spread over the cluster instead of one task
-    # reading all units of a file in a row.
-    return ds.repartition(target_num_rows_per_block=1)
 
 
 def _pending_units(row: dict[str, Any], storage_options: dict, rows_per_unit: int, committed: set[str]):
@@ -184,5 +187,8 @@ def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str) -> RunRes
     ledger = CommitLedger(layout, run_id, fp)
     for stats in plan.iter_batches(batch_size=None, batch_format="pyarrow"):
         ledger.add(stats)
-    return RunResult(run_id, layout.uri, len(shards), len(committed), time.monotonic() - started,
-                     ledger.totals, ledger.unfinished())
+    result = RunResult(run_id, layout.uri, len(shards), len(committed), time.monotonic() - started,
+                       ledger.totals, ledger.unfinished())
+    if config.output.report_duplicate_ids and ledger.totals.units_committed:
+        result.duplicate_ids = duplicate_ids(layout)
+    return result
