@@ -1,0 +1,114 @@
+"""The job survives crashes: every valid row ends up embedded exactly once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pytest
+import yaml
+
+from sarashina_batch.job import EXIT_OK, run_job
+from tests.conftest import job_config
+from tests.corpus import write_mixed_corpus
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parent.parent
+SHARDS, ROWS, ROWS_PER_UNIT = 12, 200, 50
+UNITS = SHARDS * ROWS // ROWS_PER_UNIT
+VALID_ROWS = SHARDS * ROWS - 3  # write_mixed_corpus plants 3 bad rows in shard 0
+
+
+@pytest.fixture
+def big_corpus(tmp_path) -> Path:
+    return write_mixed_corpus(tmp_path / "corpus", shards=SHARDS, rows=ROWS)
+
+
+def commits(out_dir: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (out_dir / "_commits").glob("*.json")}
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(what)
+
+
+def assert_exactly_once(out_dir: Path, corpus: Path) -> None:
+    table = pads.dataset(str(out_dir), format="parquet").to_table(columns=["id", "source_uri", "source_row"])
+    assert table.num_rows == VALID_ROWS
+    assert len(set(table["id"].to_pylist())) == VALID_ROWS
+    rejected = pads.dataset(str(out_dir / "_rejected"), format="parquet").to_table()
+    assert rejected.num_rows == 3
+    # Only committed parts remain: nothing half-written is readable.
+    listed = {name for c in commits(out_dir).values() for name in c["data_parts"]}
+    on_disk = {str(p) for p in out_dir.glob("part-*.parquet")}
+    assert on_disk == listed
+    assert len(commits(out_dir)) == UNITS
+
+
+def test_driver_killed_mid_run_then_resumed(local_ray, tiny_model, big_corpus, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    sections = dict(input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT},
+                    batching={"sort_window_rows": 50})
+    config = job_config(str(big_corpus), str(out_dir), tiny_model, **sections)
+    # The first driver joins this test's Ray cluster, so killing it kills only the driver.
+    raw = config.model_dump()
+    raw["compute"]["ray_address"] = local_ray.get_runtime_context().gcs_address
+    config_path = tmp_path / "job.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    driver = subprocess.Popen([sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path)],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(commits(out_dir)) >= 3, 240, "no unit committed")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        driver.kill()
+    first = commits(out_dir)
+    assert 3 <= len(first) < UNITS, "the kill must land mid-run"
+
+    capsys.readouterr()
+    assert run_job(config) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert f"skipped (already done) {len(first)}" in printed
+    final = commits(out_dir)
+    # Units committed before the crash were not embedded again: their markers are untouched.
+    assert all(final[unit] == marker for unit, marker in first.items())
+    assert len({c["run_id"] for c in final.values()}) == 2
+    assert_exactly_once(out_dir, big_corpus)
+
+
+def embed_actor_pids() -> list[int]:
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if "MapBatches(EmbedRows)" in " ".join(p.info["cmdline"] or [])]
+
+
+def test_embedding_actor_killed_mid_run(local_ray, tiny_model, big_corpus, tmp_path):
+    out_dir = tmp_path / "out"
+    config = job_config(str(big_corpus), str(out_dir), tiny_model,
+                        input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT},
+                        batching={"sort_window_rows": 50})
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.setdefault("code", run_job(config)))
+    runner.start()
+    wait_for(lambda: len(commits(out_dir)) >= 2 and embed_actor_pids(), 240, "no actor at work")
+    victims = embed_actor_pids()
+    committed_at_kill = len(commits(out_dir))
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    runner.join(400)
+    assert committed_at_kill < UNITS, "the kill must land mid-run"
+    assert outcome["code"] == EXIT_OK
+    assert not set(victims) & set(embed_actor_pids())
+    assert_exactly_once(out_dir, big_corpus)
