@@ -81,3 +81,21 @@ def test_missing_text_column_fails_the_unit_with_the_fix(tmp_path, tiny_model):
     assert out.num_rows == 1
     error = out[C.UNIT_ERROR][0].as_py()
     assert "column(s) ['text'] not found" in error and "set input.text_column" in error
+
+
+def test_a_text_the_tokenizer_chokes_on_is_rejected_alone(tmp_path, tiny_model, monkeypatch):
+    import sarashina_batch.stages.prepare as prepare
+
+    real = load_tokenizer(tiny_model, None)
+
+    class Choking:
+        def __call__(self, texts, **kwargs):
+            if "毒" in (texts if isinstance(texts, str) else "".join(texts)):
+                raise ValueError("cannot tokenize")
+            return real(texts, **kwargs)
+
+    monkeypatch.setattr(prepare, "load_tokenizer", lambda name, revision: Choking())
+    unit = _unit_file(tmp_path, pa.table({"text": ["猫", "毒", "犬"]}))
+    out = prepare_unit(unit, settings(tiny_model))
+    assert out[C.REASON].to_pylist() == [None, "tokenizer_error", None]
+    assert out[C.INPUT_IDS][0].as_py() == real("text: 猫")["input_ids"]
