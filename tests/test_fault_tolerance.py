@@ -112,3 +112,46 @@ def test_embedding_actor_killed_mid_run(local_ray, tiny_model, big_corpus, tmp_p
     assert outcome["code"] == EXIT_OK
     assert not set(victims) & set(embed_actor_pids())
     assert_exactly_once(out_dir, big_corpus)
+
+
+def test_s3_server_restarted_mid_run(local_ray, s3, s3_bucket, tiny_model, big_corpus, capsys):
+    import s3fs
+
+    from sarashina_batch.job import EXIT_ERROR, EXIT_INCOMPLETE
+
+    fs = s3fs.S3FileSystem(**s3.storage_options())
+    for path in sorted(big_corpus.glob("*.parquet")):
+        fs.put_file(str(path), f"{s3_bucket}/corpus/{path.name}")
+    out = f"{s3_bucket}/out"
+    options = s3.storage_options()
+    config = job_config(f"s3://{s3_bucket}/corpus", f"s3://{out}", tiny_model,
+                        input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT, "storage_options": options},
+                        output={"storage_options": options}, batching={"sort_window_rows": 50})
+
+    def s3_commits() -> int:
+        fs.invalidate_cache()
+        try:
+            return len(fs.ls(f"{out}/_commits"))
+        except (FileNotFoundError, OSError):
+            return 0
+
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.setdefault("code", run_job(config)))
+    runner.start()
+    wait_for(lambda: s3_commits() >= 2, 240, "no unit committed")
+    s3.restart()
+    runner.join(400)
+    assert not runner.is_alive(), "the run must retry through the outage or stop, not hang"
+    assert outcome["code"] in (EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR)
+    if outcome["code"] != EXIT_OK:
+        assert run_job(config) == EXIT_OK
+    capsys.readouterr()
+
+    fs.invalidate_cache()
+    table = pads.dataset(out, filesystem=fs, format="parquet").to_table(columns=["id"])
+    assert table.num_rows == VALID_ROWS and len(set(table["id"].to_pylist())) == VALID_ROWS
+    markers = [json.loads(fs.cat_file(key)) for key in fs.ls(f"{out}/_commits")]
+    assert len(markers) == UNITS
+    assert sum(m["embedded"] + m["rejected"] for m in markers) == SHARDS * ROWS
+    listed = {part for m in markers for part in m["data_parts"]}
+    assert {k for k in fs.ls(out) if k.rsplit("/", 1)[-1].startswith("part-")} == listed
