@@ -113,6 +113,9 @@ class ComputeConfig(_Strict):
         4, ge=0, description="Retries of a read/write task, or of an embed batch, lost to a dead worker or actor."
     )
     max_actor_restarts: int = Field(4, ge=0, description="Restarts of an embedding actor whose process died.")
+    max_pipeline_restarts: int = Field(
+        2, ge=0, description="Times a run resumes itself from its committed units after Ray loses a node or actor."
+    )
     ray_address: Optional[str] = Field(
         None,
         description="Ray cluster to join; unset: RAY_ADDRESS, a running local cluster, else a new local Ray; "

@@ -84,6 +84,10 @@ class CommitLedger:
         for name in COUNTERS:
             self.totals.counts[name] += progress.counts[name]
 
+    def abandon_in_flight(self) -> None:
+        """Forget partly written units (their parts are replaced when the run resumes)."""
+        self.in_flight.clear()
+
     def unfinished(self) -> list[dict[str, Any]]:
         """Units that started but never received all their rows (left uncommitted)."""
         return [{"unit": unit, "source_uri": p.source_uri, "rows_seen": p.counts["rows"], "rows_expected": p.unit_rows}

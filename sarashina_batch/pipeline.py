@@ -24,7 +24,7 @@ from .ledger import CommitLedger
 from .planning import list_shards, units_of_file
 from .prompts import prefixes
 from .provenance import ResolvedModel, fingerprint, fingerprint_fields, parquet_metadata
-from .resume import prepare_output
+from .resume import prepare_output, remove_uncommitted_parts
 from .runtime import cluster_gpus
 from .storage_errors import explained
 from .stages.embed import EmbedRows, EmbedSettings
@@ -169,25 +169,65 @@ def _write_settings(config: RunConfig, metadata: dict[str, str]) -> WriteSetting
     )
 
 
+def configure_data_context() -> None:
+    """Ray Data settings this job relies on, set once per run."""
+    from ray.data import DataContext
+    from ray.exceptions import ActorUnavailableError
+
+    context = DataContext.get_current()
+    # A batch on an actor that is restarting fails with ActorUnavailableError, which Ray
+    # Data does not retry by default. Re-running it is safe here: output names are
+    # deterministic and only the final stats are counted.
+    context.actor_task_retry_on_errors = [ActorUnavailableError]
+
+
+def _lost_to_ray(err: BaseException) -> bool:
+    """A failure of the cluster (node, actor, worker or object lost), not of our code or data."""
+    from ray import exceptions as rx
+
+    return isinstance(err, (rx.RayActorError, rx.ObjectLostError, rx.NodeDiedError, rx.WorkerCrashedError,
+                            rx.OwnerDiedError))
+
+
 def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str) -> RunResult:
-    """Plan, run and commit; the caller owns Ray's lifetime and the manifest."""
+    """Plan, run and commit; the caller owns Ray's lifetime and the manifest.
+
+    When Ray loses part of the job (a preempted node, say), the run resumes itself from
+    the committed units, as a re-run would, up to compute.max_pipeline_restarts times."""
     started = time.monotonic()
+    configure_data_context()
     # The input is checked before anything is written, so a bad input leaves no output behind.
     shards = explained(lambda: list_shards(config.input.uri, config.input.storage_options),
                        config.input.uri, "input", "listing the input")
     layout = explained(lambda: OutputLayout(config.output.uri, config.output.storage_options),
                        config.output.uri, "output", "opening the output")
     fp = fingerprint(config, model)
-    committed = explained(
-        lambda: prepare_output(layout, config.output.mode, fp, fingerprint_fields(config, model)),
-        config.output.uri, "output", "preparing the output")
-    log.info("%d shards listed; %d units already committed will be skipped", len(shards), len(committed))
-    plan = build_plan(config, shards, committed, model, parquet_metadata(config, model, run_id),
-                      decide_resources(config))
+    metadata = parquet_metadata(config, model, run_id)
+    resources = decide_resources(config)
     ledger = CommitLedger(layout, run_id, fp)
-    for stats in plan.iter_batches(batch_size=None, batch_format="pyarrow"):
-        ledger.add(stats)
-    result = RunResult(run_id, layout.uri, len(shards), len(committed), time.monotonic() - started,
+    mode, skipped = config.output.mode, None
+    for attempt in range(config.compute.max_pipeline_restarts + 1):
+        committed = explained(lambda: prepare_output(layout, mode, fp, fingerprint_fields(config, model)),
+                              config.output.uri, "output", "preparing the output")
+        skipped = len(committed) if skipped is None else skipped
+        log.info("%d shards listed; %d units already committed will be skipped", len(shards), len(committed))
+        plan = build_plan(config, shards, committed, model, metadata, resources)
+        try:
+            for stats in plan.iter_batches(batch_size=None, batch_format="pyarrow"):
+                ledger.add(stats)
+            break
+        except Exception as err:
+            if not _lost_to_ray(err) or attempt == config.compute.max_pipeline_restarts:
+                raise
+            log.warning("Ray lost part of the job (%s); resuming from the committed units (%d/%d)",
+                        type(err).__name__, attempt + 1, config.compute.max_pipeline_restarts)
+            ledger.abandon_in_flight()
+            mode = "resume"
+    if attempt or ledger.in_flight:
+        # Tasks of an abandoned attempt may have finished writing after the resume began:
+        # whatever no marker claims is removed, so readers never see it.
+        remove_uncommitted_parts(layout, layout.committed_units())
+    result = RunResult(run_id, layout.uri, len(shards), skipped, time.monotonic() - started,
                        ledger.totals, ledger.unfinished())
     if config.output.report_duplicate_ids and ledger.totals.units_committed:
         result.duplicate_ids = duplicate_ids(layout)

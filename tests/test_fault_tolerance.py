@@ -155,3 +155,19 @@ def test_s3_server_restarted_mid_run(local_ray, s3, s3_bucket, tiny_model, big_c
     assert sum(m["embedded"] + m["rejected"] for m in markers) == SHARDS * ROWS
     listed = {part for m in markers for part in m["data_parts"]}
     assert {k for k in fs.ls(out) if k.rsplit("/", 1)[-1].startswith("part-")} == listed
+
+
+def test_worker_node_lost_mid_run(tiny_model, big_corpus, tmp_path):
+    out_dir = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "tests/node_loss_scenario.py", tiny_model, str(big_corpus), str(out_dir), str(ROWS_PER_UNIT)],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("OUTCOME ")]
+    assert lines, done.stdout[-2000:] + done.stderr[-4000:]
+    outcome = json.loads(lines[-1][len("OUTCOME "):])
+    assert 2 <= outcome["committed_before_loss"] < UNITS, outcome
+    assert outcome["first_finished"], outcome
+    # Either the run survived the loss, or a re-run completed it.
+    assert outcome["first"] == EXIT_OK or outcome["second"] == EXIT_OK, (outcome, done.stderr[-3000:])
+    assert_exactly_once(out_dir, big_corpus)
