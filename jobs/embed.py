@@ -9,7 +9,7 @@ from pathlib import Path
 # With --working-dir the package sits next to this folder but may not be installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sarashina_batch.cli import main  # noqa: E402
+from sarashina_batch.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["embed", *sys.argv[1:]]))

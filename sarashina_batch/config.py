@@ -7,7 +7,7 @@ start-up instead of silently falling back to a default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -23,7 +23,7 @@ class _Strict(BaseModel):
 class InputConfig(_Strict):
     uri: str = Field(description="Parquet file, folder or glob: a local path, file://, s3://, gs:// or az:// URI.")
     text_column: str = Field("text", description="Column holding the text to embed.")
-    id_column: Optional[str] = Field(
+    id_column: str | None = Field(
         None, description="Column holding a stable row id; when unset the id is '<source_uri>#<source_row>'."
     )
     storage_options: dict[str, Any] = Field(
@@ -64,7 +64,7 @@ class ModelConfig(_Strict):
         description="Hugging Face hub id or local path of a sentence-transformers model. Hub weights are "
         "downloaded at your request and are under the Sarashina Model NonCommercial License.",
     )
-    revision: Optional[str] = Field(
+    revision: str | None = Field(
         None, description="Hub revision (branch, tag or commit). Resolved to a commit hash and recorded."
     )
     max_seq_length: int = Field(8192, ge=1, le=8192, description="Tokens kept per text (longer texts are truncated).")
@@ -80,8 +80,8 @@ class ModelConfig(_Strict):
 class PromptConfig(_Strict):
     role: Role = Field("document", description="Prompt applied to every row unless role_column says otherwise.")
     task: Task = Field("retrieval", description="Task whose model-card instruction is used for queries.")
-    instruction: Optional[str] = Field(None, description="Custom query instruction; overrides the task's one.")
-    role_column: Optional[str] = Field(
+    instruction: str | None = Field(None, description="Custom query instruction; overrides the task's one.")
+    role_column: str | None = Field(
         None, description="Optional column with 'query' or 'document' per row; other values are rejected."
     )
 
@@ -96,7 +96,7 @@ class BatchingConfig(_Strict):
 
 
 class ComputeConfig(_Strict):
-    gpus_per_actor: Optional[float] = Field(
+    gpus_per_actor: float | None = Field(
         None, ge=0, description="GPUs per embedding actor; unset: 1 when the cluster has GPUs, else 0."
     )
     cpus_per_actor: float = Field(1.0, gt=0, description="CPUs reserved per embedding actor.")
@@ -104,7 +104,7 @@ class ComputeConfig(_Strict):
         default_factory=dict, description="Custom Ray resources per embedding actor, to pin actors to node groups."
     )
     min_actors: int = Field(1, ge=1, description="Smallest size of the autoscaling embedding actor pool.")
-    max_actors: Optional[int] = Field(
+    max_actors: int | None = Field(
         None, ge=1, description="Largest pool size; unset: number of GPUs in the cluster (1 on CPU)."
     )
     cpus_per_read_task: float = Field(1.0, gt=0, description="CPUs per read+tokenize task.")
@@ -116,7 +116,7 @@ class ComputeConfig(_Strict):
     max_pipeline_restarts: int = Field(
         2, ge=0, description="Times a run resumes itself from its committed units after Ray loses a node or actor."
     )
-    ray_address: Optional[str] = Field(
+    ray_address: str | None = Field(
         None,
         description="Ray cluster to join; unset: RAY_ADDRESS, a running local cluster, else a new local Ray; "
         "'local' always starts a new local Ray.",
@@ -134,7 +134,7 @@ class RunConfig(_Strict):
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
 
     @model_validator(mode="after")
-    def _distinct_columns(self) -> "RunConfig":
+    def _distinct_columns(self) -> RunConfig:
         if self.input.id_column and self.input.id_column == self.input.text_column:
             raise ValueError("input.id_column and input.text_column name the same column; set a distinct id column")
         if self.batching.max_tokens_per_batch < self.model.max_seq_length:

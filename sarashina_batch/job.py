@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .config import RunConfig
@@ -69,7 +68,7 @@ def _write_manifest(config: RunConfig, model, result: RunResult) -> str:
     shown["output"]["storage_options"] = safe_options(config.output.storage_options)
     layout.write_json(path, {
         "run_id": result.run_id,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "complete": result.complete,
         "config": shown,
         "model": as_dict(model),
@@ -107,8 +106,8 @@ def summary_text(result: RunResult, manifest_path: str) -> str:
     lines = [
         f"sarashina-batch run {result.run_id}: {state}",
         f"  rows embedded {n['embedded']:,} | rejected {n['rejected']:,} | truncated {n['truncated']:,}",
-        f"  units committed {n['units_committed']:,} | skipped (already done) {n['units_skipped']:,} | "
-        f"failed {n['units_failed']:,} | unfinished {n['units_unfinished']:,}",
+        (f"  units committed {n['units_committed']:,} | skipped (already done) {n['units_skipped']:,} | "
+         f"failed {n['units_failed']:,} | unfinished {n['units_unfinished']:,}"),
         f"  tokens {n['tokens']:,} | padding efficiency {efficiency}",
         f"  time {n['seconds']:.1f} s | {n['docs_per_second']:.1f} docs/s | {n['tokens_per_second']:.0f} tokens/s",
         f"  output {result.output_uri}",

@@ -26,10 +26,10 @@ from .prompts import prefixes
 from .provenance import ResolvedModel, fingerprint, fingerprint_fields, parquet_metadata
 from .resume import prepare_output, remove_uncommitted_parts
 from .runtime import cluster_gpus
-from .storage_errors import explained
 from .stages.embed import EmbedRows, EmbedSettings
 from .stages.prepare import PrepareSettings, prepare_units
 from .stages.write import WriteSettings, write_parts
+from .storage_errors import explained
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str) -> RunRes
     ledger = CommitLedger(layout, run_id, fp)
     mode, skipped = config.output.mode, None
     for attempt in range(config.compute.max_pipeline_restarts + 1):
-        committed = explained(lambda: prepare_output(layout, mode, fp, fingerprint_fields(config, model)),
+        committed = explained(lambda mode=mode: prepare_output(layout, mode, fp, fingerprint_fields(config, model)),
                               config.output.uri, "output", "preparing the output")
         skipped = len(committed) if skipped is None else skipped
         log.info("%d shards listed; %d units already committed will be skipped", len(shards), len(committed))

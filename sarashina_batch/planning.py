@@ -7,7 +7,8 @@ file), so planning 100,000 shards costs the driver a listing, not 100,000 reads.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq

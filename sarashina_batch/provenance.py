@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
@@ -139,13 +139,13 @@ def parquet_metadata(config: RunConfig, model: ResolvedModel, run_id: str) -> di
         "sarashina_batch.git_commit": git_commit() or "unknown",
         "sarashina_batch.config_fingerprint": fingerprint(config, model),
         "sarashina_batch.run_id": run_id,
-        "sarashina_batch.created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sarashina_batch.created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return info
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
 
 
 def as_dict(model: ResolvedModel) -> dict:

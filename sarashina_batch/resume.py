@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .layout import COMMITS_DIR, MANIFEST_DIR, REJECTED_DIR, RUN_INFO, OutputLayout
+from .layout import REJECTED_DIR, RUN_INFO, OutputLayout
 
 
 class OutputConflict(RuntimeError):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,7 +47,7 @@ def with_retries(operation: Callable[[], T], what: str, attempts: int = 6, base_
     for attempt in range(1, attempts + 1):
         try:
             return operation()
-        except Exception as err:  # noqa: BLE001 - classified below
+        except Exception as err:
             if attempt == attempts or not is_transient(err):
                 raise
             delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
@@ -87,7 +88,7 @@ def explained(operation: Callable[[], T], uri: str, role: str, what: str, attemp
     endpoint should be reported in seconds."""
     try:
         return with_retries(operation, what, attempts=attempts)
-    except Exception as err:  # noqa: BLE001 - reworded, original kept as the cause
+    except Exception as err:
         if not _is_storage_failure(err):
             raise
         raise StorageError(describe(err, uri, role)) from err

@@ -13,11 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import ray  # noqa: E402
-from ray.cluster_utils import Cluster  # noqa: E402
+import ray
+from ray.cluster_utils import Cluster
 
-from sarashina_batch.job import run_job  # noqa: E402
-from tests.conftest import job_config  # noqa: E402
+from sarashina_batch.job import run_job
+from tests.conftest import job_config
 
 GPU_LIKE = {"embedder": 1}  # stands for the GPU: only worker nodes have it
 MIB = 1024 * 1024

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 
-
 def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
@@ -45,7 +44,7 @@ class SeaweedS3:
     def storage_options(self, key: str | None = None, secret: str | None = None) -> dict:
         return {"key": key or self.access_key, "secret": secret or self.secret_key, "client_kwargs": {"endpoint_url": self.endpoint, "region_name": "us-east-1"}}
 
-    def start(self, timeout: float = 60) -> "SeaweedS3":
+    def start(self, timeout: float = 60) -> SeaweedS3:
         weed = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
@@ -65,7 +64,7 @@ class SeaweedS3:
             "-master.volumeSizeLimitMB=32", "-volume.max=200", "-master.telemetry=false",
         ]
         self.command = command
-        self.log = open(self.workdir / "weed.log", "ab")
+        self.log = open(self.workdir / "weed.log", "ab")  # noqa: SIM115 - kept open for restarts
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready(timeout)
         return self

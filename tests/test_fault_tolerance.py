@@ -57,8 +57,8 @@ def assert_exactly_once(out_dir: Path, corpus: Path) -> None:
 
 def test_driver_killed_mid_run_then_resumed(local_ray, tiny_model, big_corpus, tmp_path, capsys):
     out_dir = tmp_path / "out"
-    sections = dict(input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT},
-                    batching={"sort_window_rows": 50})
+    sections = {"input": {"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT},
+                "batching": {"sort_window_rows": 50}}
     config = job_config(str(big_corpus), str(out_dir), tiny_model, **sections)
     # The first driver joins this test's Ray cluster, so killing it kills only the driver.
     raw = config.model_dump()
@@ -161,7 +161,7 @@ def test_worker_node_lost_mid_run(tiny_model, big_corpus, tmp_path):
     out_dir = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "tests/node_loss_scenario.py", tiny_model, str(big_corpus), str(out_dir), str(ROWS_PER_UNIT)],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
+        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("OUTCOME ")]
     assert lines, done.stdout[-2000:] + done.stderr[-4000:]

@@ -63,7 +63,7 @@ def test_output_is_readable_by_duckdb_and_polars_with_provenance(local_ray, tiny
     frame = pl.read_parquet(f"{out_dir}/*.parquet")
     assert frame.columns == ["id", "embedding", "source_uri", "source_row", "text_hash", "num_tokens",
                              "truncated", "role", "task"]
-    part = sorted(out_dir.glob("part-*.parquet"))[0]
+    part = min(out_dir.glob("part-*.parquet"))
     schema = pq.read_schema(part)
     assert schema.field("embedding").type == pa.list_(pa.float32(), 64)
     meta = {k.decode(): v.decode() for k, v in schema.metadata.items()}

@@ -1,9 +1,9 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sarashina_batch.layout import OutputLayout
 from sarashina_batch.planning import list_shards, split_row_groups, unit_id, units_of_file
 from sarashina_batch.resume import unit_of_part
-from sarashina_batch.layout import OutputLayout
 
 
 def test_row_groups_pack_into_units():

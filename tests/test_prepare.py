@@ -2,17 +2,17 @@ import pyarrow as pa
 
 from sarashina_batch import columns as C
 from sarashina_batch.config import PromptConfig
+from sarashina_batch.planning import unit_id
 from sarashina_batch.prompts import INSTRUCTIONS, prefixes
 from sarashina_batch.stages.prepare import PrepareSettings, classify_texts, load_tokenizer, prepare_unit
-from sarashina_batch.planning import unit_id
 
 
 def settings(tiny_model, **overrides):
-    values = dict(
-        text_column="text", id_column=None, role_column=None, default_role="document", task="retrieval",
-        prefixes=prefixes(PromptConfig()), max_chars=10_000, max_seq_length=16,
-        tokenizer_name=tiny_model, tokenizer_revision=None, storage_options={},
-    )
+    values = {
+        "text_column": "text", "id_column": None, "role_column": None, "default_role": "document",
+        "task": "retrieval", "prefixes": prefixes(PromptConfig()), "max_chars": 10_000, "max_seq_length": 16,
+        "tokenizer_name": tiny_model, "tokenizer_revision": None, "storage_options": {},
+    }
     values.update(overrides)
     return PrepareSettings(**values)
 
@@ -84,7 +84,7 @@ def test_missing_text_column_fails_the_unit_with_the_fix(tmp_path, tiny_model):
 
 
 def test_a_text_the_tokenizer_chokes_on_is_rejected_alone(tmp_path, tiny_model, monkeypatch):
-    import sarashina_batch.stages.prepare as prepare
+    from sarashina_batch.stages import prepare
 
     real = load_tokenizer(tiny_model, None)
 

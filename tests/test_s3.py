@@ -64,11 +64,11 @@ def test_secret_appears_nowhere(s3, s3_bucket, tiny_model, corpus_dir, tmp_path)
     config_path = tmp_path / "job.yaml"
     config_path.write_text(yaml.safe_dump(config))
     cli = [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path), "--log-level", "DEBUG"]
-    ok = subprocess.run(cli, capture_output=True, text=True, timeout=400, cwd=REPO)
+    ok = subprocess.run(cli, capture_output=True, text=True, timeout=400, cwd=REPO, check=False)
     assert ok.returncode == EXIT_OK, ok.stderr[-3000:]
     # A failing run too: errors are where secrets usually leak.
     failing = subprocess.run(cli + ["--set", f"output.uri=s3://no-such-bucket-{s3_bucket}/out"],
-                             capture_output=True, text=True, timeout=400, cwd=REPO)
+                             capture_output=True, text=True, timeout=400, cwd=REPO, check=False)
     assert failing.returncode == EXIT_ERROR and "bucket does not exist" in failing.stderr
 
     secret = s3.secret_key
@@ -82,7 +82,7 @@ def test_secret_appears_nowhere(s3, s3_bucket, tiny_model, corpus_dir, tmp_path)
     logs = Path("/tmp/ray/session_latest/logs")
     for log_file in (p for p in logs.rglob("*") if p.is_file()):
         assert secret.encode() not in log_file.read_bytes(), log_file
-    manifest = json.loads(fs.cat_file([o for o in objects if "/_manifest/" in o][0]))
+    manifest = json.loads(fs.cat_file(next(o for o in objects if "/_manifest/" in o)))
     assert manifest["config"]["input"]["storage_options"]["secret"] == "***"
 
 

@@ -33,15 +33,15 @@ TRAINING_SENTENCES = [
 ]
 
 # Scaled-down Llama shapes with the real model's proportions (GQA with half the KV heads).
-TINY_SHAPES = dict(
-    hidden_size=64,
-    intermediate_size=224,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=8192,
-    rope_theta=500000.0,
-)
+TINY_SHAPES = {
+    "hidden_size": 64,
+    "intermediate_size": 224,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 8192,
+    "rope_theta": 500000.0,
+}
 
 
 def train_tokenizer(vocab_size: int = 400):
@@ -73,8 +73,8 @@ def build_tiny_model(output_dir: str | Path, seed: int = 0, max_seq_length: int 
     """Write a sentence-transformers model folder (Llama + Unigram + lasttoken) to output_dir."""
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling
     from sentence_transformers.base.modules import Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling
     from transformers import LlamaConfig, LlamaModel
 
     output_dir = Path(output_dir)
