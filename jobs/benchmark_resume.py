@@ -54,7 +54,7 @@ def mark_committed(output: Path, corpus: Path, files: int, units_per_file: int, 
         for unit in range(units_per_file):
             if marked >= int(total * fraction):
                 return marked
-            name = unit_id(uri, unit * ROWS_PER_UNIT, ROWS_PER_UNIT)
+            name = unit_id(uri, unit, units_per_file, unit * ROWS_PER_UNIT, ROWS_PER_UNIT)
             (commits / f"{name}.json").write_text(json.dumps({"unit": name, "rows": ROWS_PER_UNIT}))
             marked += 1
     return marked

@@ -21,7 +21,7 @@ from .config import RunConfig
 from .duplicates import duplicate_ids
 from .layout import OutputLayout
 from .ledger import CommitLedger
-from .planning import list_shards, units_of_file
+from .planning import list_shards, pending_shards, units_of_file
 from .prompts import prefixes
 from .provenance import ResolvedModel, fingerprint, fingerprint_fields, parquet_metadata
 from .resume import prepare_output, remove_uncommitted_parts
@@ -82,7 +82,8 @@ def build_plan(config: RunConfig, shards: list[str], committed: set[str], model:
     import ray
 
     retries = config.compute.max_task_retries
-    ds = plan_units(shards, config.input.storage_options, config.input.rows_per_unit, committed)
+    ds = plan_units(pending_shards(shards, committed), config.input.storage_options, config.input.rows_per_unit,
+                    committed)
     # One unit per block, so that read tasks spread over the cluster instead of one task
     # reading all units of a file in a row.
     ds = ds.repartition(target_num_rows_per_block=1)

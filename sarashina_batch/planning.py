@@ -52,10 +52,35 @@ def _is_hidden(relative: str) -> bool:
     return any(part.startswith(("_", ".")) for part in relative.split("/") if part)
 
 
-def unit_id(uri: str, first_row: int, num_rows: int) -> str:
-    """Deterministic name of a unit: the same slice of the same file always maps to it."""
-    digest = hashlib.sha1(uri.encode("utf-8")).hexdigest()[:16]
-    return f"{digest}-{first_row:010d}-{num_rows:07d}"
+def file_digest(uri: str) -> str:
+    return hashlib.sha1(uri.encode("utf-8")).hexdigest()[:16]
+
+
+def unit_id(uri: str, index: int, count: int, first_row: int, num_rows: int) -> str:
+    """Deterministic name of unit `index` of the `count` units of a file: the same slice of
+    the same file always maps to it. The count in the name lets a re-run see from the
+    commit listing alone that a file is done, without reading its footer."""
+    return f"{file_digest(uri)}-{index:05d}of{count:05d}-{first_row:010d}-{num_rows:07d}"
+
+
+def completed_files(committed: set[str]) -> set[str]:
+    """Digests of the files all of whose units are committed."""
+    done: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    for unit in committed:
+        digest, position, *_ = unit.split("-")
+        done[digest] = done.get(digest, 0) + 1
+        totals[digest] = int(position.split("of")[1])
+    return {digest for digest, count in done.items() if count == totals[digest]}
+
+
+def pending_shards(shards: pa.Array, committed: set[str]) -> pa.Array:
+    """The shards that still have work: fully committed files are dropped before planning."""
+    done = completed_files(committed)
+    if not done:
+        return shards
+    keep = [file_digest(uri) not in done for uri in shards.to_pylist()]
+    return shards.filter(pa.array(keep))
 
 
 def split_row_groups(row_group_sizes: list[int], rows_per_unit: int) -> list[tuple[int, int]]:
@@ -84,10 +109,11 @@ def units_of_file(uri: str, storage_options: dict[str, Any], rows_per_unit: int)
         metadata = with_retries(lambda: read_footer(uri, storage_options), f"footer of {uri}")
         sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
     except Exception as err:  # noqa: BLE001 - any footer failure fails this file only
-        yield _unit(uri, 0, 0, error=f"cannot read Parquet footer: {type(err).__name__}: {err}")
+        yield _unit(uri, 0, 0, unit_id(uri, 0, 1, 0, 0), error=f"cannot read Parquet footer: {type(err).__name__}: {err}")
         return
-    for first_row, num_rows in split_row_groups(sizes, rows_per_unit):
-        yield _unit(uri, first_row, num_rows)
+    units = split_row_groups(sizes, rows_per_unit)
+    for index, (first_row, num_rows) in enumerate(units):
+        yield _unit(uri, first_row, num_rows, unit_id(uri, index, len(units), first_row, num_rows))
 
 
 def read_footer(uri: str, storage_options: dict[str, Any]) -> pq.FileMetaData:
@@ -96,9 +122,9 @@ def read_footer(uri: str, storage_options: dict[str, Any]) -> pq.FileMetaData:
         return pq.ParquetFile(handle).metadata
 
 
-def _unit(uri: str, first_row: int, num_rows: int, error: str | None = None) -> dict[str, Any]:
+def _unit(uri: str, first_row: int, num_rows: int, uid: str, error: str | None = None) -> dict[str, Any]:
     return {
-        C.UNIT_ID: unit_id(uri, first_row, num_rows),
+        C.UNIT_ID: uid,
         C.UNIT_URI: uri,
         C.UNIT_FIRST_ROW: first_row,
         C.UNIT_NUM_ROWS: num_rows,

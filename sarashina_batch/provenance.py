@@ -91,6 +91,8 @@ def fingerprint_fields(config: RunConfig, model: ResolvedModel) -> dict:
         "role_column": config.prompt.role_column,
         "text_column": config.input.text_column,
         "max_chars_per_row": config.input.max_chars_per_row,
+        # Not an embedding setting, but it decides the unit names a resume relies on.
+        "rows_per_unit": config.input.rows_per_unit,
     }
 
 

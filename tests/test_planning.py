@@ -2,7 +2,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sarashina_batch.layout import OutputLayout
-from sarashina_batch.planning import list_shards, split_row_groups, unit_id, units_of_file
+from sarashina_batch.planning import file_digest, list_shards, split_row_groups, unit_id, units_of_file
 from sarashina_batch.resume import unit_of_part
 
 
@@ -16,13 +16,24 @@ def test_large_row_group_is_cut_into_ranges():
 
 
 def test_unit_ids_are_deterministic_and_distinct():
-    assert unit_id("s3://b/x.parquet", 0, 10) == unit_id("s3://b/x.parquet", 0, 10)
-    assert unit_id("s3://b/x.parquet", 0, 10) != unit_id("s3://b/y.parquet", 0, 10)
-    assert unit_id("s3://b/x.parquet", 0, 10) != unit_id("s3://b/x.parquet", 10, 10)
+    assert unit_id("s3://b/x.parquet", 0, 2, 0, 10) == unit_id("s3://b/x.parquet", 0, 2, 0, 10)
+    assert unit_id("s3://b/x.parquet", 0, 2, 0, 10) != unit_id("s3://b/y.parquet", 0, 2, 0, 10)
+    assert unit_id("s3://b/x.parquet", 0, 2, 0, 10) != unit_id("s3://b/x.parquet", 1, 2, 10, 10)
+
+
+def test_fully_committed_files_are_not_planned_again():
+    import pyarrow as pa
+
+    from sarashina_batch.planning import completed_files, pending_shards
+
+    a, b = "s3://b/a.parquet", "s3://b/b.parquet"
+    committed = {unit_id(a, 0, 2, 0, 10), unit_id(a, 1, 2, 10, 10), unit_id(b, 0, 2, 0, 10)}
+    assert completed_files(committed) == {file_digest(a)}
+    assert pending_shards(pa.array([a, b]), committed).to_pylist() == [b]
 
 
 def test_part_names_map_back_to_their_unit():
-    uid = unit_id("/data/a.parquet", 40, 40)
+    uid = unit_id("/data/a.parquet", 1, 3, 40, 40)
     assert unit_of_part(OutputLayout.part_name(uid, 57)) == uid
     assert unit_of_part("_SUCCESS") is None
 

@@ -39,7 +39,7 @@ def _unit_file(tmp_path, table):
 
     path = str(tmp_path / "in.parquet")
     pq.write_table(table, path)
-    return {C.UNIT_ID: unit_id(path, 0, table.num_rows), C.UNIT_URI: path, C.UNIT_FIRST_ROW: 0,
+    return {C.UNIT_ID: unit_id(path, 0, 1, 0, table.num_rows), C.UNIT_URI: path, C.UNIT_FIRST_ROW: 0,
             C.UNIT_NUM_ROWS: table.num_rows, C.UNIT_ERROR: None}
 
 

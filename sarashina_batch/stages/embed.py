@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import columns as C
 
@@ -30,6 +31,8 @@ class EmbedRows:
     """map_batches callable class: the model is loaded once per actor, in __init__."""
 
     def __init__(self, settings: EmbedSettings):
+        from ray.util.metrics import Counter
+
         from ..model.embedder import Embedder
 
         self.embedder = Embedder(
@@ -40,9 +43,20 @@ class EmbedRows:
             normalize=settings.normalize,
             max_tokens_per_batch=settings.max_tokens_per_batch,
         )
+        # Exported through Ray's metrics (Prometheus / dashboard): throughput and padding
+        # waste per actor while the job runs, not only in the final summary.
+        self.rows = Counter("sarashina_batch_rows_embedded", description="Rows embedded.")
+        self.tokens = Counter("sarashina_batch_tokens", description="Real tokens embedded.")
+        self.padded = Counter("sarashina_batch_padded_tokens", description="Tokens computed, padding included.")
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return embed_table(self.embedder, batch)
+        out = embed_table(self.embedder, batch)
+        embedded = out.filter(pc.is_valid(out[C.EMBEDDING]))
+        if embedded.num_rows:
+            self.rows.inc(embedded.num_rows)
+            self.tokens.inc(pc.sum(embedded[C.NUM_TOKENS]).as_py())
+            self.padded.inc(pc.sum(embedded[C.PADDED_LEN]).as_py())
+        return out
 
 
 def embed_table(embedder, batch: pa.Table) -> pa.Table:
