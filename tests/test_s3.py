@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
 import s3fs
@@ -34,13 +35,15 @@ def s3_config(s3, input_uri, output_uri, tiny_model, **sections):
 def test_job_reads_and_writes_s3(local_ray, s3, s3_bucket, tiny_model, corpus_dir, capsys):
     input_uri = upload_corpus(s3, s3_bucket, corpus_dir)
     output_uri = f"s3://{s3_bucket}/embeddings/v1"
-    config = s3_config(s3, input_uri, output_uri, tiny_model, input={"id_column": "doc_id"})
+    config = s3_config(s3, input_uri, output_uri, tiny_model, input={"id_column": "doc_id"},
+                       output={"embedding_dtype": "float16"})
     assert run_job(config) == EXIT_OK
     assert "rows embedded 177 | rejected 3" in capsys.readouterr().out
 
     fs = s3fs.S3FileSystem(**s3.storage_options())
     table = pads.dataset(f"{s3_bucket}/embeddings/v1", filesystem=fs, format="parquet").to_table()
     assert table.num_rows == 177 and len(set(table["id"].to_pylist())) == 177
+    assert table.schema.field("embedding").type == pa.list_(pa.float16(), 64)
     assert set(table["source_uri"].to_pylist()) == {f"{input_uri}/part-000.parquet", f"{input_uri}/part-001.parquet"}
     assert len(fs.ls(f"{s3_bucket}/embeddings/v1/_commits")) == 6
     rejected = pads.dataset(f"{s3_bucket}/embeddings/v1/_rejected", filesystem=fs).to_table()
