@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .storage import full_uri, join, open_fs
+from .storage import full_uri, is_local, join, open_fs
 from .storage_errors import with_retries
 
 REJECTED_DIR = "_rejected"
@@ -65,7 +65,7 @@ class OutputLayout:
     def ensure_local_dirs(self) -> None:
         """Local disks need folders before files; object stores have none (and s3fs would
         create a missing bucket here, hiding a typo in output.uri)."""
-        if self.fs.protocol in ("file", "local") or "file" in self.fs.protocol:
+        if is_local(self.fs):
             for sub in ("", REJECTED_DIR, COMMITS_DIR, MANIFEST_DIR):
                 self.fs.makedirs(join(self.root, sub) if sub else self.root, exist_ok=True)
 

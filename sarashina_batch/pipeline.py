@@ -65,10 +65,10 @@ def decide_resources(config: RunConfig) -> Resources:
     if per_actor is None:
         per_actor = 1.0 if gpus > 0 else 0.0
     if per_actor > 0 and gpus < per_actor:
-        raise RuntimeError(
-            f"compute.gpus_per_actor={per_actor} but the Ray cluster has {gpus:g} GPUs; "
-            "add GPU nodes or set compute.gpus_per_actor=0 to embed on CPU"
-        )
+        # Not an error: an autoscaling cluster (KubeRay, cluster launcher) adds GPU nodes
+        # only once work asks for them.
+        log.warning("compute.gpus_per_actor=%g but the Ray cluster has %g GPUs now: the embedding stage waits "
+                    "for GPU nodes to join; set compute.gpus_per_actor=0 to embed on CPU", per_actor, gpus)
     max_actors = config.compute.max_actors or (max(1, int(gpus // per_actor)) if per_actor else 1)
     min_actors = min(config.compute.min_actors, max_actors)
     log.info("cluster has %g GPUs: %g GPU(s) per embedding actor, pool of %d..%d actors",
@@ -76,7 +76,7 @@ def decide_resources(config: RunConfig) -> Resources:
     return Resources(per_actor, min_actors, max_actors)
 
 
-def build_plan(config: RunConfig, shards: list[str], committed: set[str], model: ResolvedModel,
+def build_plan(config: RunConfig, shards: pa.Array, committed: set[str], model: ResolvedModel,
                metadata: dict[str, str], resources: Resources):
     """The lazy Ray Dataset whose rows are the write stage's per-part stats."""
     import ray

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import columns as C
-from .storage import full_uri, open_fs
+from .storage import full_uri, open_fs, protocols
 from .storage_errors import with_retries
 
 _GLOB_CHARS = set("*?[")
@@ -41,8 +41,7 @@ def list_shards(uri: str, storage_options: dict[str, Any]) -> pa.Array:
 
 
 def _bucket_missing(fs, path: str) -> bool:
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    if not protocols & {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}:
+    if not protocols(fs) & {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}:
         return False
     return not fs.exists(path.split("/", 1)[0])
 

@@ -79,12 +79,17 @@ def open_fs(uri: str, storage_options: dict[str, Any]) -> tuple[fsspec.AbstractF
     return fs, path
 
 
+def protocols(fs: fsspec.AbstractFileSystem) -> set[str]:
+    return {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return bool(protocols(fs) & {"file", "local"})
+
+
 def full_uri(fs: fsspec.AbstractFileSystem, path: str) -> str:
     """A path of fs written back as a URI (s3://bucket/key; plain paths stay plain)."""
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if protocol in ("file", "local"):
-        return path
-    return fs.unstrip_protocol(path)
+    return path if is_local(fs) else fs.unstrip_protocol(path)
 
 
 def join(base: str, *parts: str) -> str:
