@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,13 +24,14 @@ TINY_CACHE = Path.home() / ".cache" / "sarashina-batch" / "tiny-sarashina"
 
 
 def run_job(config: RunConfig) -> int:
-    secrets = secret_values(config.input.storage_options) + secret_values(config.output.storage_options)
     try:
         return _run(config)
     except Exception as err:  # noqa: BLE001 - the one place that turns errors into an exit code
-        message = redact(f"{type(err).__name__}: {err}", secrets)
-        print(f"sarashina-batch: run failed: {message}", file=sys.stderr)
+        secrets = secret_values(config.input.storage_options) + secret_values(config.output.storage_options)
+        log.debug("%s", redact(traceback.format_exc(), secrets))
+        print(f"sarashina-batch: run failed: {redact(f'{type(err).__name__}: {err}', secrets)}", file=sys.stderr)
         return EXIT_ERROR
+
 
 
 def _run(config: RunConfig) -> int:

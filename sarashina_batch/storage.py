@@ -37,11 +37,15 @@ def expand_env(options: dict[str, Any]) -> dict[str, Any]:
 def secret_values(options: dict[str, Any]) -> list[str]:
     """Every string in the options that must never be printed (after env expansion)."""
     found: list[str] = []
-    for key, value in expand_env(options).items():
+    for key, value in options.items():
         if isinstance(value, dict):
             found += secret_values(value)
         elif isinstance(value, str) and _SECRET_KEYS.search(key) and value:
-            found.append(value)
+            match = _ENV_REF.match(value)
+            # An unset variable is reported elsewhere; here it simply has nothing to hide.
+            resolved = os.environ.get(match.group(1), "") if match else value
+            if resolved:
+                found.append(resolved)
     return found
 
 

@@ -59,3 +59,8 @@ def test_messages_name_the_uri_and_the_fix():
         "input s3://nb/x: the bucket does not exist; create it or fix input.uri"
     assert "check output.storage_options.endpoint_url" in describe(
         ConnectionRefusedError("Could not connect to the endpoint URL"), "s3://b/o", "output")
+
+
+def test_unset_env_reference_hides_the_other_secrets(monkeypatch):
+    monkeypatch.delenv("SB_UNSET_VAR", raising=False)
+    assert secret_values({"key": "${env:SB_UNSET_VAR}", "secret": "literal-secret"}) == ["literal-secret"]
