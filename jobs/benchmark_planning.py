@@ -49,7 +49,7 @@ def plan(folder: Path) -> tuple[int, float, float, float]:
     shards = list_shards(str(folder), {})
     listed = time.perf_counter() - started
     units = 0
-    for batch in plan_units(shards, {}, rows_per_unit=20_000, committed=set()).iter_batches(
+    for batch in plan_units(shards, set(), storage_options={}, rows_per_unit=20_000).iter_batches(
             batch_size=None, batch_format="pyarrow"):
         units += batch.num_rows
     elapsed = time.perf_counter() - started

@@ -21,7 +21,7 @@ from .config import RunConfig
 from .duplicates import duplicate_ids
 from .layout import OutputLayout
 from .ledger import CommitLedger
-from .planning import list_shards, pending_shards, units_of_file
+from .planning import list_shards, pending_work, units_of_file
 from .prompts import prefixes
 from .provenance import ResolvedModel, fingerprint, fingerprint_fields, parquet_metadata
 from .resume import prepare_output, remove_uncommitted_parts
@@ -82,8 +82,8 @@ def build_plan(config: RunConfig, shards: pa.Array, committed: set[str], model: 
     import ray
 
     retries = config.compute.max_task_retries
-    ds = plan_units(pending_shards(shards, committed), config.input.storage_options, config.input.rows_per_unit,
-                    committed)
+    ds = plan_units(*pending_work(shards, committed), storage_options=config.input.storage_options,
+                    rows_per_unit=config.input.rows_per_unit)
     # One unit per block, so that read tasks spread over the cluster instead of one task
     # reading all units of a file in a row.
     ds = ds.repartition(target_num_rows_per_block=1)
@@ -118,7 +118,7 @@ def build_plan(config: RunConfig, shards: pa.Array, committed: set[str], model: 
 FILES_PER_PLANNING_BLOCK = 64
 
 
-def plan_units(shards: pa.Array, storage_options: dict, rows_per_unit: int, committed: set[str]):
+def plan_units(shards: pa.Array, committed: set[str], storage_options: dict, rows_per_unit: int):
     """Dataset of the units still to do (footers read in Ray tasks, not on the driver)."""
     import ray
 

@@ -73,13 +73,15 @@ def completed_files(committed: set[str]) -> set[str]:
     return {digest for digest, count in done.items() if count == totals[digest]}
 
 
-def pending_shards(shards: pa.Array, committed: set[str]) -> pa.Array:
-    """The shards that still have work: fully committed files are dropped before planning."""
+def pending_work(shards: pa.Array, committed: set[str]) -> tuple[pa.Array, set[str]]:
+    """The shards that still have work, and the committed units of those shards.
+
+    Fully committed files are dropped before planning, and only the few committed ids the
+    planning tasks still need travel to them (not every id of a mostly finished corpus)."""
     done = completed_files(committed)
-    if not done:
-        return shards
-    keep = [file_digest(uri) not in done for uri in shards.to_pylist()]
-    return shards.filter(pa.array(keep))
+    if done:
+        shards = shards.filter(pa.array([file_digest(uri) not in done for uri in shards.to_pylist()]))
+    return shards, {unit for unit in committed if unit.split("-", 1)[0] not in done}
 
 
 def split_row_groups(row_group_sizes: list[int], rows_per_unit: int) -> list[tuple[int, int]]:

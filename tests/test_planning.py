@@ -24,12 +24,14 @@ def test_unit_ids_are_deterministic_and_distinct():
 def test_fully_committed_files_are_not_planned_again():
     import pyarrow as pa
 
-    from sarashina_batch.planning import completed_files, pending_shards
+    from sarashina_batch.planning import completed_files, pending_work
 
     a, b = "s3://b/a.parquet", "s3://b/b.parquet"
     committed = {unit_id(a, 0, 2, 0, 10), unit_id(a, 1, 2, 10, 10), unit_id(b, 0, 2, 0, 10)}
     assert completed_files(committed) == {file_digest(a)}
-    assert pending_shards(pa.array([a, b]), committed).to_pylist() == [b]
+    shards, still_needed = pending_work(pa.array([a, b]), committed)
+    assert shards.to_pylist() == [b]
+    assert still_needed == {unit_id(b, 0, 2, 0, 10)}
 
 
 def test_part_names_map_back_to_their_unit():
