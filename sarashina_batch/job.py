@@ -33,7 +33,6 @@ def run_job(config: RunConfig) -> int:
         return EXIT_ERROR
 
 
-
 def _run(config: RunConfig) -> int:
     config = _with_builtin_model(config)
     how = connect_ray(config.compute.ray_address)

@@ -202,13 +202,13 @@ def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str) -> RunRes
                        config.input.uri, "input", "listing the input")
     layout = explained(lambda: OutputLayout(config.output.uri, config.output.storage_options),
                        config.output.uri, "output", "opening the output")
-    fp = fingerprint(config, model)
+    fp, fields = fingerprint(config, model), fingerprint_fields(config, model)
     metadata = parquet_metadata(config, model, run_id)
     resources = decide_resources(config)
     ledger = CommitLedger(layout, run_id, fp)
     mode, skipped = config.output.mode, None
     for attempt in range(config.compute.max_pipeline_restarts + 1):
-        committed = explained(lambda mode=mode: prepare_output(layout, mode, fp, fingerprint_fields(config, model)),
+        committed = explained(lambda mode=mode: prepare_output(layout, mode, fp, fields),
                               config.output.uri, "output", "preparing the output")
         skipped = len(committed) if skipped is None else skipped
         log.info("%d shards listed; %d units already committed will be skipped", len(shards), len(committed))

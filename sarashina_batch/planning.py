@@ -62,14 +62,19 @@ def unit_id(uri: str, index: int, count: int, first_row: int, num_rows: int) -> 
     return f"{file_digest(uri)}-{index:05d}of{count:05d}-{first_row:010d}-{num_rows:07d}"
 
 
+def file_of_unit(uid: str) -> tuple[str, int]:
+    """(file digest, number of units of that file) read back from a unit id."""
+    digest, position, *_ = uid.split("-")
+    return digest, int(position.split("of")[1])
+
+
 def completed_files(committed: set[str]) -> set[str]:
     """Digests of the files all of whose units are committed."""
     done: dict[str, int] = {}
     totals: dict[str, int] = {}
     for unit in committed:
-        digest, position, *_ = unit.split("-")
+        digest, totals[digest] = file_of_unit(unit)
         done[digest] = done.get(digest, 0) + 1
-        totals[digest] = int(position.split("of")[1])
     return {digest for digest, count in done.items() if count == totals[digest]}
 
 
@@ -81,7 +86,7 @@ def pending_work(shards: pa.Array, committed: set[str]) -> tuple[pa.Array, set[s
     done = completed_files(committed)
     if done:
         shards = shards.filter(pa.array([file_digest(uri) not in done for uri in shards.to_pylist()]))
-    return shards, {unit for unit in committed if unit.split("-", 1)[0] not in done}
+    return shards, {unit for unit in committed if file_of_unit(unit)[0] not in done}
 
 
 def split_row_groups(row_group_sizes: list[int], rows_per_unit: int) -> list[tuple[int, int]]:

@@ -26,8 +26,8 @@ def prepare_output(layout: OutputLayout, mode: str, fingerprint: str, fields: di
             f"output {layout.uri} is not empty and output.mode is 'error'; "
             "choose an empty output, or set output.mode=resume or overwrite"
         )
-    _check_fingerprint(layout, fingerprint, fields)
     layout.ensure_local_dirs()
+    _check_fingerprint(layout, fingerprint, fields)
     committed = layout.committed_units()
     remove_uncommitted_parts(layout, committed)
     return committed
@@ -37,7 +37,6 @@ def _check_fingerprint(layout: OutputLayout, fingerprint: str, fields: dict[str,
     info_path = f"{layout.root}/{RUN_INFO}"
     existing = layout.read_json(info_path)
     if existing is None:
-        layout.ensure_local_dirs()
         layout.write_json(info_path, {"fingerprint": fingerprint, "fields": fields})
         return
     if existing.get("fingerprint") != fingerprint:
