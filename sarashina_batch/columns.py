@@ -20,6 +20,7 @@ REJECTED_COLUMNS = [ID, SOURCE_URI, SOURCE_ROW, REASON, DETAIL]
 # Internal: carried between stages only.
 UNIT_ID = "_unit_id"
 UNIT_ROWS = "_unit_rows"
+FILE_ROWS = "_file_rows"  # rows of the unit's whole file, recorded in its marker
 INPUT_IDS = "_input_ids"
 PADDED_LEN = "_padded_len"
 
@@ -27,4 +28,5 @@ PADDED_LEN = "_padded_len"
 UNIT_URI = "uri"
 UNIT_FIRST_ROW = "first_row"
 UNIT_NUM_ROWS = "num_rows"
+UNIT_FILE_ROWS = "file_rows"
 UNIT_ERROR = "_unit_error"  # set when a whole unit could not be read

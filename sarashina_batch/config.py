@@ -48,13 +48,19 @@ class OutputConfig(_Strict):
     embedding_dtype: Literal["float32", "float16"] = Field(
         "float32", description="Element type of the stored embedding vectors."
     )
-    report_duplicate_ids: bool = Field(
-        True, description="After a run that committed units, count ids that occur more than once in the output."
-    )
     mode: Literal["resume", "overwrite", "error"] = Field(
         "resume",
-        description="resume: skip units already committed; overwrite: delete the output first; "
-        "error: refuse to write into a non-empty output.",
+        description="resume: embed what is new or changed, keep what is done; overwrite: delete this job's own "
+        "files in the output first; error: refuse an output that holds committed units. Every mode refuses a "
+        "non-empty folder that is not a sarashina-batch output.",
+    )
+    lease_ttl_s: float = Field(
+        300, ge=10, description="The run's lease on the output expires this long after its last renewal "
+        "(renewed every fifth of it); a run that stopped renewing can then be taken over."
+    )
+    lease_wait_s: float = Field(
+        0, ge=0, description="When another live run holds the output: 0 refuses at once, naming it; more waits "
+        "up to this many seconds for it to finish."
     )
 
 
@@ -87,11 +93,11 @@ class PromptConfig(_Strict):
 
 
 class BatchingConfig(_Strict):
+    """The sort window is the work unit (input.rows_per_unit): each embedding call sorts one
+    whole unit by length and cuts it into micro-batches by this budget."""
+
     max_tokens_per_batch: int = Field(
         16_384, ge=1, description="Budget of a micro-batch: rows x padded length never exceeds it."
-    )
-    sort_window_rows: int = Field(
-        4_096, ge=1, description="Rows handed to one embedding call; sorted by length inside the window."
     )
 
 

@@ -14,7 +14,7 @@ from .layout import OutputLayout
 from .pipeline import RunResult, run_pipeline
 from .provenance import as_dict, fingerprint, library_versions, new_run_id, resolve_model
 from .runtime import connect_ray
-from .storage import redact, safe_options, secret_values
+from .secrets import redact, redact_all, safe_options, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +23,34 @@ BUILTIN_TINY = "builtin:tiny-sarashina"
 TINY_CACHE = Path.home() / ".cache" / "sarashina-batch" / "tiny-sarashina"
 
 
+def config_secrets(config: RunConfig) -> list[str]:
+    return secret_values(config.input.storage_options) + secret_values(config.output.storage_options)
+
+
 def run_job(config: RunConfig) -> int:
     try:
         return _run(config)
     except Exception as err:  # noqa: BLE001 - the one place that turns errors into an exit code
-        secrets = secret_values(config.input.storage_options) + secret_values(config.output.storage_options)
+        secrets = config_secrets(config)
         log.debug("%s", redact(traceback.format_exc(), secrets))
         print(f"sarashina-batch: run failed: {redact(f'{type(err).__name__}: {err}', secrets)}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def run_duplicates(config: RunConfig) -> int:
+    """Count ids repeated across the whole output; exit 1 when there are any."""
+    from .duplicates import duplicate_ids
+
+    try:
+        connect_ray(config.compute.ray_address)
+        found = duplicate_ids(config.output.uri, config.output.storage_options)
+    except Exception as err:  # noqa: BLE001
+        print(f"sarashina-batch: duplicates failed: {redact(f'{type(err).__name__}: {err}', config_secrets(config))}",
+              file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{found['ids']:,} ids occur more than once in {found['parts']:,} committed parts of {config.output.uri} "
+          f"({found['seconds']:.1f} s)" + (f"; e.g. {', '.join(found['examples'][:5])}" if found["ids"] else ""))
+    return 1 if found["ids"] else EXIT_OK
 
 
 def _run(config: RunConfig) -> int:
@@ -44,7 +64,7 @@ def _run(config: RunConfig) -> int:
     run_id = new_run_id()
     result = run_pipeline(config, model, run_id)
     manifest_path = _write_manifest(config, model, result)
-    print(summary_text(result, manifest_path))
+    print(redact(summary_text(result, manifest_path), config_secrets(config)))
     return EXIT_OK if result.complete else EXIT_INCOMPLETE
 
 
@@ -67,7 +87,7 @@ def _write_manifest(config: RunConfig, model, result: RunResult) -> str:
     shown = config.model_dump()
     shown["input"]["storage_options"] = safe_options(config.input.storage_options)
     shown["output"]["storage_options"] = safe_options(config.output.storage_options)
-    layout.write_json(path, {
+    layout.write_json(path, redact_all({
         "run_id": result.run_id,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "complete": result.complete,
@@ -76,10 +96,12 @@ def _write_manifest(config: RunConfig, model, result: RunResult) -> str:
         "fingerprint": fingerprint(config, model),
         "versions": library_versions(),
         "summary": _summary_numbers(result),
-        "duplicate_ids": result.duplicate_ids,
+        "files": result.files,
+        "units_removed": result.units_removed,
+        "files_swept": result.files_swept,
+        "pipeline_restarts": result.restarts,
         "failed_units": result.totals.failures,
-        "unfinished_units": result.unfinished,
-    })
+    }, config_secrets(config)))
     return path
 
 
@@ -91,7 +113,7 @@ def _summary_numbers(result: RunResult) -> dict:
         "units_committed": result.totals.units_committed,
         "units_skipped": result.units_skipped,
         "units_failed": result.totals.units_failed,
-        "units_unfinished": len(result.unfinished),
+        "units_removed": result.units_removed,
         **counts,
         "padding_efficiency": counts["tokens"] / counts["padded_tokens"] if counts["padded_tokens"] else None,
         "seconds": round(result.seconds, 3),
@@ -102,24 +124,29 @@ def _summary_numbers(result: RunResult) -> dict:
 
 def summary_text(result: RunResult, manifest_path: str) -> str:
     n = _summary_numbers(result)
-    state = "complete" if result.complete else "INCOMPLETE (see failed/unfinished units in the manifest)"
+    state = "complete" if result.complete else "INCOMPLETE (see failed units in the manifest; a re-run retries them)"
+    files = result.files
     efficiency = f"{n['padding_efficiency']:.1%}" if n["padding_efficiency"] is not None else "n/a"
     lines = [
         f"sarashina-batch run {result.run_id}: {state}",
         f"  rows embedded {n['embedded']:,} | rejected {n['rejected']:,} | truncated {n['truncated']:,}",
         (f"  units committed {n['units_committed']:,} | skipped (already done) {n['units_skipped']:,} | "
-         f"failed {n['units_failed']:,} | unfinished {n['units_unfinished']:,}"),
+         f"failed {n['units_failed']:,} | removed (input changed or gone) {n['units_removed']:,}"),
+        (f"  input files {result.shards:,}: unchanged {files.get('unchanged', 0):,} | added {files.get('added', 0):,} | "
+         f"changed {files.get('changed', 0):,} | removed {files.get('removed', 0):,} | "
+         f"resumed {files.get('resumed', 0):,}"),
         f"  tokens {n['tokens']:,} | padding efficiency {efficiency}",
         f"  time {n['seconds']:.1f} s | {n['docs_per_second']:.1f} docs/s | {n['tokens_per_second']:.0f} tokens/s",
         f"  output {result.output_uri}",
         f"  manifest {manifest_path}",
     ]
-    if n["units_committed"] == 0 and n["units_skipped"] and result.complete:
+    if n["units_committed"] == 0 and n["units_skipped"] and result.complete and not n["units_removed"]:
         lines.insert(1, "  nothing to embed: every unit was already committed")
-    if result.duplicate_ids.get("ids"):
-        examples = ", ".join(result.duplicate_ids["examples"][:5])
-        lines.append(f"  WARNING {result.duplicate_ids['ids']:,} ids occur more than once in the output "
-                     f"(e.g. {examples}); the input has duplicate ids")
+    if result.files_swept:
+        lines.append(f"  swept {result.files_swept:,} files that no commit marker listed (left by an interrupted run)")
+    if n["duplicate_ids"]:
+        lines.append(f"  WARNING {n['duplicate_ids']:,} ids occur more than once inside a unit; the input has "
+                     "duplicate ids (sarashina-batch duplicates --output ... checks the whole output)")
     for failure in result.totals.failures[:10]:
         lines.append(f"  FAILED {failure['source_uri']}: {failure['error']}")
     return "\n".join(lines)

@@ -1,18 +1,23 @@
 """Where everything lives under output.uri. Readers of the dataset see only part-*.parquet;
-every '_'-prefixed path is bookkeeping they skip."""
+every '_'- or '.'-prefixed path is bookkeeping they skip."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from .storage import full_uri, is_local, join, open_fs
+from .storage import full_uri, is_local, join, open_fs, write_atomically
 from .storage_errors import with_retries
+from .units import part_name
 
 REJECTED_DIR = "_rejected"
 COMMITS_DIR = "_commits"
 MANIFEST_DIR = "_manifest"
-RUN_INFO = "_sarashina_batch.json"
+RUN_INFO = "_sarashina_batch.json"  # the output's fingerprint: its presence makes a folder ours
+LEASE = "_lease.json"
+LEASE_LOCK = "_lease.lock"
+# Names this job may create at the top of an output before RUN_INFO exists.
+BOOKKEEPING = {RUN_INFO, LEASE, LEASE_LOCK, REJECTED_DIR, COMMITS_DIR, MANIFEST_DIR}
 
 
 class OutputLayout:
@@ -23,15 +28,11 @@ class OutputLayout:
         self.uri = full_uri(self.fs, self.root)
 
     # names -----------------------------------------------------------------
-    @staticmethod
-    def part_name(unit_id: str, first_row: int) -> str:
-        return f"part-{unit_id}-r{first_row:010d}.parquet"
+    def data_part(self, unit_id: str) -> str:
+        return join(self.root, part_name(unit_id))
 
-    def data_part(self, unit_id: str, first_row: int) -> str:
-        return join(self.root, self.part_name(unit_id, first_row))
-
-    def rejected_part(self, unit_id: str, first_row: int) -> str:
-        return join(self.root, REJECTED_DIR, self.part_name(unit_id, first_row))
+    def rejected_part(self, unit_id: str) -> str:
+        return join(self.root, REJECTED_DIR, part_name(unit_id))
 
     def commit_marker(self, unit_id: str) -> str:
         return join(self.root, COMMITS_DIR, f"{unit_id}.json")
@@ -39,10 +40,13 @@ class OutputLayout:
     def manifest(self, run_id: str) -> str:
         return join(self.root, MANIFEST_DIR, f"run-{run_id}.json")
 
+    def path(self, *parts: str) -> str:
+        return join(self.root, *parts)
+
     # small reads and writes ------------------------------------------------
     def write_json(self, path: str, payload: dict[str, Any]) -> None:
         text = json.dumps(payload, ensure_ascii=False, indent=1, default=str)
-        with_retries(lambda: self.fs.pipe_file(path, text.encode("utf-8")), f"writing {path}")
+        with_retries(lambda: write_atomically(self.fs, path, text.encode("utf-8")), f"writing {path}")
 
     def read_json(self, path: str) -> dict[str, Any] | None:
         try:
@@ -55,7 +59,8 @@ class OutputLayout:
         """File names directly under root/subdir (one listing; empty if it does not exist)."""
         path = join(self.root, *subdir)
         try:
-            return [entry.rsplit("/", 1)[-1] for entry in self.fs.ls(path, detail=False)]
+            self.fs.invalidate_cache(path)
+            return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(path, detail=False)]
         except FileNotFoundError:
             return []
 
@@ -68,6 +73,3 @@ class OutputLayout:
         if is_local(self.fs):
             for sub in ("", REJECTED_DIR, COMMITS_DIR, MANIFEST_DIR):
                 self.fs.makedirs(join(self.root, sub) if sub else self.root, exist_ok=True)
-
-    def is_empty(self) -> bool:
-        return not self.fs.exists(self.root) or not self.list_names()

@@ -1,30 +1,24 @@
-"""Driver-side accounting and commits: a unit is done when its parts hold all its rows.
+"""Driver-side accounting and commits: a unit is done when its one part holds all its rows.
 
-Data first, then the marker: the marker is written only after every part of the unit has
-been written, so a crash leaves at worst parts without a marker, which a re-run replaces.
-Memory holds only units in flight; committed units are folded into the totals.
+Data first, then the marker: the write stage reports a unit only after its part is
+written, and the marker is written after that, so a crash leaves at worst a part without a
+marker, which the next sweep removes. A report that arrives twice (a retried task, a
+resumed attempt) commits once. No marker is written once the run's lease is lost.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
-from .layout import OutputLayout
+from .layout import REJECTED_DIR, OutputLayout
+from .units import part_name
 
-COUNTERS = ("rows", "embedded", "rejected", "tokens", "padded_tokens", "truncated")
-
-
-@dataclass
-class UnitProgress:
-    unit_rows: int
-    source_uri: str
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-    data_parts: list[str] = field(default_factory=list)
-    rejected_parts: list[str] = field(default_factory=list)
+COUNTERS = ("rows", "embedded", "rejected", "tokens", "padded_tokens", "truncated", "duplicate_ids")
 
 
 @dataclass
@@ -36,11 +30,18 @@ class RunTotals:
 
 
 class CommitLedger:
-    """Folds the write stage's stats rows into per-unit progress and commits whole units."""
+    """Folds the write stage's per-unit stats into commits and run totals.
 
-    def __init__(self, layout: OutputLayout, run_id: str, fingerprint: str):
+    Holds the ids of this run's committed and failed units (to drop repeated reports), the
+    identities of the files still pending, never rows."""
+
+    def __init__(self, layout: OutputLayout, run_id: str, fingerprint: str, identities: dict[str, str],
+                 lease=None, redact=lambda text: text):
         self.layout, self.run_id, self.fingerprint = layout, run_id, fingerprint
-        self.in_flight: dict[str, UnitProgress] = {}
+        self.identities = identities  # file digest -> identity fields (JSON), from the listing
+        self.lease, self.redact = lease, redact
+        self.done: set[str] = set()
+        self.failed: dict[str, dict[str, str]] = {}
         self.totals = RunTotals()
 
     def add(self, stats: pa.Table) -> None:
@@ -49,46 +50,42 @@ class CommitLedger:
 
     def _add_row(self, row: dict[str, Any]) -> None:
         unit_id = row["unit_id"]
+        if unit_id in self.done:
+            return  # delivered twice: committed already
         if row["error"] is not None:
-            self.in_flight.pop(unit_id, None)
-            self.totals.units_failed += 1
-            self.totals.failures.append({"unit": unit_id, "source_uri": row["source_uri"], "error": row["error"]})
+            self.failed[unit_id] = {"unit": unit_id, "source_uri": row["source_uri"],
+                                    "error": self.redact(row["error"])}
             return
-        progress = self.in_flight.setdefault(unit_id, UnitProgress(row["unit_rows"], row["source_uri"]))
-        for name in COUNTERS:
-            progress.counts[name] += row[name] or 0
-        if row["data_part"]:
-            progress.data_parts.append(row["data_part"])
-        if row["rejected_part"]:
-            progress.rejected_parts.append(row["rejected_part"])
-        if progress.counts["rows"] >= progress.unit_rows:
-            self._commit(unit_id, self.in_flight.pop(unit_id))
+        if row["rows"] != row["unit_rows"]:
+            self.failed[unit_id] = {"unit": unit_id, "source_uri": row["source_uri"],
+                                    "error": f"received {row['rows']} rows, expected {row['unit_rows']}"}
+            return
+        self._commit(unit_id, row)
 
-    def _commit(self, unit_id: str, progress: UnitProgress) -> None:
-        if progress.counts["rows"] != progress.unit_rows:
-            raise RuntimeError(
-                f"unit {unit_id} of {progress.source_uri} received {progress.counts['rows']} rows, "
-                f"expected {progress.unit_rows}: rows were duplicated on the way; not committing it"
-            )
+    def _commit(self, unit_id: str, row: dict[str, Any]) -> None:
+        if self.lease is not None:
+            self.lease.check()
+        digest = unit_id.split("-", 1)[0]
         self.layout.write_json(self.layout.commit_marker(unit_id), {
             "unit": unit_id,
-            "source_uri": progress.source_uri,
-            **progress.counts,
-            "data_parts": sorted(progress.data_parts),
-            "rejected_parts": sorted(progress.rejected_parts),
+            "source_uri": row["source_uri"],
+            "source_identity": json.loads(self.identities.get(digest, "{}")),
+            "source_rows": row["file_rows"],
+            **{name: row[name] or 0 for name in COUNTERS},
+            "data_part": part_name(unit_id) if row["embedded"] else None,
+            "rejected_part": f"{REJECTED_DIR}/{part_name(unit_id)}" if row["rejected"] else None,
             "run_id": self.run_id,
             "fingerprint": self.fingerprint,
             "committed_at": time.time(),
         })
+        self.done.add(unit_id)
+        self.failed.pop(unit_id, None)  # a later attempt succeeded
         self.totals.units_committed += 1
         for name in COUNTERS:
-            self.totals.counts[name] += progress.counts[name]
+            self.totals.counts[name] += row[name] or 0
 
-    def abandon_in_flight(self) -> None:
-        """Forget partly written units (their parts are replaced when the run resumes)."""
-        self.in_flight.clear()
-
-    def unfinished(self) -> list[dict[str, Any]]:
-        """Units that started but never received all their rows (left uncommitted)."""
-        return [{"unit": unit, "source_uri": p.source_uri, "rows_seen": p.counts["rows"], "rows_expected": p.unit_rows}
-                for unit, p in self.in_flight.items()]
+    def finish(self) -> RunTotals:
+        """Totals with the failures that no later attempt made good."""
+        self.totals.failures = list(self.failed.values())
+        self.totals.units_failed = len(self.totals.failures)
+        return self.totals

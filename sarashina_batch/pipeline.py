@@ -18,14 +18,16 @@ import pyarrow as pa
 
 from . import columns as C
 from .config import RunConfig
-from .duplicates import duplicate_ids
 from .layout import OutputLayout
-from .ledger import CommitLedger
-from .planning import list_shards, pending_work, units_of_file
+from .lease import OutputLease, needs_sweep
+from .ledger import CommitLedger, RunTotals
+from .planning import units_of_file
 from .prompts import prefixes
 from .provenance import ResolvedModel, fingerprint, fingerprint_fields, parquet_metadata
-from .resume import prepare_output, remove_uncommitted_parts
-from .runtime import cluster_gpus
+from .resume import PreparedOutput, check_output_is_ours, prepare_output, sweep_unlisted
+from .runtime import cluster_gpus, fresh_workers
+from .secrets import redact, secret_values
+from .sources import list_shards
 from .stages.embed import EmbedRows, EmbedSettings
 from .stages.prepare import PrepareSettings, prepare_units
 from .stages.write import WriteSettings, write_parts
@@ -41,13 +43,15 @@ class RunResult:
     shards: int
     units_skipped: int
     seconds: float
-    totals: Any
-    unfinished: list[dict[str, Any]] = field(default_factory=list)
-    duplicate_ids: dict[str, Any] = field(default_factory=dict)
+    totals: RunTotals
+    files: dict[str, int] = field(default_factory=dict)  # unchanged / added / changed / removed / resumed
+    units_removed: int = 0  # units of changed or vanished input files removed from the output
+    files_swept: int | None = None  # parts no marker listed, removed (None: no sweep was needed)
+    restarts: int = 0
 
     @property
     def complete(self) -> bool:
-        return not self.totals.failures and not self.unfinished
+        return not self.totals.failures
 
 
 @dataclass(frozen=True)
@@ -76,14 +80,19 @@ def decide_resources(config: RunConfig) -> Resources:
     return Resources(per_actor, min_actors, max_actors)
 
 
-def build_plan(config: RunConfig, shards: pa.Array, committed: set[str], model: ResolvedModel,
-               metadata: dict[str, str], resources: Resources):
-    """The lazy Ray Dataset whose rows are the write stage's per-part stats."""
+def build_plan(config: RunConfig, prepared: PreparedOutput, model: ResolvedModel,
+               metadata: dict[str, str], resources: Resources, generation: str):
+    """The lazy Ray Dataset whose rows are the write stage's per-unit stats.
+
+    A unit stays whole from read to write (one block each, see configure_data_context): it
+    is the embed stage's sort window and becomes one part named by the unit."""
     import ray
 
     retries = config.compute.max_task_retries
-    ds = plan_units(*pending_work(shards, committed), storage_options=config.input.storage_options,
-                    rows_per_unit=config.input.rows_per_unit)
+    workers = fresh_workers(generation)
+    ds = plan_units(prepared.plan.pending, prepared.plan.committed_pending,
+                    storage_options=config.input.storage_options, rows_per_unit=config.input.rows_per_unit,
+                    ray_remote_args=workers)
     # One unit per block, so that read tasks spread over the cluster instead of one task
     # reading all units of a file in a row.
     ds = ds.repartition(target_num_rows_per_block=1)
@@ -93,23 +102,23 @@ def build_plan(config: RunConfig, shards: pa.Array, committed: set[str], model: 
     ds = ds.map_batches(
         prepare_units, fn_kwargs={"settings": _prepare_settings(config, model)},
         batch_size=1, batch_format="pyarrow", num_cpus=config.compute.cpus_per_read_task,
-        scheduling_strategy="SPREAD", max_retries=retries,
+        scheduling_strategy="SPREAD", max_retries=retries, **workers,
     )
     ds = ds.map_batches(
         EmbedRows, fn_constructor_kwargs={"settings": _embed_settings(config, model)},
-        batch_size=config.batching.sort_window_rows, batch_format="pyarrow",
+        batch_size=None, batch_format="pyarrow",
         num_gpus=resources.gpus_per_actor, num_cpus=config.compute.cpus_per_actor,
         resources=config.compute.actor_resources or None,
         compute=ray.data.ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors),
         scheduling_strategy="DEFAULT",
         # Bounded on purpose (Ray Data's default is to restart and retry forever): a dead
         # actor is replaced and its lost batches are re-run, a poisoned batch is not looped on.
-        max_restarts=config.compute.max_actor_restarts, max_task_retries=retries,
+        max_restarts=config.compute.max_actor_restarts, max_task_retries=retries, **workers,
     )
     return ds.map_batches(
         write_parts, fn_kwargs={"settings": _write_settings(config, metadata)},
         batch_size=None, batch_format="pyarrow", num_cpus=config.compute.cpus_per_write_task,
-        max_retries=retries,
+        max_retries=retries, **workers,
     )
 
 
@@ -118,20 +127,21 @@ def build_plan(config: RunConfig, shards: pa.Array, committed: set[str], model: 
 FILES_PER_PLANNING_BLOCK = 64
 
 
-def plan_units(shards: pa.Array, committed: set[str], storage_options: dict, rows_per_unit: int):
+def plan_units(shards: pa.Table, committed: set[str], storage_options: dict, rows_per_unit: int,
+               ray_remote_args: dict | None = None):
     """Dataset of the units still to do (footers read in Ray tasks, not on the driver)."""
     import ray
 
-    chunks = [pa.table({C.UNIT_URI: shards.slice(start, FILES_PER_PLANNING_BLOCK)})
-              for start in range(0, len(shards), FILES_PER_PLANNING_BLOCK)]
-    ds = ray.data.from_arrow(chunks)
+    shards = shards.select(["uri", "digest", "identity"])
+    chunks = [shards.slice(start, FILES_PER_PLANNING_BLOCK) for start in range(0, len(shards), FILES_PER_PLANNING_BLOCK)]
+    ds = ray.data.from_arrow(chunks or [shards])
     return ds.flat_map(_pending_units, fn_kwargs={
         "storage_options": storage_options, "rows_per_unit": rows_per_unit, "committed": committed,
-    })
+    }, **(ray_remote_args or {}))
 
 
-def _pending_units(row: dict[str, Any], storage_options: dict, rows_per_unit: int, committed: set[str]):
-    return [u for u in units_of_file(row[C.UNIT_URI], storage_options, rows_per_unit) if u[C.UNIT_ID] not in committed]
+def _pending_units(shard: dict[str, Any], storage_options: dict, rows_per_unit: int, committed: set[str]):
+    return [u for u in units_of_file(shard, storage_options, rows_per_unit) if u[C.UNIT_ID] not in committed]
 
 
 def _prepare_settings(config: RunConfig, model: ResolvedModel) -> PrepareSettings:
@@ -180,6 +190,10 @@ def configure_data_context() -> None:
     # Data does not retry by default. Re-running it is safe here: output names are
     # deterministic and only the final stats are counted.
     context.actor_task_retry_on_errors = [ActorUnavailableError]
+    # Ray Data slices a task's output into blocks of at most this size; a unit must stay
+    # one block from read to write (it is the sort window and becomes one part), so no
+    # slicing. Units stay bounded by input.rows_per_unit.
+    context.target_max_block_size = None
 
 
 def _lost_to_ray(err: BaseException) -> bool:
@@ -191,28 +205,51 @@ def _lost_to_ray(err: BaseException) -> bool:
 
 
 def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str) -> RunResult:
-    """Plan, run and commit; the caller owns Ray's lifetime and the manifest.
+    """Plan, run and commit under the output's lease; the caller owns Ray and the manifest.
 
     When Ray loses part of the job (a preempted node, say), the run resumes itself from
     the committed units, as a re-run would, up to compute.max_pipeline_restarts times."""
     started = time.monotonic()
     configure_data_context()
-    # The input is checked before anything is written, so a bad input leaves no output behind.
-    shards = explained(lambda: list_shards(config.input.uri, config.input.storage_options),
-                       config.input.uri, "input", "listing the input")
+    # Input and output are checked before anything is written: a bad input or a folder that
+    # is not ours leaves no trace.
+    listing = explained(lambda: list_shards(config.input.uri, config.input.storage_options),
+                        config.input.uri, "input", "listing the input")
     layout = explained(lambda: OutputLayout(config.output.uri, config.output.storage_options),
                        config.output.uri, "output", "opening the output")
+    explained(lambda: check_output_is_ours(layout, config.input.uri, config.input.storage_options),
+              config.output.uri, "output", "checking the output")
+    lease = OutputLease(layout, run_id, config.output.lease_ttl_s, config.output.lease_wait_s)
+    previous = explained(lease.acquire, config.output.uri, "output", "taking the output's lease")
+    lease.start_heartbeat()
+    result = None
+    try:
+        result = _run_attempts(config, model, run_id, listing, layout, lease, needs_sweep(previous))
+    finally:
+        lease.release(clean=bool(result and result.complete and not result.restarts))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _run_attempts(config, model, run_id, listing, layout, lease, sweep: bool) -> RunResult:
     fp, fields = fingerprint(config, model), fingerprint_fields(config, model)
     metadata = parquet_metadata(config, model, run_id)
     resources = decide_resources(config)
-    ledger = CommitLedger(layout, run_id, fp)
-    mode, skipped = config.output.mode, None
+    secrets = secret_values(config.input.storage_options) + secret_values(config.output.storage_options)
+    mode, first, attempt = config.output.mode, None, 0
+    ledger = None
     for attempt in range(config.compute.max_pipeline_restarts + 1):
-        committed = explained(lambda mode=mode: prepare_output(layout, mode, fp, fields),
-                              config.output.uri, "output", "preparing the output")
-        skipped = len(committed) if skipped is None else skipped
-        log.info("%d shards listed; %d units already committed will be skipped", len(shards), len(committed))
-        plan = build_plan(config, shards, committed, model, metadata, resources)
+        prepared = explained(lambda mode=mode, sweep=sweep: prepare_output(layout, mode, fp, fields, listing, sweep),
+                             config.output.uri, "output", "preparing the output")
+        first = first or prepared
+        pending = prepared.plan.pending
+        identities = dict(zip(pending["digest"].to_pylist(), pending["identity_fields"].to_pylist()))
+        ledger = ledger or CommitLedger(layout, run_id, fp, identities, lease, lambda text: redact(text, secrets))
+        ledger.identities.update(identities)
+        log.info("%d shards listed (%s); %d units already committed are skipped; %d stale units removed",
+                 len(listing), ", ".join(f"{k} {v}" for k, v in prepared.plan.files.items()),
+                 prepared.plan.units_skipped, prepared.removed_units)
+        plan = build_plan(config, prepared, model, metadata, resources, generation=f"{run_id}.{attempt}")
         try:
             for stats in plan.iter_batches(batch_size=None, batch_format="pyarrow"):
                 ledger.add(stats)
@@ -220,16 +257,13 @@ def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str) -> RunRes
         except Exception as err:
             if not _lost_to_ray(err) or attempt == config.compute.max_pipeline_restarts:
                 raise
-            log.warning("Ray lost part of the job (%s); resuming from the committed units (%d/%d)",
+            log.warning("Ray lost part of the job (%s); resuming from the committed units (%d/%d) on fresh workers",
                         type(err).__name__, attempt + 1, config.compute.max_pipeline_restarts)
-            ledger.abandon_in_flight()
-            mode = "resume"
-    if attempt or ledger.in_flight:
+            mode, sweep = "resume", False
+    swept = first.swept_files
+    if attempt:
         # Tasks of an abandoned attempt may have finished writing after the resume began:
         # whatever no marker claims is removed, so readers never see it.
-        remove_uncommitted_parts(layout, layout.committed_units())
-    result = RunResult(run_id, layout.uri, len(shards), skipped, time.monotonic() - started,
-                       ledger.totals, ledger.unfinished())
-    if config.output.report_duplicate_ids and ledger.totals.units_committed:
-        result.duplicate_ids = duplicate_ids(layout)
-    return result
+        swept = (swept or 0) + sweep_unlisted(layout, layout.committed_units())
+    return RunResult(run_id, layout.uri, len(listing), first.plan.units_skipped, 0.0, ledger.finish(),
+                     files=first.plan.files, units_removed=first.removed_units, files_swept=swept, restarts=attempt)

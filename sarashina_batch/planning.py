@@ -1,92 +1,69 @@
-"""From an input URI to work units: bounded runs of rows of one Parquet file.
+"""From the input listing and the commit listing to the work still to do.
 
-The driver only lists files. Footers are read inside Ray tasks (one flat_map call per
-file), so planning 100,000 shards costs the driver a listing, not 100,000 reads.
+The driver only lists files and commit markers, and decides per file from names alone:
+unchanged and done (skipped), new or changed (planned; the changed file's old units are
+stale), gone (its units are stale). Footers are read inside Ray tasks (one flat_map call per
+file), so planning 100,000 shards costs the driver two listings, not 100,000 reads.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import columns as C
-from .storage import full_uri, open_fs, protocols
+from .sources import Listing
+from .storage import open_fs
 from .storage_errors import with_retries
-
-_GLOB_CHARS = set("*?[")
-
-
-def list_shards(uri: str, storage_options: dict[str, Any]) -> pa.Array:
-    """Sorted URIs of the Parquet files a file, folder or glob names, as one compact Arrow
-    array: 100,000 shards cost a few MiB on the driver, held once."""
-    fs, path = open_fs(uri, storage_options)
-    if _GLOB_CHARS & set(path):
-        paths = fs.glob(path)
-    elif fs.isdir(path):
-        paths = [p for p in fs.find(path) if p.endswith(".parquet") and not _is_hidden(p[len(path):])]
-    elif fs.exists(path):
-        paths = [path]
-    elif _bucket_missing(fs, path):
-        raise FileNotFoundError(f"input {uri}: the bucket does not exist")
-    else:
-        raise FileNotFoundError(f"input {uri} does not exist; check input.uri")
-    if not paths:
-        raise FileNotFoundError(f"input {uri} holds no .parquet files; check input.uri")
-    paths.sort()
-    return pa.array((full_uri(fs, p) for p in paths), pa.string(), size=len(paths))
+from .units import UnitName
 
 
-def _bucket_missing(fs, path: str) -> bool:
-    if not protocols(fs) & {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}:
-        return False
-    return not fs.exists(path.split("/", 1)[0])
+@dataclass
+class Reconciliation:
+    """What a run has to do, decided from the two listings."""
+
+    pending: pa.Table  # listing rows of the files that still have work
+    committed_pending: set[str]  # committed units of those files (skipped inside them)
+    stale: list[str] = field(default_factory=list)  # committed units of changed or vanished files
+    files: dict[str, int] = field(default_factory=dict)  # unchanged / added / changed / removed / resumed
+    units_skipped: int = 0
 
 
-def _is_hidden(relative: str) -> bool:
-    # Same rule as Parquet dataset readers: '_' or '.' prefixed parts are metadata.
-    return any(part.startswith(("_", ".")) for part in relative.split("/") if part)
-
-
-def file_digest(uri: str) -> str:
-    return hashlib.sha1(uri.encode("utf-8")).hexdigest()[:16]
-
-
-def unit_id(uri: str, index: int, count: int, first_row: int, num_rows: int) -> str:
-    """Deterministic name of unit `index` of the `count` units of a file: the same slice of
-    the same file always maps to it. The count in the name lets a re-run see from the
-    commit listing alone that a file is done, without reading its footer."""
-    return f"{file_digest(uri)}-{index:05d}of{count:05d}-{first_row:010d}-{num_rows:07d}"
-
-
-def file_of_unit(uid: str) -> tuple[str, int]:
-    """(file digest, number of units of that file) read back from a unit id."""
-    digest, position, *_ = uid.split("-")
-    return digest, int(position.split("of")[1])
-
-
-def completed_files(committed: set[str]) -> set[str]:
-    """Digests of the files all of whose units are committed."""
-    done: dict[str, int] = {}
-    totals: dict[str, int] = {}
-    for unit in committed:
-        digest, totals[digest] = file_of_unit(unit)
-        done[digest] = done.get(digest, 0) + 1
-    return {digest for digest, count in done.items() if count == totals[digest]}
-
-
-def pending_work(shards: pa.Array, committed: set[str]) -> tuple[pa.Array, set[str]]:
-    """The shards that still have work, and the committed units of those shards.
-
-    Fully committed files are dropped before planning, and only the few committed ids the
-    planning tasks still need travel to them (not every id of a mostly finished corpus)."""
-    done = completed_files(committed)
-    if done:
-        shards = shards.filter(pa.array([file_digest(uri) not in done for uri in shards.to_pylist()]))
-    return shards, {unit for unit in committed if file_of_unit(unit)[0] not in done}
+def reconcile(listing: Listing, committed: set[str]) -> Reconciliation:
+    """Compare the input listing with the committed units, file by file."""
+    by_file: dict[str, list[UnitName]] = {}
+    for text in committed:
+        name = UnitName.parse(text)
+        if name is not None:
+            by_file.setdefault(name.digest, []).append(name)
+    keep = []
+    result = Reconciliation(listing.table.slice(0, 0), set())
+    counts = dict.fromkeys(("unchanged", "added", "changed", "removed", "resumed"), 0)
+    digests, identities = listing.table["digest"].to_pylist(), listing.table["identity"].to_pylist()
+    for digest, identity in zip(digests, identities):
+        units = by_file.pop(digest, [])
+        current = [u for u in units if u.identity == identity]
+        result.stale += [str(u) for u in units if u.identity != identity]
+        done = bool(current) and len(current) == current[0].count
+        keep.append(not done)
+        result.units_skipped += len(current)
+        if done:
+            counts["unchanged"] += 1
+        elif current:
+            counts["resumed"] += 1
+            result.committed_pending.update(str(u) for u in current)
+        else:
+            counts["changed" if units else "added"] += 1
+    for units in by_file.values():
+        counts["removed"] += 1
+        result.stale += [str(u) for u in units]
+    result.pending = listing.table.filter(pa.array(keep, pa.bool_())) if keep else listing.table
+    result.files = counts
+    return result
 
 
 def split_row_groups(row_group_sizes: list[int], rows_per_unit: int) -> list[tuple[int, int]]:
@@ -109,17 +86,23 @@ def split_row_groups(row_group_sizes: list[int], rows_per_unit: int) -> list[tup
     return units
 
 
-def units_of_file(uri: str, storage_options: dict[str, Any], rows_per_unit: int) -> Iterator[dict[str, Any]]:
-    """Units of one file from its footer; an unreadable footer yields one failed unit."""
+def units_of_file(shard: dict[str, Any], storage_options: dict[str, Any], rows_per_unit: int) -> Iterator[dict[str, Any]]:
+    """Units of one listed file from its footer; an unreadable footer yields one failed unit.
+
+    A file without rows still gets one (empty) unit, so that its marker says it is done."""
+    def named(index: int, count: int, first_row: int, num_rows: int) -> str:
+        return str(UnitName(shard["digest"], shard["identity"], index, count, first_row, num_rows))
+
+    uri = shard["uri"]
     try:
         metadata = with_retries(lambda: read_footer(uri, storage_options), f"footer of {uri}")
         sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
     except Exception as err:  # noqa: BLE001 - any footer failure fails this file only
-        yield _unit(uri, 0, 0, unit_id(uri, 0, 1, 0, 0), error=f"cannot read Parquet footer: {type(err).__name__}: {err}")
+        yield _unit(shard, 0, 0, named(0, 1, 0, 0), error=f"cannot read Parquet footer: {type(err).__name__}: {err}")
         return
-    units = split_row_groups(sizes, rows_per_unit)
+    units = split_row_groups(sizes, rows_per_unit) or [(0, 0)]
     for index, (first_row, num_rows) in enumerate(units):
-        yield _unit(uri, first_row, num_rows, unit_id(uri, index, len(units), first_row, num_rows))
+        yield _unit(shard, first_row, num_rows, named(index, len(units), first_row, num_rows), file_rows=sum(sizes))
 
 
 def read_footer(uri: str, storage_options: dict[str, Any]) -> pq.FileMetaData:
@@ -128,10 +111,12 @@ def read_footer(uri: str, storage_options: dict[str, Any]) -> pq.FileMetaData:
         return pq.ParquetFile(handle).metadata
 
 
-def _unit(uri: str, first_row: int, num_rows: int, uid: str, error: str | None = None) -> dict[str, Any]:
+def _unit(shard: dict[str, Any], first_row: int, num_rows: int, uid: str, error: str | None = None,
+          file_rows: int | None = None) -> dict[str, Any]:
     return {
         C.UNIT_ID: uid,
-        C.UNIT_URI: uri,
+        C.UNIT_URI: shard["uri"],
+        C.UNIT_FILE_ROWS: file_rows,
         C.UNIT_FIRST_ROW: first_row,
         C.UNIT_NUM_ROWS: num_rows,
         C.UNIT_ERROR: error,

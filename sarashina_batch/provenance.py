@@ -17,6 +17,8 @@ from pathlib import Path
 from .config import RunConfig
 from .prompts import DOCUMENT_TEMPLATE, QUERY_TEMPLATE, instruction_for
 
+# 2: unit names carry the file's identity; one part per unit (part-<unit>.parquet).
+OUTPUT_LAYOUT_VERSION = 2
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 LIBRARIES = ("sarashina-batch", "torch", "transformers", "sentence-transformers", "ray", "pyarrow")
 
@@ -91,8 +93,9 @@ def fingerprint_fields(config: RunConfig, model: ResolvedModel) -> dict:
         "role_column": config.prompt.role_column,
         "text_column": config.input.text_column,
         "max_chars_per_row": config.input.max_chars_per_row,
-        # Not an embedding setting, but it decides the unit names a resume relies on.
+        # Not embedding settings, but they decide the unit and part names a resume relies on.
         "rows_per_unit": config.input.rows_per_unit,
+        "output_layout": OUTPUT_LAYOUT_VERSION,
     }
 
 

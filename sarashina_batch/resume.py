@@ -1,40 +1,100 @@
-"""Make an output folder ready for a run, per output.mode, and tell which units are done.
+"""Make an output folder ready for a run and tell which units are done.
 
-resume: keep committed units, delete parts of units that never committed (leftovers of a
-crash, never read as results); overwrite: start from nothing; error: refuse a non-empty
-output. A different fingerprint never mixes into an existing output.
+Before anything is touched: the output must be empty or this job's own (it holds
+_sarashina_batch.json), and must not overlap the input. Then, under the run's lease:
+- overwrite deletes this job's own files only (markers, parts, the fingerprint; run history
+  stays); error refuses an output that holds committed units; resume keeps them.
+- a different fingerprint never mixes into an existing output.
+- units of changed or vanished input files are removed: marker first, then its parts, so a
+  crash in between leaves only parts that no marker lists, which the next sweep removes.
+- a sweep removes every part and temporary that no marker lists, when the last run did not
+  end cleanly (a clean run leaves none, and a sweep costs a listing of every part).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+from dataclasses import dataclass, field
 from typing import Any
 
-from .layout import REJECTED_DIR, RUN_INFO, OutputLayout
+from .layout import BOOKKEEPING, COMMITS_DIR, REJECTED_DIR, RUN_INFO, OutputLayout
+from .planning import Reconciliation, reconcile
+from .sources import Listing
+from .storage import full_uri, is_local, open_fs, remove_files
+from .units import UNIT_PATTERN, is_our_temporary, unit_of_part
+
+log = logging.getLogger(__name__)
+_GLOB_CHARS = "*?["
 
 
 class OutputConflict(RuntimeError):
     pass
 
 
-def prepare_output(layout: OutputLayout, mode: str, fingerprint: str, fields: dict[str, Any]) -> set[str]:
-    """Apply the mode; return the ids of units already committed (to be skipped)."""
-    if mode == "overwrite" and layout.fs.exists(layout.root):
-        layout.fs.rm(layout.root, recursive=True)
-    if mode == "error" and not layout.is_empty():
+@dataclass
+class PreparedOutput:
+    committed: set[str]  # committed units of the current input (stale ones already removed)
+    plan: Reconciliation
+    removed_units: int = 0  # stale units removed (changed or vanished input files)
+    swept_files: int | None = None  # None: no sweep was needed
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+# checks before anything is written --------------------------------------------
+def check_output_is_ours(layout: OutputLayout, input_uri: str, input_options: dict[str, Any]) -> None:
+    """Refuse an output that overlaps the input, or a non-empty folder this job did not write."""
+    out, inp = _comparable(layout.uri, layout.fs), _comparable(*_input_base(input_uri, input_options))
+    if out == inp or out.startswith(inp.rstrip("/") + "/") or inp.startswith(out.rstrip("/") + "/"):
+        raise OutputConflict(f"output {layout.uri} and input {input_uri} overlap; the output must be a folder "
+                             "outside the input (and not contain it): set output.uri to a separate prefix")
+    names = layout.list_names()
+    if RUN_INFO in names:
+        return
+    foreign = sorted(name for name in names if name not in BOOKKEEPING)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise OutputConflict(
-            f"output {layout.uri} is not empty and output.mode is 'error'; "
-            "choose an empty output, or set output.mode=resume or overwrite"
-        )
+            f"output {layout.uri} holds files that sarashina-batch did not write ({shown}) and no {RUN_INFO}; "
+            "nothing was changed. Choose an empty folder or a new prefix for output.uri")
+
+
+def _input_base(uri: str, options: dict[str, Any]):
+    fs, path = open_fs(uri, options)
+    if any(char in path for char in _GLOB_CHARS):
+        path = path[: min(path.index(c) for c in _GLOB_CHARS if c in path)].rsplit("/", 1)[0]
+    return full_uri(fs, path), fs
+
+
+def _comparable(uri: str, fs) -> str:
+    return os.path.realpath(uri) if is_local(fs) else uri.rstrip("/")
+
+
+# under the lease --------------------------------------------------------------
+def prepare_output(layout: OutputLayout, mode: str, fingerprint: str, fields: dict[str, Any],
+                   listing: Listing, sweep: bool) -> PreparedOutput:
+    """Apply the mode, remove stale units, sweep if asked; return what is done and what is not."""
+    if mode == "overwrite":
+        removed = remove_own_files(layout)
+        log.info("output.mode=overwrite: removed %d files this job had written under %s", removed, layout.uri)
+    committed = layout.committed_units()
+    if mode == "error" and committed:
+        raise OutputConflict(f"output {layout.uri} already holds {len(committed)} committed units and output.mode "
+                             "is 'error'; choose an empty output, or set output.mode=resume or overwrite")
     layout.ensure_local_dirs()
     _check_fingerprint(layout, fingerprint, fields)
-    committed = layout.committed_units()
-    remove_uncommitted_parts(layout, committed)
-    return committed
+    plan = reconcile(listing, committed)
+    remove_units(layout, plan.stale)
+    committed -= set(plan.stale)
+    prepared = PreparedOutput(committed, plan, removed_units=len(plan.stale))
+    if sweep:
+        prepared.swept_files = sweep_unlisted(layout, committed)
+    return prepared
 
 
 def _check_fingerprint(layout: OutputLayout, fingerprint: str, fields: dict[str, Any]) -> None:
-    info_path = f"{layout.root}/{RUN_INFO}"
+    info_path = layout.path(RUN_INFO)
     existing = layout.read_json(info_path)
     if existing is None:
         layout.write_json(info_path, {"fingerprint": fingerprint, "fields": fields})
@@ -49,20 +109,36 @@ def _check_fingerprint(layout: OutputLayout, fingerprint: str, fields: dict[str,
         )
 
 
-def unit_of_part(name: str) -> str | None:
-    """'part-<unit>-r<row>.parquet' -> '<unit>'."""
-    if not (name.startswith("part-") and name.endswith(".parquet")):
-        return None
-    return name[len("part-"): -len(".parquet")].rsplit("-r", 1)[0]
+def remove_units(layout: OutputLayout, units: list[str]) -> None:
+    """Markers first (the output stops claiming the rows), then the parts they named."""
+    if not units:
+        return
+    remove_files(layout.fs, [layout.commit_marker(u) for u in units])
+    remove_files(layout.fs, [layout.data_part(u) for u in units] + [layout.rejected_part(u) for u in units])
+    log.info("removed %d units of input files that changed or disappeared", len(units))
 
 
-def remove_uncommitted_parts(layout: OutputLayout, committed: set[str]) -> int:
-    removed = 0
+def sweep_unlisted(layout: OutputLayout, committed: set[str]) -> int:
+    """Remove every part and temporary of this job that no marker lists (one listing each of
+    the root and _rejected/). Names this job never writes are never touched."""
+    garbage = []
     for sub in ((), (REJECTED_DIR,)):
-        base = "/".join([layout.root, *sub])
         for name in layout.list_names(*sub):
             unit = unit_of_part(name)
-            if unit is not None and unit not in committed:
-                layout.fs.rm(f"{base}/{name}")
-                removed += 1
-    return removed
+            if (unit is not None and unit not in committed) or is_our_temporary(name):
+                garbage.append(layout.path(*sub, name))
+    remove_files(layout.fs, garbage)
+    if garbage:
+        log.info("swept %d files that no commit marker lists", len(garbage))
+    return len(garbage)
+
+
+def remove_own_files(layout: OutputLayout) -> int:
+    """Everything this job writes as data or state, by its exact names; run history stays."""
+    own = [layout.path(COMMITS_DIR, name) for name in layout.list_names(COMMITS_DIR)
+           if name.endswith(".json") and UNIT_PATTERN.match(name[: -len(".json")])]
+    for sub in ((), (REJECTED_DIR,)):
+        own += [layout.path(*sub, name) for name in layout.list_names(*sub)
+                if unit_of_part(name) is not None or is_our_temporary(name)]
+    own.append(layout.path(RUN_INFO))
+    return remove_files(layout.fs, own)

@@ -1,4 +1,5 @@
-"""Connect to Ray: an existing cluster when there is one, else a local Ray."""
+"""Connect to Ray: an existing cluster when there is one, else a local Ray. Worker processes
+import the heavy libraries once, before any task runs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import os
 
 log = logging.getLogger(__name__)
+SETUP_HOOK = "sarashina_batch.runtime.warm_worker"
 
 
 def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> str:
@@ -17,15 +19,34 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> s
     if ray.is_initialized():
         return "already connected"
     address = address or os.environ.get("RAY_ADDRESS")
+    runtime_env = {"worker_process_setup_hook": SETUP_HOOK}
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, runtime_env=runtime_env)
         return f"joined Ray cluster at {address}"
     try:
-        ray.init(address="auto", log_to_driver=True)
+        ray.init(address="auto", log_to_driver=True, runtime_env=runtime_env)
         return "joined the Ray cluster running on this machine"
     except ConnectionError:
-        ray.init(num_cpus=num_cpus, include_dashboard=False)
+        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env)
         return f"started a local Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)"
+
+
+def warm_worker() -> None:
+    """Ray's worker_process_setup_hook: import torch and transformers before any task runs.
+
+    Seen after a node loss: a worker interrupted half-way through these imports (Ray Data
+    cancels the tasks of an aborted execution) kept broken modules and failed every later
+    task it got. Imported here, no task can interrupt them."""
+    import pyarrow.parquet  # noqa: F401
+    import torch  # noqa: F401
+    from transformers import AutoTokenizer, LlamaConfig, LlamaModel  # noqa: F401
+
+
+def fresh_workers(generation: str) -> dict:
+    """ray_remote_args that give a stage worker processes of its own generation: workers
+    are pooled by runtime environment, so a new value means new processes, and a run that
+    resumes after a failure never lands on a worker the failure may have broken."""
+    return {"runtime_env": {"env_vars": {"SARASHINA_BATCH_WORKERS": generation}}}
 
 
 def cluster_gpus() -> float:

@@ -2,72 +2,19 @@
 
 Credentials come from the standard chains (environment, profile, instance role). A config
 may reference an environment variable as '${env:NAME}'; the value is read on the worker
-that opens the filesystem, so it never travels in a plan, a log or a manifest.
+that opens the filesystem, so it never travels in a plan, a log or a manifest
+(sarashina_batch.secrets).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
 from typing import Any
 
 import fsspec
 
-_ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
-# Keys whose values are secrets in any fsspec backend we support.
-_SECRET_KEYS = re.compile(r"(secret|token|password|key|credential|sas|signature)", re.IGNORECASE)
-
-
-def expand_env(options: dict[str, Any]) -> dict[str, Any]:
-    """Replace '${env:NAME}' values (at any depth) with the environment variable's value."""
-    expanded: dict[str, Any] = {}
-    for key, value in options.items():
-        if isinstance(value, dict):
-            expanded[key] = expand_env(value)
-        elif isinstance(value, str) and (match := _ENV_REF.match(value)):
-            name = match.group(1)
-            if name not in os.environ:
-                raise ValueError(f"storage option {key!r} refers to environment variable {name}, which is not set")
-            expanded[key] = os.environ[name]
-        else:
-            expanded[key] = value
-    return expanded
-
-
-def secret_values(options: dict[str, Any]) -> list[str]:
-    """Every string in the options that must never be printed (after env expansion)."""
-    found: list[str] = []
-    for key, value in options.items():
-        if isinstance(value, dict):
-            found += secret_values(value)
-        elif isinstance(value, str) and _SECRET_KEYS.search(key) and value:
-            match = _ENV_REF.match(value)
-            # An unset variable is reported elsewhere; here it simply has nothing to hide.
-            resolved = os.environ.get(match.group(1), "") if match else value
-            if resolved:
-                found.append(resolved)
-    return found
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
-def safe_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Options fit for a manifest: secret-looking keys masked, env references kept as written."""
-    shown: dict[str, Any] = {}
-    for key, value in options.items():
-        if isinstance(value, dict):
-            shown[key] = safe_options(value)
-        elif isinstance(value, str) and _SECRET_KEYS.search(key) and not _ENV_REF.match(value):
-            shown[key] = "***"
-        else:
-            shown[key] = value
-    return shown
-
+from .secrets import expand_env
 
 # botocore's own retries for S3: few and quick, because with_retries() backs off on top of
 # them, and a wrong endpoint must fail in seconds, not minutes.
@@ -98,3 +45,54 @@ def full_uri(fs: fsspec.AbstractFileSystem, path: str) -> str:
 
 def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def write_atomically(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """Make `path` hold `data` completely or not change at all.
+
+    Local disk: a hidden temporary file beside it, then a rename (atomic on POSIX; readers
+    skip '.'-prefixed names). Object stores: one PUT (or multipart upload) of the complete
+    buffer, which becomes visible only once whole; nothing is sent if the caller failed
+    before handing the bytes over."""
+    if not is_local(fs):
+        fs.pipe_file(path, data)
+        return
+    folder, name = path.rsplit("/", 1)
+    temporary = f"{folder}/{temporary_name(name)}"
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+TEMPORARY_PREFIX = ".sbtmp-"
+
+
+def temporary_name(name: str) -> str:
+    return f"{TEMPORARY_PREFIX}{os.urandom(4).hex()}-{name}"
+
+
+def remove_files(fs: fsspec.AbstractFileSystem, paths: list[str]) -> int:
+    """Delete these files (in bulk where the store allows it); a file already gone is fine."""
+    if not paths:
+        return 0
+    if not is_local(fs):
+        try:
+            fs.rm(paths)  # one DeleteObjects call per 1,000 keys
+        except FileNotFoundError:  # some backends check existence first: one by one then
+            for path in paths:
+                with contextlib.suppress(FileNotFoundError):
+                    fs.rm_file(path)
+        return len(paths)
+    removed = 0
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed += 1
+    return removed

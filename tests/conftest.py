@@ -40,7 +40,7 @@ def job_config(input_uri: str, output_uri: str, model_path: str, **sections):
         "input": {"uri": input_uri, "text_column": "text", "rows_per_unit": 40},
         "output": {"uri": output_uri, "embedding_dtype": "float32"},
         "model": {"name": model_path, "max_seq_length": 64},
-        "batching": {"max_tokens_per_batch": 512, "sort_window_rows": 64},
+        "batching": {"max_tokens_per_batch": 512},
         "compute": {"gpus_per_actor": 0, "max_actors": 1, "cpus_per_actor": 1, "cpus_per_read_task": 0.5},
     }
     for section, values in sections.items():

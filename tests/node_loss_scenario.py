@@ -29,7 +29,6 @@ def main(model: str, corpus: str, output: str, rows_per_unit: int) -> None:
     ray.init(address=cluster.address, log_to_driver=False)
     config = job_config(corpus, output, model,
                         input={"id_column": "doc_id", "rows_per_unit": rows_per_unit},
-                        batching={"sort_window_rows": 50},
                         compute={"actor_resources": GPU_LIKE, "cpus_per_actor": 1})
     outcome: dict = {}
     runner = threading.Thread(target=lambda: outcome.setdefault("first", run_job(config)))

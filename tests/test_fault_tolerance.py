@@ -57,8 +57,7 @@ def assert_exactly_once(out_dir: Path, corpus: Path) -> None:
 
 def test_driver_killed_mid_run_then_resumed(local_ray, tiny_model, big_corpus, tmp_path, capsys):
     out_dir = tmp_path / "out"
-    sections = {"input": {"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT},
-                "batching": {"sort_window_rows": 50}}
+    sections = {"input": {"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT}}
     config = job_config(str(big_corpus), str(out_dir), tiny_model, **sections)
     # The first driver joins this test's Ray cluster, so killing it kills only the driver.
     raw = config.model_dump()
@@ -97,8 +96,7 @@ def embed_actor_pids() -> list[int]:
 def test_embedding_actor_killed_mid_run(local_ray, tiny_model, big_corpus, tmp_path):
     out_dir = tmp_path / "out"
     config = job_config(str(big_corpus), str(out_dir), tiny_model,
-                        input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT},
-                        batching={"sort_window_rows": 50})
+                        input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT})
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.setdefault("code", run_job(config)))
     runner.start()
@@ -126,7 +124,7 @@ def test_s3_server_restarted_mid_run(local_ray, s3, s3_bucket, tiny_model, big_c
     options = s3.storage_options()
     config = job_config(f"s3://{s3_bucket}/corpus", f"s3://{out}", tiny_model,
                         input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT, "storage_options": options},
-                        output={"storage_options": options}, batching={"sort_window_rows": 50})
+                        output={"storage_options": options})
 
     def s3_commits() -> int:
         fs.invalidate_cache()

@@ -2,7 +2,8 @@ import pyarrow as pa
 
 from sarashina_batch import columns as C
 from sarashina_batch.config import PromptConfig
-from sarashina_batch.planning import unit_id
+from sarashina_batch.sources import list_shards
+from sarashina_batch.units import UnitName
 from sarashina_batch.prompts import INSTRUCTIONS, prefixes
 from sarashina_batch.stages.prepare import PrepareSettings, classify_texts, load_tokenizer, prepare_unit
 
@@ -39,8 +40,10 @@ def _unit_file(tmp_path, table):
 
     path = str(tmp_path / "in.parquet")
     pq.write_table(table, path)
-    return {C.UNIT_ID: unit_id(path, 0, 1, 0, table.num_rows), C.UNIT_URI: path, C.UNIT_FIRST_ROW: 0,
-            C.UNIT_NUM_ROWS: table.num_rows, C.UNIT_ERROR: None}
+    [shard] = list_shards(path, {}).table.to_pylist()
+    name = UnitName(shard["digest"], shard["identity"], 0, 1, 0, table.num_rows)
+    return {C.UNIT_ID: str(name), C.UNIT_URI: path, C.UNIT_FIRST_ROW: 0, C.UNIT_NUM_ROWS: table.num_rows,
+            C.UNIT_FILE_ROWS: table.num_rows, C.UNIT_ERROR: None}
 
 
 def test_tokens_match_the_model_tokenizer_and_truncation_is_flagged(tmp_path, tiny_model):
@@ -62,7 +65,7 @@ def test_role_column_picks_the_prompt_per_row(tmp_path, tiny_model):
     tokenizer = load_tokenizer(tiny_model, None)
     query = tokenizer("task: " + INSTRUCTIONS["retrieval"] + "\nquery: 東京", truncation=True, max_length=64)
     assert out[C.INPUT_IDS][0].as_py() == query["input_ids"]
-    assert out[C.ROLE].to_pylist() == ["query", "document", "essay"]
+    assert out[C.ROLE].to_pylist() == ["query", "document", None]
     assert out[C.TASK].to_pylist() == ["retrieval", None, None]
     assert out[C.REASON].to_pylist() == [None, None, "invalid_role"]
 
@@ -99,3 +102,39 @@ def test_a_text_the_tokenizer_chokes_on_is_rejected_alone(tmp_path, tiny_model, 
     out = prepare_unit(unit, settings(tiny_model))
     assert out[C.REASON].to_pylist() == [None, "tokenizer_error", None]
     assert out[C.INPUT_IDS][0].as_py() == real("text: 猫")["input_ids"]
+
+
+def test_a_role_column_of_integers_rejects_rows_not_the_run(tmp_path, tiny_model):
+    unit = _unit_file(tmp_path, pa.table({"text": ["東京", "大阪"], "kind": pa.array([1, 2], pa.int64())}))
+    out = prepare_unit(unit, settings(tiny_model, role_column="kind"))
+    assert out[C.REASON].to_pylist() == ["invalid_role", "invalid_role"]
+    assert "kind=1" in out[C.DETAIL][0].as_py()
+
+
+def test_a_struct_id_column_fails_its_unit_only(tmp_path, tiny_model):
+    ids = pa.array([{"a": 1}, {"a": 2}], pa.struct([("a", pa.int64())]))
+    unit = _unit_file(tmp_path, pa.table({"text": ["東京", "大阪"], "doc": ids}))
+    out = prepare_unit(unit, settings(tiny_model, id_column="doc"))
+    assert out.num_rows == 1
+    error = out[C.UNIT_ERROR][0].as_py()
+    assert "id column 'doc'" in error and "struct" in error and "input.id_column" in error
+
+
+def test_a_file_changed_since_listing_fails_its_unit(tmp_path, tiny_model):
+    import pyarrow.parquet as pq
+
+    unit = _unit_file(tmp_path, pa.table({"text": ["東京", "大阪"]}))
+    pq.write_table(pa.table({"text": ["東京", "大阪", "名古屋"]}), unit[C.UNIT_URI])
+    out = prepare_unit(unit, settings(tiny_model))
+    assert "changed after the run listed it" in out[C.UNIT_ERROR][0].as_py()
+
+
+def test_prompt_and_text_are_stripped_as_the_model_card_release_does(tmp_path, tiny_model):
+    texts = ["  猫が好き\n", "東京\u3000\u3000", "\n\t大阪 \r\n"]
+    unit = _unit_file(tmp_path, pa.table({"text": texts}))
+    out = prepare_unit(unit, settings(tiny_model, max_seq_length=64))
+    tokenizer = load_tokenizer(tiny_model, None)
+    expected = [tokenizer(("text: " + t).strip(), truncation=True, max_length=64)["input_ids"] for t in texts]
+    assert out[C.INPUT_IDS].to_pylist() == expected
+    unstripped = tokenizer("text: " + texts[0], truncation=True, max_length=64)["input_ids"]
+    assert unstripped != expected[0], "the tiny tokenizer must see the trailing newline for this test to mean anything"

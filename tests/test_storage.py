@@ -1,7 +1,7 @@
 import pytest
 
 from sarashina_batch import storage_errors
-from sarashina_batch.storage import expand_env, redact, safe_options, secret_values
+from sarashina_batch.secrets import expand_env, redact, safe_options, secret_values
 from sarashina_batch.storage_errors import StorageError, describe, explained, is_transient, with_retries
 
 

@@ -15,7 +15,9 @@ import numpy as np
 import pyarrow as pa
 
 from .. import columns as C
+from ..secrets import redact, secret_values
 from ..storage_errors import with_retries
+from ..units import UnitName
 from .read import read_unit_rows
 
 # Why a row is not embedded; written to _rejected/ as the 'reason' column.
@@ -59,18 +61,22 @@ def prepare_units(units: pa.Table, settings: PrepareSettings) -> pa.Table:
 
 
 def prepare_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
-    error = unit[C.UNIT_ERROR]
-    if error is None:
-        try:
-            rows = with_retries(lambda: read_unit_rows(
-                unit[C.UNIT_URI], unit[C.UNIT_FIRST_ROW], unit[C.UNIT_NUM_ROWS],
-                _wanted_columns(settings), settings.storage_options,
-            ), f"reading {unit[C.UNIT_URI]}")
-        except Exception as err:  # noqa: BLE001 - an unreadable unit fails alone
-            error = f"{type(err).__name__}: {err}"
-    if error is not None:
-        return failed_unit(unit, error)
-    return _prepare_rows(unit, rows, settings)
+    """A unit's rows, each ready to embed or rejected with a reason. Any error that comes
+    from the data (unreadable file, a column of an unexpected type, a file that changed
+    since it was listed) fails this unit only, with a message the manifest carries."""
+    if unit[C.UNIT_ERROR] is not None:
+        return failed_unit(unit, unit[C.UNIT_ERROR])
+    try:
+        rows = with_retries(lambda: read_unit_rows(
+            unit[C.UNIT_URI], unit[C.UNIT_FIRST_ROW], unit[C.UNIT_NUM_ROWS], _wanted_columns(settings),
+            settings.storage_options, expected_identity=UnitName.parse(unit[C.UNIT_ID]).identity,
+        ), f"reading {unit[C.UNIT_URI]}")
+        if rows.num_rows == 0:
+            return placeholder(unit)
+        return _prepare_rows(unit, rows, settings)
+    except Exception as err:  # noqa: BLE001 - a unit fails alone
+        message = f"{type(err).__name__}: {err}"
+        return failed_unit(unit, redact(message, secret_values(settings.storage_options)))
 
 
 def _wanted_columns(settings: PrepareSettings) -> list[str]:
@@ -83,13 +89,10 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
     source_rows = np.arange(unit[C.UNIT_FIRST_ROW], unit[C.UNIT_FIRST_ROW] + n, dtype=np.int64)
     texts, reasons, details = classify_texts(rows.column(settings.text_column))
     roles = _roles(rows, settings, reasons, details)
+    ids = _ids(rows, settings, uri, source_rows)
     token_ids, num_tokens, truncated = _tokenize(texts, roles, reasons, details, settings)
-    if settings.id_column:
-        ids = rows.column(settings.id_column).cast(pa.string()).to_pylist()
-    else:
-        ids = [f"{uri}#{row}" for row in source_rows]
     return pa.table({
-        C.ID: pa.array(ids, pa.string()),
+        C.ID: ids,
         C.SOURCE_URI: pa.array([uri] * n, pa.string()),
         C.SOURCE_ROW: source_rows,
         C.TEXT_HASH: pa.array([_hash(t) for t in texts], pa.string()),
@@ -101,9 +104,21 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
         C.DETAIL: pa.array(details, pa.string()),
         C.UNIT_ID: pa.array([unit[C.UNIT_ID]] * n, pa.string()),
         C.UNIT_ROWS: pa.array([unit[C.UNIT_NUM_ROWS]] * n, pa.int64()),
+        C.FILE_ROWS: pa.array([unit[C.UNIT_FILE_ROWS]] * n, pa.int64()),
         C.UNIT_ERROR: pa.nulls(n, pa.string()),
         C.INPUT_IDS: pa.array(token_ids, pa.list_(pa.int32())),
     }, schema=PREPARED_SCHEMA)
+
+
+def _ids(rows: pa.Table, settings: PrepareSettings, uri: str, source_rows: np.ndarray) -> pa.Array:
+    if not settings.id_column:
+        return pa.array([f"{uri}#{row}" for row in source_rows], pa.string())
+    column = rows.column(settings.id_column)
+    try:
+        return column.cast(pa.string()).combine_chunks()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
+        raise TypeError(f"id column {settings.id_column!r} of {uri} is of type {column.type}, which has no string "
+                        "form; point input.id_column at a string or integer column") from err
 
 
 def classify_texts(column: pa.ChunkedArray | pa.Array) -> tuple[list, list, list]:
@@ -140,8 +155,10 @@ def _roles(rows: pa.Table, settings: PrepareSettings, reasons: list, details: li
         return [settings.default_role] * rows.num_rows
     roles = rows.column(settings.role_column).to_pylist()
     for i, role in enumerate(roles):
-        if role not in settings.prefixes and reasons[i] is None:
-            reasons[i], details[i] = INVALID_ROLE, f"{settings.role_column}={role!r}; expected 'query' or 'document'"
+        if not isinstance(role, str) or role not in settings.prefixes:
+            if reasons[i] is None:
+                reasons[i], details[i] = INVALID_ROLE, f"{settings.role_column}={role!r}; expected 'query' or 'document'"
+            roles[i] = None  # never written as a role; the detail keeps what was there
     return roles
 
 
@@ -156,7 +173,9 @@ def _tokenize(texts, roles, reasons, details, settings: PrepareSettings):
         text = texts[i]
         if len(text) > settings.max_chars:
             text, truncated[i] = text[: settings.max_chars], True
-        prompts.append(settings.prefixes[roles[i]] + text)
+        # The model card's sentence-transformers (4.0.2) strips prompt + text before
+        # tokenizing; a trailing newline would otherwise move the pooled last token.
+        prompts.append((settings.prefixes[roles[i]] + text).strip())
     if not todo:
         return token_ids, num_tokens, truncated
     tokenizer = load_tokenizer(settings.tokenizer_name, settings.tokenizer_revision)
@@ -191,16 +210,22 @@ def _hash(text: str | None) -> str | None:
     return None if text is None else hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def failed_unit(unit: dict[str, Any], error: str) -> pa.Table:
-    """One marker row that carries a unit's failure to the driver's ledger."""
+def failed_unit(unit: dict[str, Any], error: str | None) -> pa.Table:
+    """One row without a source row that carries a unit's failure to the driver's ledger."""
     row = {name: [None] for name in PREPARED_SCHEMA.names}
     row.update({
         C.SOURCE_URI: [unit[C.UNIT_URI]],
         C.UNIT_ID: [unit[C.UNIT_ID]],
         C.UNIT_ROWS: [unit[C.UNIT_NUM_ROWS]],
+        C.FILE_ROWS: [unit[C.UNIT_FILE_ROWS]],
         C.UNIT_ERROR: [error],
     })
     return pa.table(row, schema=PREPARED_SCHEMA)
+
+
+def placeholder(unit: dict[str, Any]) -> pa.Table:
+    """The one row an empty unit travels as, so that it is committed (as done, 0 rows)."""
+    return failed_unit(unit, None)
 
 
 def empty_prepared() -> pa.Table:
@@ -220,6 +245,7 @@ PREPARED_SCHEMA = pa.schema([
     (C.DETAIL, pa.string()),
     (C.UNIT_ID, pa.string()),
     (C.UNIT_ROWS, pa.int64()),
+    (C.FILE_ROWS, pa.int64()),
     (C.UNIT_ERROR, pa.string()),
     (C.INPUT_IDS, pa.list_(pa.int32())),
 ])

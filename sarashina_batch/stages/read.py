@@ -7,6 +7,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..sources import identity_digest, identity_fields
 from ..storage import open_fs
 
 
@@ -14,14 +15,26 @@ class MissingColumnError(KeyError):
     pass
 
 
+class ChangedWhileReadingError(RuntimeError):
+    pass
+
+
 def read_unit_rows(
-    uri: str, first_row: int, num_rows: int, columns: list[str], storage_options: dict[str, Any]
+    uri: str, first_row: int, num_rows: int, columns: list[str], storage_options: dict[str, Any],
+    expected_identity: str | None = None,
 ) -> pa.Table:
     """Rows [first_row, first_row + num_rows) of a Parquet file, only the given columns.
 
-    Reads just the row groups that overlap the range.
+    Reads just the row groups that overlap the range. With expected_identity, a file that is
+    no longer the version the run listed is refused: its units would mix two versions.
     """
     fs, path = open_fs(uri, storage_options)
+    if expected_identity is not None:
+        fs.invalidate_cache(path)
+        found = identity_digest(identity_fields(fs.info(path)))
+        if found != expected_identity:
+            raise ChangedWhileReadingError(f"{uri} changed after the run listed it; the next run embeds its new "
+                                           "version")
     with fs.open(path, "rb") as handle:
         parquet = pq.ParquetFile(handle)
         available = parquet.schema_arrow.names

@@ -1,8 +1,12 @@
-"""Write stage: embedded rows to part files, rejected rows to _rejected/, one part per
-(unit, slice) with a deterministic name, so a retry overwrites instead of duplicating.
+"""Write stage: a whole unit becomes one data part and at most one rejected-rows part, named
+by the unit alone (part-<unit>.parquet), written atomically.
 
-It returns one small stats row per part; the driver commits a unit once its parts
-account for every one of its rows.
+Names fixed by the plan make a retry or a late duplicate overwrite the same file with the
+same rows, never add a second one. A unit that reaches this stage in pieces is not written
+(the plan keeps units whole; a piece would overwrite its sibling): it fails and is retried
+by the next run. Any error while writing fails its unit only.
+
+It returns one small stats row per unit; the driver commits the unit from it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import pyarrow.parquet as pq
 
 from .. import columns as C
 from ..layout import OutputLayout
+from ..secrets import redact, secret_values
+from ..storage import write_atomically
 from ..storage_errors import with_retries
 
 
@@ -31,6 +37,7 @@ class WriteSettings:
 STATS_SCHEMA = pa.schema([
     ("unit_id", pa.string()),
     ("unit_rows", pa.int64()),
+    ("file_rows", pa.int64()),
     ("source_uri", pa.string()),
     ("rows", pa.int64()),
     ("embedded", pa.int64()),
@@ -38,8 +45,7 @@ STATS_SCHEMA = pa.schema([
     ("tokens", pa.int64()),
     ("padded_tokens", pa.int64()),
     ("truncated", pa.int64()),
-    ("data_part", pa.string()),
-    ("rejected_part", pa.string()),
+    ("duplicate_ids", pa.int64()),
     ("error", pa.string()),
 ])
 
@@ -47,18 +53,32 @@ STATS_SCHEMA = pa.schema([
 def write_parts(batch: pa.Table, settings: WriteSettings) -> pa.Table:
     """map_batches entry point."""
     layout = OutputLayout(settings.output_uri, settings.storage_options)
-    stats = [_write_unit_slice(layout, batch.filter(pc.equal(batch[C.UNIT_ID], unit)), settings)
-             for unit in pc.unique(batch[C.UNIT_ID]).to_pylist()]
+    stats = []
+    for unit in pc.unique(batch[C.UNIT_ID]).to_pylist():
+        rows = batch.filter(pc.equal(batch[C.UNIT_ID], unit))
+        try:
+            stats.append(write_unit(layout, rows, settings))
+        except Exception as err:  # noqa: BLE001 - a write failure fails this unit only
+            message = redact(f"writing failed: {type(err).__name__}: {err}", secret_values(settings.storage_options))
+            stats.append({**_identity(rows), "rows": 0, "error": message})
     return pa.Table.from_pylist(stats, schema=STATS_SCHEMA)
 
 
-def _write_unit_slice(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) -> dict[str, Any]:
-    unit_id = rows[C.UNIT_ID][0].as_py()
-    stats = {"unit_id": unit_id, "unit_rows": rows[C.UNIT_ROWS][0].as_py(), "source_uri": rows[C.SOURCE_URI][0].as_py()}
+def _identity(rows: pa.Table) -> dict[str, Any]:
+    return {"unit_id": rows[C.UNIT_ID][0].as_py(), "unit_rows": rows[C.UNIT_ROWS][0].as_py(),
+            "file_rows": rows[C.FILE_ROWS][0].as_py(), "source_uri": rows[C.SOURCE_URI][0].as_py()}
+
+
+def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) -> dict[str, Any]:
+    stats = _identity(rows)
     error = rows[C.UNIT_ERROR][0].as_py()
     if error is not None:
-        return {**stats, "rows": 0, "embedded": 0, "rejected": 0, "error": error}
-    first_row = pc.min(rows[C.SOURCE_ROW]).as_py()
+        return {**stats, "rows": 0, "error": error}
+    rows = rows.filter(pc.is_valid(rows[C.SOURCE_ROW]))  # an empty unit travels as one placeholder row
+    if rows.num_rows != stats["unit_rows"]:
+        return {**stats, "rows": rows.num_rows,
+                "error": f"the unit reached the write stage in pieces ({rows.num_rows} of {stats['unit_rows']} rows); "
+                         "nothing was written for it, a re-run retries it"}
     rejected_mask = pc.is_valid(rows[C.REASON])
     embedded, rejected = rows.filter(pc.invert(rejected_mask)), rows.filter(rejected_mask)
     stats.update(
@@ -68,18 +88,27 @@ def _write_unit_slice(layout: OutputLayout, rows: pa.Table, settings: WriteSetti
         tokens=int(pc.sum(embedded[C.NUM_TOKENS]).as_py() or 0),
         padded_tokens=int(np.asarray(embedded[C.PADDED_LEN]).sum()),
         truncated=int(pc.sum(pc.cast(embedded[C.TRUNCATED], pa.int64())).as_py() or 0),
+        duplicate_ids=repeated_ids(embedded[C.ID]),
     )
     if embedded.num_rows:
-        stats["data_part"] = layout.data_part(unit_id, first_row)
-        _write(layout, stats["data_part"], output_table(embedded, settings.embedding_dtype), settings.metadata)
+        _write(layout, layout.data_part(stats["unit_id"]), output_table(embedded, settings.embedding_dtype),
+               settings.metadata)
     if rejected.num_rows:
-        stats["rejected_part"] = layout.rejected_part(unit_id, first_row)
-        _write(layout, stats["rejected_part"], rejected.select(C.REJECTED_COLUMNS), settings.metadata)
+        _write(layout, layout.rejected_part(stats["unit_id"]), rejected.select(C.REJECTED_COLUMNS),
+               settings.metadata)
     return stats
 
 
+def repeated_ids(ids: pa.ChunkedArray) -> int:
+    """Ids of this unit that occur more than once in it (free here; across units see
+    `sarashina-batch duplicates`)."""
+    counts = pc.value_counts(ids.drop_null()).field("counts")
+    return int(pc.sum(pc.greater(counts, 1)).as_py() or 0)
+
+
 def output_table(rows: pa.Table, embedding_dtype: str) -> pa.Table:
-    """The output contract's columns, in order, with the stored embedding type."""
+    """The output contract's columns, in source order, with the stored embedding type."""
+    rows = rows.sort_by(C.SOURCE_ROW)
     embedding = rows[C.EMBEDDING]
     dim = embedding.type.list_size
     value_type = pa.float16() if embedding_dtype == "float16" else pa.float32()
@@ -93,11 +122,8 @@ def output_table(rows: pa.Table, embedding_dtype: str) -> pa.Table:
 
 def _write(layout: OutputLayout, path: str, table: pa.Table, metadata: dict[str, str]) -> None:
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-
-    def attempt() -> None:
-        # One object per call: on S3 it becomes visible only once complete, and a retry
-        # rewrites the same deterministic name.
-        with layout.fs.open(path, "wb") as handle:
-            pq.write_table(table, handle, compression="zstd")
-
-    with_retries(attempt, f"writing {path}")
+    # Serialised whole before anything reaches the store: a failure here uploads nothing.
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    data = sink.getvalue().to_pybytes()
+    with_retries(lambda: write_atomically(layout.fs, path, data), f"writing {path}")
