@@ -44,18 +44,19 @@ def make_corpus(folder: Path, files: int, units_per_file: int) -> None:
 
 
 def mark_committed(output: Path, corpus: Path, files: int, units_per_file: int, fraction: float) -> int:
-    from sarashina_batch.planning import unit_id
+    from sarashina_batch.sources import list_shards
+    from sarashina_batch.units import UnitName
 
     commits = output / "_commits"
     commits.mkdir(parents=True, exist_ok=True)
     total = files * units_per_file
     marked = 0
-    for index in range(files):
-        uri = str(corpus / f"shard-{index:07d}.parquet")
+    for shard in list_shards(str(corpus), {}).table.to_pylist():
         for unit in range(units_per_file):
             if marked >= int(total * fraction):
                 return marked
-            name = unit_id(uri, unit, units_per_file, unit * ROWS_PER_UNIT, ROWS_PER_UNIT)
+            name = str(UnitName(shard["digest"], shard["identity"], unit, units_per_file, unit * ROWS_PER_UNIT,
+                                ROWS_PER_UNIT))
             (commits / f"{name}.json").write_text(json.dumps({"unit": name, "rows": ROWS_PER_UNIT}))
             marked += 1
     return marked
@@ -108,9 +109,9 @@ def main() -> None:
 
     config = RunConfig.model_validate({
         "input": {"uri": str(corpus), "rows_per_unit": ROWS_PER_UNIT},
-        "output": {"uri": str(output), "report_duplicate_ids": False},
+        "output": {"uri": str(output)},
         "model": {"name": str(model), "max_seq_length": 64},
-        "batching": {"max_tokens_per_batch": 2048, "sort_window_rows": 256},
+        "batching": {"max_tokens_per_batch": 2048},
         "compute": {"gpus_per_actor": 0, "max_actors": 1, "cpus_per_read_task": 0.5},
     })
     sampler = PeakWorkerMemory()

@@ -4,7 +4,8 @@ A run takes `_lease.json` before it touches the output, renews it while it runs,
 releases it at the end, saying whether it finished cleanly (the next run then knows whether
 to sweep for leftovers). A second run finds a live lease and is refused, naming the owner,
 or waits for it (output.lease_wait_s). A lease whose owner stopped renewing expires
-(output.lease_ttl_s) and may be taken over. A run that loses its lease stops committing.
+(output.lease_ttl_s) and may be taken over; so may one whose owner ran on this host and whose
+process is gone (a killed driver), at once. A run that loses its lease stops committing.
 
 Every change is a compare-and-swap, so two runs can never both believe they hold it:
 - S3 and S3-compatible stores: conditional PUT (If-None-Match: * to create, If-Match:
@@ -70,7 +71,7 @@ class OutputLease:
         while True:
             current = self.store.read()
             holder = current.payload
-            if holder is None or _is_free(holder):
+            if holder is None or _is_free(holder) or _owner_died_here(holder):
                 try:
                     self._token = self.store.write(self._payload("held"), expected=current.token)
                 except _Conflict:
@@ -78,7 +79,7 @@ class OutputLease:
                 self._acquired_at = time.time()
                 self._expires_at = self._acquired_at + self.ttl_s
                 if holder and holder.get("state") == "held":
-                    log.warning("took over the lease of run %s, which stopped renewing it %.0f s ago",
+                    log.warning("took over the lease of run %s, which died or stopped renewing it %.0f s ago",
                                 holder.get("run_id"), time.time() - float(holder.get("heartbeat_at", 0)))
                 return holder
             if time.monotonic() >= deadline:
@@ -132,6 +133,20 @@ class OutputLease:
 
 def _is_free(holder: dict[str, Any]) -> bool:
     return holder.get("state") != "held" or float(holder.get("expires_at", 0)) < time.time()
+
+
+def _owner_died_here(holder: dict[str, Any]) -> bool:
+    """The holder ran on this host and its process is gone (a killed driver): no need to wait
+    for its lease to expire. A reused pid only makes us wait for the expiry, never less."""
+    if holder.get("host") != socket.gethostname() or not holder.get("pid"):
+        return False
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def needs_sweep(previous: dict[str, Any] | None) -> bool:

@@ -48,6 +48,9 @@ def reconcile(listing: Listing, committed: set[str]) -> Reconciliation:
         units = by_file.pop(digest, [])
         current = [u for u in units if u.identity == identity]
         result.stale += [str(u) for u in units if u.identity != identity]
+        if len({u.count for u in current}) > 1:  # two slicings of one version: trust neither
+            result.stale += [str(u) for u in current]
+            current = []
         done = bool(current) and len(current) == current[0].count
         keep.append(not done)
         result.units_skipped += len(current)

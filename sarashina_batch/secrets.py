@@ -15,7 +15,7 @@ from typing import Any
 
 ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
 # Keys whose whole value is a secret in any fsspec backend we support.
-_SECRET_KEYS = re.compile(r"(secret|token|password|passwd|key|credential|sas|signature|connection_string)",
+_SECRET_KEYS = re.compile(r"(secret|token|password|passwd|key|credential|auth|sas|signature|connection_string)",
                           re.IGNORECASE)
 # Secret fields inside connection strings and URLs.
 _CONNECTION_SECRET = re.compile(r"(AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)=([^;]+)",

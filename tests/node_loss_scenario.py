@@ -17,6 +17,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from sarashina_batch.job import run_job
+from sarashina_batch.runtime import SETUP_HOOK
 from tests.conftest import job_config
 
 GPU_LIKE = {"embedder": 1}  # stands for the GPU: only worker nodes have it
@@ -26,7 +27,8 @@ MIB = 1024 * 1024
 def main(model: str, corpus: str, output: str, rows_per_unit: int) -> None:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "object_store_memory": 300 * MIB})
     worker = cluster.add_node(num_cpus=1, resources=GPU_LIKE, object_store_memory=300 * MIB)
-    ray.init(address=cluster.address, log_to_driver=False)
+    # As the job's own connect_ray does: heavy imports in every worker before any task.
+    ray.init(address=cluster.address, log_to_driver=False, runtime_env={"worker_process_setup_hook": SETUP_HOOK})
     config = job_config(corpus, output, model,
                         input={"id_column": "doc_id", "rows_per_unit": rows_per_unit},
                         compute={"actor_resources": GPU_LIKE, "cpus_per_actor": 1})

@@ -8,6 +8,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
+from sarashina_batch.duplicates import duplicate_ids
 from sarashina_batch.job import EXIT_INCOMPLETE, run_job
 from tests.conftest import job_config
 
@@ -30,6 +31,8 @@ def write_bad_corpus(folder: Path) -> Path:
     pq.write_table(pa.table({"doc_id": ["d0", "d1"], "text": good[:2]}), whole)
     whole.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     pq.write_table(pa.table({"doc_id": ["e0"], "body": ["本文"]}), folder / "e-no-text-column.parquet")
+    struct_ids = pa.array([{"n": 1}, {"n": 2}], pa.struct([("n", pa.int64())]))
+    pq.write_table(pa.table({"doc_id": struct_ids, "text": good[:2]}), folder / "f-struct-id.parquet")
     return folder
 
 
@@ -54,15 +57,20 @@ def test_every_bad_row_and_file_is_accounted_for(local_ray, tiny_model, tmp_path
     [manifest_path] = (out_dir / "_manifest").glob("run-*.json")
     manifest = json.loads(manifest_path.read_text())
     failures = {Path(f["source_uri"]).name: f["error"] for f in manifest["failed_units"]}
-    assert set(failures) == {"d-truncated.parquet", "e-no-text-column.parquet"}
+    assert set(failures) == {"d-truncated.parquet", "e-no-text-column.parquet", "f-struct-id.parquet"}
     assert "footer" in failures["d-truncated.parquet"]
     assert "set input.text_column" in failures["e-no-text-column.parquet"]
+    assert "point input.id_column at a string or integer column" in failures["f-struct-id.parquet"]
     summary = manifest["summary"]
-    assert (summary["embedded"], summary["rejected"], summary["units_failed"]) == (8, 6, 2)
-    assert manifest["duplicate_ids"]["ids"] == 2
-    assert sorted(manifest["duplicate_ids"]["examples"]) == ["dup", "shared"]
+    assert (summary["embedded"], summary["rejected"], summary["units_failed"]) == (8, 6, 3)
+    assert summary["duplicate_ids"] == 1  # 'dup', twice inside one unit: counted by the run itself
+    assert "1 ids occur more than once inside a unit" in printed
+
+    # Across the whole output: an explicit command, not a shuffle of every id after every run.
+    found = duplicate_ids(str(out_dir), {})
+    assert (found["ids"], sorted(found["examples"]), found["parts"]) == (2, ["dup", "shared"], 2)
 
     # A re-run skips what is done and tries the failed files again (they still fail).
     assert run_job(config) == EXIT_INCOMPLETE
     printed = capsys.readouterr().out
-    assert "skipped (already done) 3" in printed and "failed 2" in printed
+    assert "skipped (already done) 3" in printed and "failed 3" in printed

@@ -49,9 +49,10 @@ def assert_exactly_once(out_dir: Path, corpus: Path) -> None:
     rejected = pads.dataset(str(out_dir / "_rejected"), format="parquet").to_table()
     assert rejected.num_rows == 3
     # Only committed parts remain: nothing half-written is readable.
-    listed = {name for c in commits(out_dir).values() for name in c["data_parts"]}
-    on_disk = {str(p) for p in out_dir.glob("part-*.parquet")}
+    listed = {c[key] for c in commits(out_dir).values() for key in ("data_part", "rejected_part") if c[key]}
+    on_disk = {str(p.relative_to(out_dir)) for p in [*out_dir.glob("part-*"), *out_dir.glob("_rejected/part-*")]}
     assert on_disk == listed
+    assert not list(out_dir.glob(".sbtmp-*")) and not list(out_dir.glob("_rejected/.sbtmp-*"))
     assert len(commits(out_dir)) == UNITS
 
 
@@ -151,7 +152,7 @@ def test_s3_server_restarted_mid_run(local_ray, s3, s3_bucket, tiny_model, big_c
     markers = [json.loads(fs.cat_file(key)) for key in fs.ls(f"{out}/_commits")]
     assert len(markers) == UNITS
     assert sum(m["embedded"] + m["rejected"] for m in markers) == SHARDS * ROWS
-    listed = {part for m in markers for part in m["data_parts"]}
+    listed = {f"{out}/{m['data_part']}" for m in markers if m["data_part"]}
     assert {k for k in fs.ls(out) if k.rsplit("/", 1)[-1].startswith("part-")} == listed
 
 

@@ -114,3 +114,27 @@ def test_query_role_matches_reference(local_ray, tiny_model, corpus_dir, tmp_pat
     expected = reference.encode(prompts, normalize_embeddings=True)
     got = np.array(table["embedding"].to_pylist(), dtype=np.float32)
     assert cosine(got, expected).min() >= 0.99999
+
+
+def test_whitespace_is_stripped_as_the_model_card_release_does(local_ray, tiny_model, tmp_path):
+    """sentence-transformers 4.0.2 (the model card's pin) embeds (prompt + text).strip(); the
+    installed release does not strip, so the reference applies the rule to its input."""
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["猫が好きです。\n", "  東京の天気\n\n", "大阪\u3000\u3000", "\t名古屋 \r\n", "京都\u3000です"]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    pq.write_table(pa.table({"doc_id": [f"w{i}" for i in range(len(texts))], "text": texts}), corpus / "w.parquet")
+    out_dir = tmp_path / "out"
+    config = job_config(str(corpus), str(out_dir), tiny_model, input={"id_column": "doc_id"},
+                        model={"max_seq_length": MAX_LEN})
+    assert run_job(config) == EXIT_OK
+    table = read_output(out_dir)
+    by_id = dict(zip(table["id"].to_pylist(), table["embedding"].to_pylist()))
+    got = np.array([by_id[f"w{i}"] for i in range(len(texts))], np.float32)
+    reference = SentenceTransformer(tiny_model, device="cpu")
+    reference.max_seq_length = MAX_LEN
+    stripped = reference.encode([("text: " + t).strip() for t in texts], normalize_embeddings=True)
+    assert cosine(got, stripped).min() >= 0.99999
+    unstripped = reference.encode(["text: " + t for t in texts], normalize_embeddings=True)
+    assert cosine(got, unstripped).min() < 0.999, "the rule must matter for these texts, or the test shows nothing"

@@ -169,3 +169,16 @@ def test_an_expired_lease_is_taken_over_and_its_owner_stops_committing(tmp_path)
     assert json.loads((tmp_path / "_lease.json").read_text())["run_id"] == "run-b"
     stalled.release(clean=True)
     assert json.loads((tmp_path / "_lease.json").read_text())["state"] == "held"
+
+
+def test_the_lease_of_a_killed_driver_on_this_host_is_taken_over_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    layout = OutputLayout(str(tmp_path), {})
+    script = f"from sarashina_batch.layout import OutputLayout; from sarashina_batch.lease import OutputLease; " \
+             f"OutputLease(OutputLayout({str(tmp_path)!r}, {{}}), 'run-killed', ttl_s=300).acquire()"
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)  # exits holding the lease
+    assert json.loads((tmp_path / "_lease.json").read_text())["state"] == "held"
+    previous = OutputLease(layout, "run-next", ttl_s=300).acquire()
+    assert previous["run_id"] == "run-killed" and needs_sweep(previous)

@@ -53,7 +53,7 @@ def test_reconcile_decides_per_file_from_names_alone():
     old, new = "0" * 12, "1" * 12
     committed = (units(a, old, 2)                            # unchanged, done
                  | units(b, old, 2)                          # b changed: both old units stale
-                 | set(list(sorted(units(c, old, 3)))[:1])   # c half done: resumed
+                 | set(sorted(units(c, old, 3))[:1])   # c half done: resumed
                  | units(d, old, 1))                         # d gone
     plan = reconcile(listing((a, old), (b, new), (c, old), (e, new)), committed)
     assert plan.pending["uri"].to_pylist() == [b, c, e]
@@ -104,3 +104,11 @@ def test_unreadable_footer_fails_only_that_file(tmp_path):
 def test_missing_input_names_the_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match="check input.uri"):
         list_shards(str(tmp_path / "nope"), {})
+
+
+def test_two_slicings_of_one_file_version_are_both_stale_whatever_the_set_order():
+    a = "s3://b/a.parquet"
+    identity = "0" * 12
+    mixed = units(a, identity, 2) | units(a, identity, 3)
+    plan = reconcile(listing((a, identity)), mixed)
+    assert set(plan.stale) == mixed and plan.pending["uri"].to_pylist() == [a] and not plan.committed_pending

@@ -2,10 +2,10 @@ import pyarrow as pa
 
 from sarashina_batch import columns as C
 from sarashina_batch.config import PromptConfig
-from sarashina_batch.sources import list_shards
-from sarashina_batch.units import UnitName
 from sarashina_batch.prompts import INSTRUCTIONS, prefixes
+from sarashina_batch.sources import list_shards
 from sarashina_batch.stages.prepare import PrepareSettings, classify_texts, load_tokenizer, prepare_unit
+from sarashina_batch.units import UnitName
 
 
 def settings(tiny_model, **overrides):

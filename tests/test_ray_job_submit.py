@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,15 +11,11 @@ from pathlib import Path
 import pyarrow.dataset as pads
 import pytest
 
+from tests.s3_server import free_ports
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -32,8 +27,9 @@ def head_node(tmp_path):
     env["RAY_AUTH_MODE"] = "disabled"
     # Every port explicit: the test session's own local Ray already holds the defaults
     # (agent ports among them), and a head without its agent refuses job submissions.
-    port, dashboard, agent, agent_grpc, runtime_env, metrics, node_manager, object_manager, client = (
-        free_port() for _ in range(9))
+    # Drawn together (all sockets held open until the last is bound): drawn one by one, the
+    # OS may hand the same port out twice.
+    port, dashboard, agent, agent_grpc, runtime_env, metrics, node_manager, object_manager, client = free_ports(9)
     temp_dir = Path("/tmp") / f"rayjob-{os.getpid()}-{port}"  # unix socket paths must stay short
     with open(tmp_path / "head.log", "wb") as head_log:  # the child keeps its own descriptor
         head = subprocess.Popen(

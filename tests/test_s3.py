@@ -1,6 +1,7 @@
 """The job from and to a real S3 API server on loopback (SeaweedFS)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,9 +58,11 @@ def test_job_reads_and_writes_s3(local_ray, s3, s3_bucket, tiny_model, corpus_di
 def test_secret_appears_nowhere(s3, s3_bucket, tiny_model, corpus_dir, tmp_path):
     input_uri = upload_corpus(s3, s3_bucket, corpus_dir)
     options = s3.storage_options()
+    # The output's secret as an environment reference: expanded only where a store is opened.
+    by_reference = {**options, "secret": "${env:SB_E2E_SECRET}"}
     config = {
         "input": {"uri": input_uri, "storage_options": options, "rows_per_unit": 40},
-        "output": {"uri": f"s3://{s3_bucket}/out", "storage_options": options},
+        "output": {"uri": f"s3://{s3_bucket}/out", "storage_options": by_reference},
         "model": {"name": tiny_model, "max_seq_length": 64},
         "batching": {"max_tokens_per_batch": 512},
         "compute": {"gpus_per_actor": 0, "max_actors": 1, "ray_address": "local"},
@@ -67,11 +70,12 @@ def test_secret_appears_nowhere(s3, s3_bucket, tiny_model, corpus_dir, tmp_path)
     config_path = tmp_path / "job.yaml"
     config_path.write_text(yaml.safe_dump(config))
     cli = [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path), "--log-level", "DEBUG"]
-    ok = subprocess.run(cli, capture_output=True, text=True, timeout=400, cwd=REPO, check=False)
+    env = {**os.environ, "SB_E2E_SECRET": s3.secret_key}
+    ok = subprocess.run(cli, capture_output=True, text=True, timeout=400, cwd=REPO, check=False, env=env)
     assert ok.returncode == EXIT_OK, ok.stderr[-3000:]
     # A failing run too: errors are where secrets usually leak.
     failing = subprocess.run(cli + ["--set", f"output.uri=s3://no-such-bucket-{s3_bucket}/out"],
-                             capture_output=True, text=True, timeout=400, cwd=REPO, check=False)
+                             capture_output=True, text=True, timeout=400, cwd=REPO, check=False, env=env)
     assert failing.returncode == EXIT_ERROR and "bucket does not exist" in failing.stderr
 
     secret = s3.secret_key
@@ -87,6 +91,7 @@ def test_secret_appears_nowhere(s3, s3_bucket, tiny_model, corpus_dir, tmp_path)
         assert secret.encode() not in log_file.read_bytes(), log_file
     manifest = json.loads(fs.cat_file(next(o for o in objects if "/_manifest/" in o)))
     assert manifest["config"]["input"]["storage_options"]["secret"] == "***"
+    assert manifest["config"]["output"]["storage_options"]["secret"] == "${env:SB_E2E_SECRET}"
 
 
 @pytest.mark.parametrize("problem", ["wrong_endpoint", "missing_input_bucket", "missing_output_bucket",
