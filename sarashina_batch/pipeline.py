@@ -81,7 +81,7 @@ def decide_resources(config: RunConfig) -> Resources:
 
 
 def build_plan(config: RunConfig, prepared: PreparedOutput, model: ResolvedModel,
-               metadata: dict[str, str], resources: Resources, generation: str):
+               metadata: dict[str, str], resources: Resources, epoch: int):
     """The lazy Ray Dataset whose rows are the write stage's per-unit stats.
 
     A unit stays whole from read to write (one block each, see configure_data_context): it
@@ -89,7 +89,7 @@ def build_plan(config: RunConfig, prepared: PreparedOutput, model: ResolvedModel
     import ray
 
     retries = config.compute.max_task_retries
-    workers = fresh_workers(generation)
+    workers = fresh_workers(epoch)
     ds = plan_units(prepared.plan.pending, prepared.plan.committed_pending,
                     storage_options=config.input.storage_options, rows_per_unit=config.input.rows_per_unit,
                     ray_remote_args=workers)
@@ -231,6 +231,18 @@ def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str) -> RunRes
     return result
 
 
+# Worker processes of an aborted execution may be broken (Ray Data cancels its tasks, and a
+# task interrupted inside an import leaves half-initialised modules behind). Every stage
+# asks for workers of the current epoch; an abort starts a new one, for this run's resume
+# and for any later run of this driver process (a new driver gets new workers anyway).
+_worker_epoch = 0
+
+
+def _abandon_workers() -> None:
+    global _worker_epoch
+    _worker_epoch += 1
+
+
 def _run_attempts(config, model, run_id, listing, layout, lease, sweep: bool) -> RunResult:
     fp, fields = fingerprint(config, model), fingerprint_fields(config, model)
     metadata = parquet_metadata(config, model, run_id)
@@ -249,7 +261,7 @@ def _run_attempts(config, model, run_id, listing, layout, lease, sweep: bool) ->
         log.info("%d shards listed (%s); %d units already committed are skipped; %d stale units removed",
                  len(listing), ", ".join(f"{k} {v}" for k, v in prepared.plan.files.items()),
                  prepared.plan.units_skipped, prepared.removed_units)
-        plan = build_plan(config, prepared, model, metadata, resources, generation=f"{run_id}.{attempt}")
+        plan = build_plan(config, prepared, model, metadata, resources, epoch=_worker_epoch)
         try:
             for stats in plan.iter_batches(batch_size=None, batch_format="pyarrow"):
                 ledger.add(stats)
@@ -259,6 +271,7 @@ def _run_attempts(config, model, run_id, listing, layout, lease, sweep: bool) ->
                 raise
             log.warning("Ray lost part of the job (%s); resuming from the committed units (%d/%d) on fresh workers",
                         type(err).__name__, attempt + 1, config.compute.max_pipeline_restarts)
+            _abandon_workers()
             mode, sweep = "resume", False
     swept = first.swept_files
     if attempt:

@@ -24,7 +24,8 @@ def local_ray():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # address="local": always a Ray of its own, never a cluster found on the machine.
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     # Ray Data binds its log handlers to the sys.stderr of its first run: make that the
     # session's stream, not one test's capsys stream that is closed after the test.
     ray.data.range(1).take_all()

@@ -162,7 +162,7 @@ def test_strays_of_an_interrupted_run_are_swept(local_ray, tiny_model, store, ca
 
 
 def test_two_runs_on_one_output(local_ray, tiny_model, store, capsys):
-    tables = {f"s{i}": shard(f"s{i}", 40) for i in range(6)}
+    tables = {f"s{i}": shard(f"s{i}", 30) for i in range(4)}
     for name, table in tables.items():
         store.put_table(f"corpus/{name}.parquet", table, row_group_size=10)
     config = store.config(tiny_model)
