@@ -7,7 +7,11 @@ files are then changed and one removed. Times the driver's work before any Ray t
 listing the input, listing the markers, reconciling them, removing the stale units, with
 and without the sweep for strays (which lists every part), and the driver's memory.
 
-    python jobs/benchmark_output_state.py --files 10000 --units 100000 --strays 100000
+Then the duplicate-id check: what each run pays (ids repeated inside each unit, counted by
+the write stage) per 20,000-row unit, and what the whole-output command pays (a Ray
+groupby over every id) on DUP_PARTS real parts of 20,000 ids.
+
+    python jobs/benchmark_output_state.py --files 10000 --units 100000 --strays 100000 --dup-parts 50
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--units", type=int, default=100_000)
     parser.add_argument("--strays", type=int, default=100_000)
+    parser.add_argument("--dup-parts", type=int, default=0)
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "sarashina-state-bench")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -94,6 +99,36 @@ def main() -> None:
     swept = measure(corpus, out, sweep=True)
     print(f"after an interrupted run (sweep): {_line(swept)}")
     print(f"driver RSS high-water {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
+    if args.dup_parts:
+        duplicate_costs(args.folder / "dups", args.dup_parts)
+
+
+def duplicate_costs(folder: Path, parts: int, rows: int = 20_000) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import ray
+
+    from sarashina_batch.duplicates import duplicate_ids
+    from sarashina_batch.stages.write import repeated_ids
+    from sarashina_batch.units import UnitName, part_name
+
+    ids = pa.chunked_array([pa.array([f"doc-{i:09d}" for i in range(rows)])])
+    started = time.perf_counter()
+    for _ in range(20):
+        repeated_ids(ids)
+    per_unit = (time.perf_counter() - started) / 20
+    (folder / "_commits").mkdir(parents=True, exist_ok=True)
+    for index in range(parts):
+        name = str(UnitName("0" * 16, "0" * 12, index, parts, index * rows, rows))
+        table = pa.table({"id": [f"doc-{index * rows + i - (i % 1000 == 0):09d}" for i in range(rows)]})
+        pq.write_table(table, folder / part_name(name))
+        (folder / "_commits" / f"{name}.json").write_text("{}")
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    found = duplicate_ids(str(folder), {})
+    print(f"duplicate ids, per run: {per_unit * 1000:.1f} ms per {rows:,}-row unit (inside the write task); "
+          f"whole output on demand (sarashina-batch duplicates): {parts * rows:,} ids in {parts} parts, "
+          f"{found['seconds']:.1f} s, {found['ids']:,} repeated ids found")
 
 
 def _line(result: dict) -> str:
