@@ -252,10 +252,21 @@ def _read_body(fs, body) -> bytes:
     return sync(fs.loop, read)
 
 
-def _is_precondition_failure(err: Exception) -> bool:
-    text = f"{type(err).__name__} {err}".lower()
-    return any(word in text for word in ("preconditionfailed", "precondition failed", "412",
-                                         "conditionalrequestconflict", "409"))
+def _is_precondition_failure(err: BaseException) -> bool:
+    """S3 answered 412 PreconditionFailed (or 409 ConditionalRequestConflict) to a conditional
+    PUT; s3fs rewords it as an OSError, so look at the botocore error it came from too."""
+    seen: BaseException | None = err
+    while seen is not None:
+        response = getattr(seen, "response", None) or {}
+        if response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return True
+        if response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
+            return True
+        text = str(seen).lower()
+        if "precondition" in text.replace("-", "") or "conditionalrequestconflict" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class _AdvisoryStore:
