@@ -170,6 +170,14 @@ def reference_table() -> str:
     return "\n".join(rows)
 
 
+# Settings of earlier releases, and what replaced them.
+REMOVED_KEYS = {
+    "batching.sort_window_rows": "each embedding call sorts one whole work unit; size it with input.rows_per_unit",
+    "output.report_duplicate_ids": "each run counts ids repeated inside a unit; `sarashina-batch duplicates` "
+                                   "checks the whole output",
+}
+
+
 class ConfigError(ValueError):
     """A configuration problem, worded for the person who wrote the config."""
 
@@ -216,7 +224,9 @@ def _explain(err: ValidationError, path: str | Path | None) -> str:
     lines = [f"invalid configuration{where}:"]
     for problem in err.errors():
         key = ".".join(str(p) for p in problem["loc"])
-        if problem["type"] == "extra_forbidden":
+        if problem["type"] == "extra_forbidden" and key in REMOVED_KEYS:
+            lines.append(f"  {key}: no longer a setting; {REMOVED_KEYS[key]}")
+        elif problem["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key; check the spelling against the config reference in README.md")
         elif problem["type"] == "missing":
             lines.append(f"  {key}: required; set it in the YAML file or with --set {key}=...")

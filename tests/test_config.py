@@ -59,3 +59,14 @@ def test_readme_config_reference_is_current():
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert reference_table() in readme
+
+
+def test_a_removed_setting_says_what_replaced_it(tmp_path):
+    import pytest
+
+    from sarashina_batch.config import ConfigError, load_config
+
+    path = tmp_path / "old.yaml"
+    path.write_text("input: {uri: in}\noutput: {uri: out}\nbatching: {sort_window_rows: 4096}\n")
+    with pytest.raises(ConfigError, match="batching.sort_window_rows: no longer a setting; .*input.rows_per_unit"):
+        load_config(path)

@@ -1,7 +1,7 @@
 """Every secret shape is found, masked where written and redacted where printed."""
 
-import cloudpickle
 import pytest
+from ray import cloudpickle
 
 from sarashina_batch.secrets import expand_env, redact, redact_all, safe_options, secret_values
 
