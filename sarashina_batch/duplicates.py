@@ -27,6 +27,7 @@ PARTS_PER_TASK = 16
 def duplicate_ids(output_uri: str, storage_options: dict[str, Any]) -> dict[str, Any]:
     """{'ids': ids seen more than once, 'examples': a few, 'parts': parts read, 'seconds': time}."""
     import ray
+    from ray.data.expressions import col
 
     started = time.monotonic()
     layout = OutputLayout(output_uri, storage_options)
@@ -38,7 +39,7 @@ def duplicate_ids(output_uri: str, storage_options: dict[str, Any]) -> dict[str,
         ids = ray.data.from_items(chunks).map_batches(
             _read_ids, fn_kwargs={"uri": output_uri, "storage_options": storage_options},
             batch_size=1, batch_format="pyarrow")
-        repeated = ids.groupby(C.ID).count().filter(lambda row: row["count()"] > 1)
+        repeated = ids.groupby(C.ID).count().filter(expr=col("count()") > 1)
         result["examples"] = [row[C.ID] for row in repeated.take(EXAMPLES)]
         result["ids"] = repeated.count() if result["examples"] else 0
     result["seconds"] = round(time.monotonic() - started, 3)
