@@ -11,20 +11,16 @@ from pathlib import Path
 
 from .config import RunConfig
 from .layout import OutputLayout
-from .pipeline import RunResult, run_pipeline
+from .pipeline import RunResult, config_secrets, run_pipeline
 from .provenance import as_dict, fingerprint, library_versions, new_run_id, resolve_model
 from .runtime import connect_ray
-from .secrets import redact, redact_all, safe_options, secret_values
+from .secrets import redact, redact_all, safe_options
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR = 0, 3, 2
 BUILTIN_TINY = "builtin:tiny-sarashina"
 TINY_CACHE = Path.home() / ".cache" / "sarashina-batch" / "tiny-sarashina"
-
-
-def config_secrets(config: RunConfig) -> list[str]:
-    return secret_values(config.input.storage_options) + secret_values(config.output.storage_options)
 
 
 def run_job(config: RunConfig) -> int:

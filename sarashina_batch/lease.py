@@ -30,6 +30,7 @@ from typing import Any
 
 from .layout import LEASE, LEASE_LOCK, OutputLayout
 from .storage import is_local, protocols, write_atomically
+from .storage_errors import with_retries
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class OutputLease:
                     continue  # someone moved first: look again
                 self._acquired_at = time.time()
                 self._expires_at = self._acquired_at + self.ttl_s
+                _ACTIVE_RUNS.add(self.run_id)
                 if holder and holder.get("state") == "held":
                     log.warning("took over the lease of run %s, which died or stopped renewing it %.0f s ago",
                                 holder.get("run_id"), time.time() - float(holder.get("heartbeat_at", 0)))
@@ -92,15 +94,22 @@ class OutputLease:
         self._thread.start()
 
     def release(self, clean: bool) -> None:
-        """Hand the lease back; `clean` tells the next run it needs no sweep."""
+        """Hand the lease back; `clean` tells the next run it needs no sweep. Never raises: a
+        lease that cannot be released (the store is down) expires by itself."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=30)
+        _ACTIVE_RUNS.discard(self.run_id)
         if self._lost or self._token is None:
             return
         payload = {**self._payload("released"), "clean": clean}
-        with contextlib.suppress(_Conflict), self._lock:
-            self._token = self.store.write(payload, expected=self._token)
+        try:
+            with self._lock:
+                self._token = with_retries(lambda: self.store.write(payload, expected=self._token),
+                                           f"releasing the lease on {self.layout.uri}")
+        except Exception as err:  # noqa: BLE001 - the run's outcome stands; the lease expires
+            log.warning("could not release the lease on %s (%s); it expires in %.0f s",
+                        self.layout.uri, type(err).__name__, self.ttl_s)
 
     # while running -----------------------------------------------------------
     def check(self) -> None:
@@ -135,11 +144,19 @@ def _is_free(holder: dict[str, Any]) -> bool:
     return holder.get("state") != "held" or float(holder.get("expires_at", 0)) < time.time()
 
 
+# Runs of this process that hold a lease now: a lease naming this process and a run not in
+# here belongs to a run that ended without releasing it (the store was down at its end).
+_ACTIVE_RUNS: set[str] = set()
+
+
 def _owner_died_here(holder: dict[str, Any]) -> bool:
-    """The holder ran on this host and its process is gone (a killed driver): no need to wait
-    for its lease to expire. A reused pid only makes us wait for the expiry, never less."""
+    """The holder ran on this host and its process is gone (a killed driver), or its run has
+    ended in this very process: no need to wait for its lease to expire. A reused pid only
+    makes us wait for the expiry, never less."""
     if holder.get("host") != socket.gethostname() or not holder.get("pid"):
         return False
+    if int(holder["pid"]) == os.getpid():
+        return holder.get("run_id") not in _ACTIVE_RUNS
     try:
         os.kill(int(holder["pid"]), 0)
     except ProcessLookupError:

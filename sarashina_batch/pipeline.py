@@ -243,21 +243,24 @@ def _abandon_workers() -> None:
     _worker_epoch += 1
 
 
+def config_secrets(config: RunConfig) -> list[str]:
+    """Every secret value of the run's storage options, to redact from what it prints or writes."""
+    return secret_values(config.input.storage_options) + secret_values(config.output.storage_options)
+
+
 def _run_attempts(config, model, run_id, listing, layout, lease, sweep: bool) -> RunResult:
     fp, fields = fingerprint(config, model), fingerprint_fields(config, model)
     metadata = parquet_metadata(config, model, run_id)
     resources = decide_resources(config)
-    secrets = secret_values(config.input.storage_options) + secret_values(config.output.storage_options)
+    secrets = config_secrets(config)
+    ledger = CommitLedger(layout, run_id, fp, {}, lease, lambda text: redact(text, secrets))
     mode, first, attempt = config.output.mode, None, 0
-    ledger = None
     for attempt in range(config.compute.max_pipeline_restarts + 1):
         prepared = explained(lambda mode=mode, sweep=sweep: prepare_output(layout, mode, fp, fields, listing, sweep),
                              config.output.uri, "output", "preparing the output")
         first = first or prepared
         pending = prepared.plan.pending
-        identities = dict(zip(pending["digest"].to_pylist(), pending["identity_fields"].to_pylist()))
-        ledger = ledger or CommitLedger(layout, run_id, fp, identities, lease, lambda text: redact(text, secrets))
-        ledger.identities.update(identities)
+        ledger.identities.update(zip(pending["digest"].to_pylist(), pending["identity_fields"].to_pylist()))
         log.info("%d shards listed (%s); %d units already committed are skipped; %d stale units removed",
                  len(listing), ", ".join(f"{k} {v}" for k, v in prepared.plan.files.items()),
                  prepared.plan.units_skipped, prepared.removed_units)
@@ -274,9 +277,9 @@ def _run_attempts(config, model, run_id, listing, layout, lease, sweep: bool) ->
             _abandon_workers()
             mode, sweep = "resume", False
     swept = first.swept_files
-    if attempt:
-        # Tasks of an abandoned attempt may have finished writing after the resume began:
-        # whatever no marker claims is removed, so readers never see it.
+    if attempt or swept is not None:
+        # Writers of an abandoned attempt, or of the interrupted run before this one, may
+        # have finished after the first sweep: whatever no marker claims is removed.
         swept = (swept or 0) + sweep_unlisted(layout, layout.committed_units())
     return RunResult(run_id, layout.uri, len(listing), first.plan.units_skipped, 0.0, ledger.finish(),
                      files=first.plan.files, units_removed=first.removed_units, files_swept=swept, restarts=attempt)
