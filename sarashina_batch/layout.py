@@ -8,7 +8,7 @@ from typing import Any
 
 from .storage import full_uri, is_local, join, open_fs, write_atomically
 from .storage_errors import with_retries
-from .units import part_name
+from .units import UNIT_PATTERN, part_name
 
 REJECTED_DIR = "_rejected"
 COMMITS_DIR = "_commits"
@@ -65,7 +65,9 @@ class OutputLayout:
             return []
 
     def committed_units(self) -> set[str]:
-        return {name[: -len(".json")] for name in self.list_names(COMMITS_DIR) if name.endswith(".json")}
+        """Units whose marker exists (a marker's hidden temporary is not one)."""
+        return {name[: -len(".json")] for name in self.list_names(COMMITS_DIR)
+                if name.endswith(".json") and UNIT_PATTERN.match(name[: -len(".json")])}
 
     def ensure_local_dirs(self) -> None:
         """Local disks need folders before files; object stores have none (and s3fs would

@@ -120,13 +120,16 @@ def remove_units(layout: OutputLayout, units: list[str]) -> None:
 
 def sweep_unlisted(layout: OutputLayout, committed: set[str]) -> int:
     """Remove every part and temporary of this job that no marker lists (one listing each of
-    the root and _rejected/). Names this job never writes are never touched."""
+    the root and _rejected/, and of _commits/ for torn markers). Names this job never writes are
+    never touched."""
     garbage = []
     for sub in ((), (REJECTED_DIR,)):
         for name in layout.list_names(*sub):
             unit = unit_of_part(name)
             if (unit is not None and unit not in committed) or is_our_temporary(name):
                 garbage.append(layout.path(*sub, name))
+    # A driver killed while writing a marker leaves its hidden temporary (never a marker).
+    garbage += [layout.path(COMMITS_DIR, name) for name in layout.list_names(COMMITS_DIR) if is_our_temporary(name)]
     remove_files(layout.fs, garbage)
     if garbage:
         log.info("swept %d files that no commit marker lists", len(garbage))

@@ -16,7 +16,7 @@ UNIT_PATTERN = re.compile(r"^(?P<digest>[0-9a-f]{16})-(?P<identity>[0-9a-f]{12})
                           r"(?P<count>\d{5,})-(?P<first_row>\d{10,})-(?P<num_rows>\d+)$")
 # The only data file names this job writes, and the hidden temporaries they are written as.
 PART_PATTERN = re.compile(rf"^part-(?P<unit>{_UNIT})\.parquet$")
-TEMPORARY_PATTERN = re.compile(rf"^\.sbtmp-[0-9a-f]{{8}}-part-{_UNIT}\.parquet$")
+TEMPORARY_PATTERN = re.compile(rf"^\.sbtmp-[0-9a-f]{{8}}-(part-{_UNIT}\.parquet|{_UNIT}\.json)$")
 
 
 @dataclass(frozen=True)

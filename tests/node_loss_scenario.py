@@ -37,9 +37,9 @@ def main(model: str, corpus: str, output: str, rows_per_unit: int) -> None:
     runner.start()
     commits = Path(output) / "_commits"
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(commits.glob("*.json"))) < 2:
+    while time.monotonic() < deadline and len(list(commits.glob("[!.]*.json"))) < 2:
         time.sleep(0.05)
-    outcome["committed_before_loss"] = len(list(commits.glob("*.json")))
+    outcome["committed_before_loss"] = len(list(commits.glob("[!.]*.json")))
     cluster.remove_node(worker, allow_graceful=False)
     time.sleep(2)
     cluster.add_node(num_cpus=1, resources=GPU_LIKE, object_store_memory=300 * MIB)

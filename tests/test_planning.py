@@ -36,6 +36,8 @@ def test_unit_and_part_names_round_trip_and_foreign_names_are_not_ours():
                     "part-0.parquet", f"part-{name}.parquet.crc", f"x-part-{name}.parquet"):
         assert unit_of_part(foreign) is None, foreign
     assert is_our_temporary(f".sbtmp-0123abcd-{part_name(str(name))}")
+    assert is_our_temporary(f".sbtmp-0123abcd-{name}.json")  # a torn commit marker
+    assert not is_our_temporary(".sbtmp-0123abcd-_lease.json")
     assert not is_our_temporary(".part-00000.crc")
 
 
