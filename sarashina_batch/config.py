@@ -78,8 +78,9 @@ class ModelConfig(_Strict):
         "auto", description="Compute dtype; auto means bfloat16 on GPU and float32 on CPU."
     )
     normalize: bool = Field(True, description="L2-normalise embeddings (similarity is cosine either way).")
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = Field(
-        "sdpa", description="Attention kernel passed to transformers."
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention"] = Field(
+        "auto", description="Attention kernel passed to transformers; auto: flash_attention_2 on a GPU where "
+        "the flash-attn package is installed, else sdpa."
     )
 
 
@@ -97,7 +98,13 @@ class BatchingConfig(_Strict):
     whole unit by length and cuts it into micro-batches by this budget."""
 
     max_tokens_per_batch: int = Field(
-        16_384, ge=1, description="Budget of a micro-batch: rows x padded length never exceeds it."
+        16_384, ge=1, description="Budget of a micro-batch: rows x padded length (packed: the one sequence's "
+        "length) never exceeds it. Must be at least model.max_seq_length."
+    )
+    packing: Literal["auto", "padded", "packed"] = Field(
+        "auto", description="packed: rows back to back in one sequence, no padding; padded: rows padded to the "
+        "longest of their length-sorted micro-batch; auto: packed with a varlen attention kernel "
+        "(flash_attention_2, flex_attention), else padded (SDPA would compute attention across a whole pack)."
     )
 
 
@@ -112,6 +119,10 @@ class ComputeConfig(_Strict):
     min_actors: int = Field(1, ge=1, description="Smallest size of the autoscaling embedding actor pool.")
     max_actors: int | None = Field(
         None, ge=1, description="Largest pool size; unset: number of GPUs in the cluster (1 on CPU)."
+    )
+    torch_threads: int | None = Field(
+        None, ge=1, description="Threads torch computes with in a CPU-only embedding actor; unset: every core "
+        "of its node (Ray would grant it one per reserved CPU). GPU actors keep Ray's setting."
     )
     cpus_per_read_task: float = Field(1.0, gt=0, description="CPUs per read+tokenize task.")
     cpus_per_write_task: float = Field(0.5, gt=0, description="CPUs per write task (mostly waiting on I/O).")

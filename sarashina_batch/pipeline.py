@@ -168,6 +168,8 @@ def _embed_settings(config: RunConfig, model: ResolvedModel) -> EmbedSettings:
         attn_implementation=config.model.attn_implementation,
         normalize=config.model.normalize,
         max_tokens_per_batch=config.batching.max_tokens_per_batch,
+        packing=config.batching.packing,
+        torch_threads=config.compute.torch_threads,
     )
 
 

@@ -1,6 +1,14 @@
 """The model core without Ray: load a sentence-transformers model, embed token ids.
 
 Ray stages wrap this class; it also runs alone, for benchmarks on a bare GPU box.
+
+The hot loop is built so that the accelerator never waits on the host:
+- micro-batches are gathered from the window's flat token buffers with numpy (TokenRows);
+- on CUDA they go through pinned memory with non-blocking copies, and results stay on the
+  device until the window is done (one copy back), so building the next micro-batch on the
+  host overlaps the current forward pass;
+- a CUDA out-of-memory error halves the micro-batch and retries, and the smaller budget is
+  remembered for rows of that length.
 """
 
 from __future__ import annotations
@@ -10,15 +18,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .batching import plan_micro_batches
+from .batching import MicroBatch, plan_micro_batches, split_in_half
+from .token_rows import TokenRows
 
 log = logging.getLogger(__name__)
+
+# Attention kernels that keep rows packed into one sequence apart without computing across
+# them (varlen flash attention, FlexAttention's document masks). SDPA and eager also keep
+# them apart, but through a dense mask over the whole pack: correct, yet quadratic in it.
+VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3", "flex_attention")
 
 
 @dataclass
 class EmbeddedWindow:
     embeddings: np.ndarray  # float32 [rows, dim], in the order the rows came in
-    padded_len: np.ndarray  # int32 [rows]: the padded length of each row's micro-batch
+    padded_len: np.ndarray  # int32 [rows]: tokens computed for the row (its micro-batch's length; packed: its own)
+    out_of_memory: np.ndarray | None = None  # bool [rows]: a row that did not fit in memory even alone
+
+    def __post_init__(self):
+        if self.out_of_memory is None:
+            self.out_of_memory = np.zeros(len(self.embeddings), dtype=bool)
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -37,6 +56,27 @@ def resolve_torch_dtype(name: str, device: str):
     return getattr(torch, name)
 
 
+def resolve_attention(name: str, device: str) -> str:
+    """auto: flash-attention 2 where it is installed and a GPU is used, else PyTorch's SDPA."""
+    if name != "auto":
+        return name
+    if device.startswith("cuda"):
+        try:
+            import flash_attn  # noqa: F401
+
+            return "flash_attention_2"
+        except ImportError:
+            pass
+    return "sdpa"
+
+
+def resolve_packing(packing: str, attention: str) -> bool:
+    """auto: pack where the attention kernel handles packed rows natively, else pad."""
+    if packing == "auto":
+        return attention in VARLEN_ATTENTION
+    return packing == "packed"
+
+
 def last_token_pool(hidden, attention_mask):
     """The hidden state at each row's last attended position (left or right padding)."""
     import torch
@@ -44,6 +84,11 @@ def last_token_pool(hidden, attention_mask):
     seq_len = attention_mask.shape[1]
     last = seq_len - 1 - attention_mask.flip(dims=[1]).int().argmax(dim=1)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+def _length_bucket(tokens: int) -> int:
+    """Rows are remembered by the power of two at or above their length."""
+    return 1 << max(int(tokens) - 1, 0).bit_length()
 
 
 class Embedder:
@@ -56,7 +101,8 @@ class Embedder:
         revision: str | None = None,
         device: str | None = None,
         torch_dtype: str = "auto",
-        attn_implementation: str = "sdpa",
+        attn_implementation: str = "auto",
+        packing: str = "auto",
         normalize: bool = True,
         max_tokens_per_batch: int = 16_384,
     ):
@@ -64,11 +110,12 @@ class Embedder:
 
         self.device = pick_device(device)
         dtype = resolve_torch_dtype(torch_dtype, self.device)
+        self.attention = resolve_attention(attn_implementation, self.device)
         model = SentenceTransformer(
             model_name,
             revision=revision,
             device=self.device,
-            model_kwargs={"dtype": dtype, "attn_implementation": attn_implementation},
+            model_kwargs={"dtype": dtype, "attn_implementation": self.attention},
         )
         model.eval()
         self._check_pooling(model, model_name)
@@ -77,7 +124,12 @@ class Embedder:
         self.dimension = model.get_embedding_dimension()
         self.normalize = normalize or any(type(m).__name__ == "Normalize" for m in model)
         self.max_tokens_per_batch = max_tokens_per_batch
-        log.info("loaded %s on %s as %s (%s)", model_name, self.device, dtype, attn_implementation)
+        self.packed = resolve_packing(packing, self.attention)
+        self._cuda = self.device.startswith("cuda")
+        # Token budget that fitted after an out-of-memory error, by length bucket.
+        self.budget_caps: dict[int, int] = {}
+        log.info("loaded %s on %s as %s (%s, %s micro-batches)", model_name, self.device, dtype, self.attention,
+                 "packed" if self.packed else "padded")
 
     @staticmethod
     def _check_pooling(model, model_name: str) -> None:
@@ -89,31 +141,75 @@ class Embedder:
                 "models (Sarashina-Embedding family) only"
             )
 
-    def embed_token_ids(self, token_ids: list[np.ndarray]) -> EmbeddedWindow:
+    def plan(self, lengths: np.ndarray) -> list[MicroBatch]:
+        return plan_micro_batches(lengths, self.max_tokens_per_batch, packed=self.packed)
+
+    def embed_token_ids(self, token_ids: TokenRows | list) -> EmbeddedWindow:
         """Embed a window of tokenized rows; output rows keep the input order."""
         import torch
 
-        lengths = np.fromiter((len(ids) for ids in token_ids), dtype=np.int64, count=len(token_ids))
-        out = np.empty((len(token_ids), self.dimension), dtype=np.float32)
-        padded_len = np.zeros(len(token_ids), dtype=np.int32)
-        for batch in plan_micro_batches(lengths, self.max_tokens_per_batch):
-            ids = torch.full((len(batch.rows), batch.padded_len), self.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for slot, row in enumerate(batch.rows):
-                n = int(lengths[row])
-                ids[slot, :n] = torch.as_tensor(token_ids[row], dtype=torch.long)
-                mask[slot, :n] = 1
-            out[batch.rows] = self._forward(ids, mask)
-            padded_len[batch.rows] = batch.padded_len
-        return EmbeddedWindow(out, padded_len)
+        rows = token_ids if isinstance(token_ids, TokenRows) else TokenRows.from_lists(token_ids)
+        n = len(rows)
+        computed = np.zeros(n, dtype=np.int32)
+        out_of_memory = np.zeros(n, dtype=bool)
+        out = torch.zeros((n, self.dimension), dtype=torch.float32, device=self.device)
+        with torch.inference_mode():
+            pending = self.plan(rows.lengths)[::-1]  # a stack: longest first
+            while pending:
+                batch = pending.pop()
+                cap = self.budget_caps.get(_length_bucket(batch.padded_len))
+                if cap is not None and batch.padded_tokens > cap and len(batch.rows) > 1:
+                    pending.extend(reversed(split_in_half(batch, rows.lengths)))
+                    continue
+                try:
+                    self._embed_micro_batch(rows, batch, out)
+                except torch.OutOfMemoryError:
+                    pending.extend(reversed(self._after_out_of_memory(batch, rows.lengths, out_of_memory)))
+                    continue
+                computed[batch.rows] = rows.lengths[batch.rows] if batch.packed else batch.padded_len
+            # The one device-to-host copy of the window (waits for the last forward pass).
+            embeddings = out.cpu().numpy()
+        return EmbeddedWindow(embeddings, computed, out_of_memory)
 
-    def _forward(self, ids, mask) -> np.ndarray:
+    def _after_out_of_memory(self, batch: MicroBatch, lengths: np.ndarray, out_of_memory: np.ndarray):
         import torch
 
-        with torch.inference_mode():
-            ids, mask = ids.to(self.device), mask.to(self.device)
-            hidden = self.transformer(input_ids=ids, attention_mask=mask).last_hidden_state
-            pooled = last_token_pool(hidden, mask).float()
-            if self.normalize:
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-            return pooled.cpu().numpy()
+        if self._cuda:
+            torch.cuda.empty_cache()
+        if len(batch.rows) == 1:
+            log.warning("a row of %d tokens does not fit in memory on its own", batch.padded_len)
+            out_of_memory[batch.rows] = True
+            return []
+        bucket = _length_bucket(batch.padded_len)
+        self.budget_caps[bucket] = min(self.budget_caps.get(bucket, batch.padded_tokens), batch.padded_tokens // 2)
+        log.warning("out of memory on %d rows x %d tokens: halving micro-batches of rows up to %d tokens "
+                    "to %d tokens", len(batch.rows), batch.padded_len, bucket, self.budget_caps[bucket])
+        return split_in_half(batch, lengths)
+
+    def _embed_micro_batch(self, rows: TokenRows, batch: MicroBatch, out) -> None:
+        if batch.packed:
+            ids, positions, last = rows.packed(batch.rows)
+            hidden = self.transformer(input_ids=self._to_device(ids), position_ids=self._to_device(positions),
+                                      use_cache=False).last_hidden_state[0]
+        else:
+            ids, mask = rows.padded(batch.rows, batch.padded_len, self.pad_token_id)
+            hidden = self.transformer(input_ids=self._to_device(ids), attention_mask=self._to_device(mask),
+                                      use_cache=False).last_hidden_state
+            # Right padding: a row's last token sits at its length - 1.
+            last = np.arange(len(batch.rows)) * batch.padded_len + rows.lengths[batch.rows] - 1
+            hidden = hidden.reshape(-1, hidden.shape[-1])
+        pooled = hidden[self._to_device(last)].float()
+        if self.normalize:
+            import torch
+
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        out[self._to_device(batch.rows)] = pooled
+
+    def _to_device(self, array: np.ndarray):
+        import torch
+
+        tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
+        if self._cuda:
+            # Pinned host memory lets the copy run asynchronously, behind the current forward.
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor

@@ -13,8 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import columns as C
+from ..model.token_rows import TokenRows
 
 NON_FINITE = "non_finite_embedding"
+OUT_OF_MEMORY = "out_of_memory"
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class EmbedSettings:
     attn_implementation: str
     normalize: bool
     max_tokens_per_batch: int
+    packing: str = "auto"
+    torch_threads: int | None = None  # CPU only; None: every core of the node
 
 
 class EmbedRows:
@@ -42,7 +46,10 @@ class EmbedRows:
             attn_implementation=settings.attn_implementation,
             normalize=settings.normalize,
             max_tokens_per_batch=settings.max_tokens_per_batch,
+            packing=settings.packing,
         )
+        if self.embedder.device == "cpu":
+            _use_cores(settings.torch_threads)
         # Exported through Ray's metrics (Prometheus / dashboard): throughput and padding
         # waste per actor while the job runs, not only in the final summary.
         self.rows = Counter("sarashina_batch_rows_embedded", description="Rows embedded.")
@@ -59,25 +66,50 @@ class EmbedRows:
         return out
 
 
+def _use_cores(threads: int | None) -> None:
+    """Ray sets OMP_NUM_THREADS to the actor's reserved CPUs (1 by default), so torch on a
+    CPU-only actor would compute on one core while the others idle once tokenizing is done.
+    The model is the work of a CPU run: it gets every core of the node unless told otherwise."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+
+
 def embed_table(embedder, batch: pa.Table) -> pa.Table:
     """Add the embedding column (null where a row is rejected) and drop the token ids."""
     n, dim = batch.num_rows, embedder.dimension
-    reasons = batch.column(C.REASON).to_pylist()
-    details = batch.column(C.DETAIL).to_pylist()
-    todo = [i for i, ids in enumerate(batch.column(C.INPUT_IDS).to_pylist()) if ids is not None and reasons[i] is None]
+    ids = batch.column(C.INPUT_IDS)
+    # Rows still to embed: tokenized and not rejected upstream.
+    todo_mask = pc.and_(pc.is_valid(ids), pc.is_null(batch.column(C.REASON))).to_numpy(zero_copy_only=False)
+    todo = np.flatnonzero(todo_mask)
     vectors = np.zeros((n, dim), dtype=np.float32)
     padded_len = np.zeros(n, dtype=np.int32)
     valid = np.zeros(n, dtype=bool)
-    if todo:
-        token_ids = batch.column(C.INPUT_IDS).take(pa.array(todo)).to_pylist()
-        window = embedder.embed_token_ids([np.asarray(ids) for ids in token_ids])
+    reasons, details = batch.column(C.REASON), batch.column(C.DETAIL)
+    if len(todo):
+        window = embedder.embed_token_ids(TokenRows.from_arrow(pc.filter(ids, pa.array(todo_mask))))
         vectors[todo], padded_len[todo] = window.embeddings, window.padded_len
         finite = np.isfinite(window.embeddings).all(axis=1)
-        valid[todo] = finite
-        for k in np.flatnonzero(~finite):
-            reasons[todo[k]], details[todo[k]] = NON_FINITE, "the model produced NaN or Inf for this row"
+        valid[todo] = finite & ~window.out_of_memory
+        failures = {NON_FINITE: todo[~finite & ~window.out_of_memory], OUT_OF_MEMORY: todo[window.out_of_memory]}
+        if any(len(rows) for rows in failures.values()):
+            reasons, details = _reject(reasons.to_pylist(), details.to_pylist(), failures, ids)
+            reasons, details = pa.array(reasons, pa.string()), pa.array(details, pa.string())
     embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim, mask=pa.array(~valid))
     out = batch.drop_columns([C.INPUT_IDS, C.REASON, C.DETAIL])
     return out.append_column(C.EMBEDDING, embedding).append_column(
         C.PADDED_LEN, pa.array(padded_len)
-    ).append_column(C.REASON, pa.array(reasons, pa.string())).append_column(C.DETAIL, pa.array(details, pa.string()))
+    ).append_column(C.REASON, reasons).append_column(C.DETAIL, details)
+
+
+def _reject(reasons: list, details: list, failures: dict[str, np.ndarray], ids: pa.ChunkedArray):
+    tokens = pc.list_value_length(ids).to_pylist()
+    for reason, rows in failures.items():
+        for row in rows:
+            reasons[row] = reason
+            details[row] = ("the model produced NaN or Inf for this row" if reason == NON_FINITE else
+                            f"{tokens[row]} tokens do not fit in the accelerator's memory even alone; "
+                            "lower model.max_seq_length or use a device with more memory")
+    return reasons, details
