@@ -97,9 +97,9 @@ class BatchingConfig(_Strict):
     """The sort window is the work unit (input.rows_per_unit): each embedding call sorts one
     whole unit by length and cuts it into micro-batches by this budget."""
 
-    max_tokens_per_batch: int = Field(
-        16_384, ge=1, description="Budget of a micro-batch: rows x padded length (packed: the one sequence's "
-        "length) never exceeds it. Must be at least model.max_seq_length."
+    max_tokens_per_batch: int | None = Field(
+        None, ge=1, description="Budget of a micro-batch: rows x padded length (packed: the one sequence's "
+        "length) never exceeds it; a longer row goes alone. Unset: 16384 on a GPU, 2048 on a CPU (measured)."
     )
     packing: Literal["auto", "padded", "packed"] = Field(
         "auto", description="packed: rows back to back in one sequence, no padding; padded: rows padded to the "
@@ -124,7 +124,10 @@ class ComputeConfig(_Strict):
         None, ge=1, description="Threads torch computes with in a CPU-only embedding actor; unset: every core "
         "of its node (Ray would grant it one per reserved CPU). GPU actors keep Ray's setting."
     )
-    cpus_per_read_task: float = Field(1.0, gt=0, description="CPUs per read+tokenize task.")
+    cpus_per_read_task: float = Field(
+        1.0, gt=0, description="CPUs per read+tokenize task. Give each GPU enough free cores that tokenizing keeps "
+        "up: GPU tokens/s divided by one core's tokenizer rate (jobs/benchmark.py measures both)."
+    )
     cpus_per_write_task: float = Field(0.5, gt=0, description="CPUs per write task (mostly waiting on I/O).")
     max_task_retries: int = Field(
         4, ge=0, description="Retries of a read/write task, or of an embed batch, lost to a dead worker or actor."
@@ -154,7 +157,8 @@ class RunConfig(_Strict):
     def _distinct_columns(self) -> RunConfig:
         if self.input.id_column and self.input.id_column == self.input.text_column:
             raise ValueError("input.id_column and input.text_column name the same column; set a distinct id column")
-        if self.batching.max_tokens_per_batch < self.model.max_seq_length:
+        budget = self.batching.max_tokens_per_batch
+        if budget is not None and budget < self.model.max_seq_length:
             raise ValueError(
                 f"batching.max_tokens_per_batch ({self.batching.max_tokens_per_batch}) is below model.max_seq_length "
                 f"({self.model.max_seq_length}): the longest row would not fit; raise the budget or lower the length"

@@ -25,9 +25,11 @@ def test_every_row_once_and_budget_respected_on_skewed_lengths():
     assert padded <= 1.05 * lengths.sum(), f"padding waste {padded / lengths.sum() - 1:.1%}"
 
 
-def test_row_over_budget_is_an_error_naming_the_setting():
-    with pytest.raises(ValueError, match="max_tokens_per_batch"):
-        plan_micro_batches(np.array([50]), max_tokens=10)
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_row_over_the_budget_goes_alone(packed):
+    batches = plan_micro_batches(np.array([3, 50, 4, 60]), max_tokens=10, packed=packed)
+    assert [b.rows.tolist() for b in batches] == [[3], [1], [2, 0]]
+    assert [b.padded_tokens for b in batches] == ([60, 50, 7] if packed else [60, 50, 8])
 
 
 def test_empty_window():

@@ -21,15 +21,19 @@ def read_output(output_dir):
     return pads.dataset(str(output_dir), format="parquet").to_table()
 
 
-def test_job_output_matches_reference_and_accounts_for_every_row(local_ray, tiny_model, corpus_dir, tmp_path, capsys):
+@pytest.mark.parametrize("packing", ["padded", "packed"])
+def test_job_output_matches_reference_and_accounts_for_every_row(local_ray, tiny_model, corpus_dir, tmp_path, capsys,
+                                                                 packing):
     from sentence_transformers import SentenceTransformer
 
     out_dir = tmp_path / "out"
-    config = job_config(str(corpus_dir), str(out_dir), tiny_model,
+    config = job_config(str(corpus_dir), str(out_dir), tiny_model, batching={"packing": packing},
                         input={"id_column": "doc_id"}, model={"max_seq_length": MAX_LEN})
     assert run_job(config) == EXIT_OK
     printed = capsys.readouterr().out
     assert "rows embedded 177 | rejected 3" in printed
+    # Packed rows compute no padding at all; padded ones some (mixed lengths, 512-token budget).
+    assert ("padding efficiency 100.0%" in printed) == (packing == "packed")
 
     table = read_output(out_dir)
     assert table.num_rows == 177 and len(set(table["id"].to_pylist())) == 177

@@ -38,18 +38,10 @@ def _packed_batch(rows: np.ndarray, lengths: np.ndarray) -> MicroBatch:
     return MicroBatch(rows=rows, padded_len=int(sizes.max()), packed=True, packed_tokens=int(sizes.sum()))
 
 
-def _check_budget(lengths: np.ndarray, max_tokens: int) -> None:
-    if len(lengths) and lengths.max() > max_tokens:
-        raise ValueError(
-            f"a row of {int(lengths.max())} tokens exceeds batching.max_tokens_per_batch={max_tokens}; "
-            "raise the budget to at least model.max_seq_length"
-        )
-
-
 def plan_micro_batches(lengths: np.ndarray, max_tokens: int, packed: bool = False) -> list[MicroBatch]:
-    """Cut a window of token counts into micro-batches of at most max_tokens computed tokens."""
+    """Cut a window of token counts into micro-batches of at most max_tokens computed tokens;
+    a row longer than the budget goes alone (it cannot be cut)."""
     lengths = np.asarray(lengths, dtype=np.int64)
-    _check_budget(lengths, max_tokens)
     order = np.argsort(-lengths, kind="stable")
     if packed:
         return _plan_packs(lengths, order, max_tokens)
@@ -57,7 +49,7 @@ def plan_micro_batches(lengths: np.ndarray, max_tokens: int, packed: bool = Fals
     start = 0
     while start < len(order):
         padded_len = max(int(lengths[order[start]]), 1)
-        stop = min(len(order), start + max_tokens // padded_len)
+        stop = min(len(order), start + max(1, max_tokens // padded_len))
         batches.append(MicroBatch(rows=order[start:stop], padded_len=padded_len))
         start = stop
     return batches

@@ -69,8 +69,12 @@ def train_tokenizer(vocab_size: int = 400):
     )
 
 
-def build_tiny_model(output_dir: str | Path, seed: int = 0, max_seq_length: int = 8192) -> Path:
-    """Write a sentence-transformers model folder (Llama + Unigram + lasttoken) to output_dir."""
+def build_tiny_model(output_dir: str | Path, seed: int = 0, max_seq_length: int = 8192,
+                     shapes: dict | None = None) -> Path:
+    """Write a sentence-transformers model folder (Llama + Unigram + lasttoken) to output_dir.
+
+    shapes overrides TINY_SHAPES (benchmarks build a larger model of the same family)."""
+    shapes = {**TINY_SHAPES, **(shapes or {})}
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules import Transformer
@@ -85,7 +89,7 @@ def build_tiny_model(output_dir: str | Path, seed: int = 0, max_seq_length: int 
         bos_token_id=1,
         eos_token_id=2,
         pad_token_id=3,
-        **TINY_SHAPES,
+        **shapes,
     )
     torch.manual_seed(seed)
     LlamaModel(config).save_pretrained(hf_dir)
@@ -96,7 +100,7 @@ def build_tiny_model(output_dir: str | Path, seed: int = 0, max_seq_length: int 
     SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(output_dir))
     _remove_tree(hf_dir)
     (output_dir / "TINY_MODEL.json").write_text(
-        json.dumps({"built_by": "sarashina_batch.model.tiny", "seed": seed, **TINY_SHAPES})
+        json.dumps({"built_by": "sarashina_batch.model.tiny", "seed": seed, **shapes})
     )
     return output_dir
 

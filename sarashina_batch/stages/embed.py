@@ -26,7 +26,7 @@ class EmbedSettings:
     torch_dtype: str
     attn_implementation: str
     normalize: bool
-    max_tokens_per_batch: int
+    max_tokens_per_batch: int | None  # None: the device default (embedder.default_token_budget)
     packing: str = "auto"
     torch_threads: int | None = None  # CPU only; None: every core of the node
 
