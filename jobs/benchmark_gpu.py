@@ -132,7 +132,8 @@ def build_model(folder: Path, shapes: dict, device: str, dtype) -> None:
     model.save_pretrained(hf)
     tokenizer.save_pretrained(hf)
     del model
-    transformer = Transformer(str(hf), max_seq_length=8192)
+    # Loaded in its final dtype (bf16 halves what is read and written again).
+    transformer = Transformer(str(hf), max_seq_length=8192, model_kwargs={"dtype": dtype})
     SentenceTransformer(modules=[transformer, Pooling(shapes["hidden_size"], pooling_mode="lasttoken")],
                         device="cpu").save(str(folder / "st"))
 

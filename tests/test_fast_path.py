@@ -96,7 +96,7 @@ class RunsOutOfMemory:
         self.calls.append(input_ids.numel())
         if input_ids.numel() > self.limit_tokens:
             self.raised += 1
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return self.transformer(input_ids=input_ids, **kwargs)
 
 
@@ -148,3 +148,13 @@ def test_a_cpu_actor_computes_on_every_core_of_its_node():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_packing_that_a_kernel_does_not_honour_is_refused_at_start(tiny_model, monkeypatch):
+    # As with a transformers release that does not recognise packed rows: attention runs
+    # across the whole pack. The start-up check must refuse it rather than write wrong vectors.
+    import transformers.masking_utils as masking
+
+    monkeypatch.setattr(masking, "find_packed_sequence_indices", lambda position_ids: None)
+    with pytest.raises(ValueError, match="batching.packing=padded"):
+        Embedder(tiny_model, device="cpu", packing="packed")

@@ -137,6 +137,8 @@ class Embedder:
         self._cuda = self.device.startswith("cuda")
         # Token budget that fitted after an out-of-memory error, by length bucket.
         self.budget_caps: dict[int, int] = {}
+        if self.packed:
+            self._check_packing()
         log.info("loaded %s on %s as %s (%s, %s micro-batches)", model_name, self.device, dtype, self.attention,
                  "packed" if self.packed else "padded")
 
@@ -148,6 +150,23 @@ class Embedder:
             raise ValueError(
                 f"model {model_name} pools with {mode!r}; sarashina-batch embeds last-token pooled "
                 "models (Sarashina-Embedding family) only"
+            )
+
+    def _check_packing(self) -> None:
+        """Packed rows are only right when the attention kernel keeps them apart (transformers
+        recognises packing from restarting position ids). One tiny forward each way at start-up
+        turns a kernel or library that does not into a clear error, not wrong vectors."""
+        rows = TokenRows.from_lists([np.arange(10, 19), np.arange(20, 25), np.arange(30, 37)])
+        packed = self.embed_token_ids(rows).embeddings
+        self.packed = False
+        padded = self.embed_token_ids(rows).embeddings
+        self.packed = True
+        cosine = (packed * padded).sum(1) / np.linalg.norm(packed, axis=1) / np.linalg.norm(padded, axis=1)
+        if not np.all(cosine >= 0.999):
+            raise ValueError(
+                f"packed rows embed differently from padded ones with attention {self.attention!r} "
+                f"(cosine {cosine.min():.4f}): this transformers release or kernel does not keep packed rows "
+                "apart; set batching.packing=padded"
             )
 
     def plan(self, lengths: np.ndarray) -> list[MicroBatch]:
@@ -172,7 +191,7 @@ class Embedder:
                     continue
                 try:
                     self._embed_micro_batch(rows, batch, out)
-                except torch.OutOfMemoryError:
+                except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError since 2.5; this name in every release
                     pending.extend(reversed(self._after_out_of_memory(batch, rows.lengths, out_of_memory)))
                     continue
                 computed[batch.rows] = rows.lengths[batch.rows] if batch.packed else batch.padded_len
