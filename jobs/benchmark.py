@@ -256,7 +256,7 @@ def _case_naive(model, workdir, job, settings):
     import torch
 
     config, embedder = _embedder(model, job)
-    ids, rows = _tokenized(model, workdir, config.model.max_seq_length)
+    _, rows = _tokenized(model, workdir, config.model.max_seq_length)
     from sarashina_batch.model.batching import MicroBatch
 
     size = settings["naive_batch_size"]
@@ -276,12 +276,12 @@ def _case_naive(model, workdir, job, settings):
 
 
 def _case_job(model, workdir, job, settings):
+    import ray
+
     from sarashina_batch.config import RunConfig
     from sarashina_batch.pipeline import run_pipeline
     from sarashina_batch.provenance import new_run_id, resolve_model
     from sarashina_batch.runtime import connect_ray
-
-    import ray
 
     config = RunConfig.model_validate(job)
     started = time.perf_counter()
@@ -324,7 +324,7 @@ class PeakMemory:
             try:
                 rss = sum(p.memory_info().rss for p in [self._me, *self._me.children(recursive=True)])
                 self.peak = max(self.peak, rss)
-            except Exception:  # noqa: BLE001 - a child that just exited
+            except Exception:  # noqa: BLE001, S110 - a child that exited between listing and reading
                 pass
             self._stop.wait(0.2)
 
@@ -361,7 +361,7 @@ def _report(results: dict, docs: int, tokens: int, json_path: str, settings: dic
         if case == "job":
             rows.append({"case": "job+ray_start", "docs_per_s": docs / r["seconds_with_ray_start"],
                          "tokens_per_s": r["tokens"] / r["seconds_with_ray_start"],
-                         **{**r, "seconds": r["seconds_with_ray_start"]}})
+                         **r, "seconds": r["seconds_with_ray_start"]})
     print(f"\n{docs:,} docs, {tokens:,} tokens; {os.cpu_count()} CPUs"
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"))
     print(f"{'case':<14}{'seconds':>9}{'docs/s':>9}{'tokens/s':>11}{'padding eff':>13}{'peak mem GiB':>14}")

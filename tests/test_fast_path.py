@@ -54,8 +54,8 @@ def test_token_rows_from_a_sliced_chunked_arrow_column_build_the_same_tensors_as
         assert ids[slot, :n].tolist() == rows[row] and (ids[slot, n:] == 3).all()
         assert mask[slot].tolist() == [1] * n + [0] * (width - n)
     flat, positions, last = tokens.packed(pick)
-    assert flat[0].tolist() == sum((rows[i] for i in pick), [])
-    assert positions[0].tolist() == sum((list(range(len(rows[i]))) for i in pick), [])
+    assert flat[0].tolist() == [token for i in pick for token in rows[i]]
+    assert positions[0].tolist() == [position for i in pick for position in range(len(rows[i]))]
     assert last.tolist() == (np.cumsum([len(rows[i]) for i in pick]) - 1).tolist()
 
 

@@ -25,7 +25,7 @@ class TokenRows:
         return len(self.lengths)
 
     @classmethod
-    def from_arrow(cls, ids: pa.Array | pa.ChunkedArray) -> "TokenRows":
+    def from_arrow(cls, ids: pa.Array | pa.ChunkedArray) -> TokenRows:
         """From a list<int> column without nulls (zero-copy where Arrow allows)."""
         if isinstance(ids, pa.ChunkedArray):
             ids = ids.combine_chunks() if ids.num_chunks != 1 else ids.chunk(0)
@@ -37,7 +37,7 @@ class TokenRows:
         return cls(values, _starts(lengths), lengths)
 
     @classmethod
-    def from_lists(cls, rows: list) -> "TokenRows":
+    def from_lists(cls, rows: list) -> TokenRows:
         """From a list of id sequences (benchmarks and tests)."""
         arrays = [np.asarray(row, dtype=np.int64).reshape(-1) for row in rows]
         lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
