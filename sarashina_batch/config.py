@@ -136,6 +136,10 @@ class ComputeConfig(_Strict):
     max_pipeline_restarts: int = Field(
         2, ge=0, description="Times a run resumes itself from its committed units after Ray loses a node or actor."
     )
+    progress_interval_s: float = Field(
+        30, ge=0, description="Seconds between progress lines in the driver's log (units, rows, tokens, rate, "
+        "share of the input, ETA); 0: one line at the end only."
+    )
     ray_address: str | None = Field(
         None,
         description="Ray cluster to join; unset: RAY_ADDRESS, a running local cluster, else a new local Ray; "

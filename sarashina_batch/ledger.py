@@ -36,13 +36,14 @@ class CommitLedger:
     identities of the files still pending, never rows."""
 
     def __init__(self, layout: OutputLayout, run_id: str, fingerprint: str, identities: dict[str, str],
-                 lease=None, redact=lambda text: text):
+                 lease=None, redact=lambda text: text, progress=None):
         self.layout, self.run_id, self.fingerprint = layout, run_id, fingerprint
+        self.progress = progress  # a ProgressLog told of each commit, or None
         self.identities = identities  # file digest -> identity fields (JSON), from the listing
         self.lease, self.redact = lease, redact
         self.done: set[str] = set()
         self.failed: dict[str, dict[str, str]] = {}
-        self.totals = RunTotals()
+        self.totals = progress.totals if progress is not None else RunTotals()
 
     def add(self, stats: pa.Table) -> None:
         for row in stats.to_pylist():
@@ -53,14 +54,15 @@ class CommitLedger:
         if unit_id in self.done:
             return  # delivered twice: committed already
         if row["error"] is not None:
-            self.failed[unit_id] = {"unit": unit_id, "source_uri": row["source_uri"],
-                                    "error": self.redact(row["error"])}
-            return
-        if row["rows"] != row["unit_rows"]:
-            self.failed[unit_id] = {"unit": unit_id, "source_uri": row["source_uri"],
-                                    "error": f"received {row['rows']} rows, expected {row['unit_rows']}"}
-            return
-        self._commit(unit_id, row)
+            self._fail(unit_id, row, self.redact(row["error"]))
+        elif row["rows"] != row["unit_rows"]:
+            self._fail(unit_id, row, f"received {row['rows']} rows, expected {row['unit_rows']}")
+        else:
+            self._commit(unit_id, row)
+
+    def _fail(self, unit_id: str, row: dict[str, Any], error: str) -> None:
+        self.failed[unit_id] = {"unit": unit_id, "source_uri": row["source_uri"], "error": error}
+        self.totals.units_failed = len(self.failed)  # so far; final in finish()
 
     def _commit(self, unit_id: str, row: dict[str, Any]) -> None:
         if self.lease is not None:
@@ -80,9 +82,12 @@ class CommitLedger:
         })
         self.done.add(unit_id)
         self.failed.pop(unit_id, None)  # a later attempt succeeded
+        self.totals.units_failed = len(self.failed)
         self.totals.units_committed += 1
         for name in COUNTERS:
             self.totals.counts[name] += row[name] or 0
+        if self.progress is not None:
+            self.progress.unit_committed(unit_id, row["rows"], row["file_rows"])
 
     def finish(self) -> RunTotals:
         """Totals with the failures that no later attempt made good."""

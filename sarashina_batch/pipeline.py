@@ -22,6 +22,7 @@ from .layout import OutputLayout
 from .lease import OutputLease, needs_sweep
 from .ledger import CommitLedger, RunTotals
 from .planning import units_of_file
+from .progress import ProgressLog
 from .prompts import prefixes
 from .provenance import ResolvedModel, fingerprint, fingerprint_fields, parquet_metadata
 from .resume import PreparedOutput, check_output_is_ours, prepare_output, sweep_unlisted
@@ -255,7 +256,23 @@ def _run_attempts(config, model, run_id, listing, layout, lease, sweep: bool) ->
     metadata = parquet_metadata(config, model, run_id)
     resources = decide_resources(config)
     secrets = config_secrets(config)
-    ledger = CommitLedger(layout, run_id, fp, {}, lease, lambda text: redact(text, secrets))
+    progress = ProgressLog(config.compute.progress_interval_s)
+    ledger = CommitLedger(layout, run_id, fp, {}, lease, lambda text: redact(text, secrets), progress)
+    with progress:
+        first, attempt = _attempts(config, model, listing, layout, ledger, progress, resources, metadata, fp, fields,
+                                   sweep)
+    swept = first.swept_files
+    if attempt or swept is not None:
+        # Writers of an abandoned attempt, or of the interrupted run before this one, may
+        # have finished after the first sweep: whatever no marker claims is removed.
+        swept = (swept or 0) + sweep_unlisted(layout, layout.committed_units())
+    return RunResult(run_id, layout.uri, len(listing), first.plan.units_skipped, 0.0, ledger.finish(),
+                     files=first.plan.files, units_removed=first.removed_units, files_swept=swept, restarts=attempt)
+
+
+def _attempts(config, model, listing, layout, ledger, progress, resources, metadata, fp, fields, sweep: bool):
+    """Run the plan; resume it on fresh workers when Ray loses part of it. Returns the first
+    attempt's prepared output and the number of restarts."""
     mode, first, attempt = config.output.mode, None, 0
     for attempt in range(config.compute.max_pipeline_restarts + 1):
         prepared = explained(lambda mode=mode, sweep=sweep: prepare_output(layout, mode, fp, fields, listing, sweep),
@@ -263,6 +280,7 @@ def _run_attempts(config, model, run_id, listing, layout, lease, sweep: bool) ->
         first = first or prepared
         pending = prepared.plan.pending
         ledger.identities.update(zip(pending["digest"].to_pylist(), pending["identity_fields"].to_pylist()))
+        progress.add_files(pending, prepared.plan.committed_pending)
         log.info("%d shards listed (%s); %d units already committed are skipped; %d stale units removed",
                  len(listing), ", ".join(f"{k} {v}" for k, v in prepared.plan.files.items()),
                  prepared.plan.units_skipped, prepared.removed_units)
@@ -278,10 +296,4 @@ def _run_attempts(config, model, run_id, listing, layout, lease, sweep: bool) ->
                         type(err).__name__, attempt + 1, config.compute.max_pipeline_restarts)
             _abandon_workers()
             mode, sweep = "resume", False
-    swept = first.swept_files
-    if attempt or swept is not None:
-        # Writers of an abandoned attempt, or of the interrupted run before this one, may
-        # have finished after the first sweep: whatever no marker claims is removed.
-        swept = (swept or 0) + sweep_unlisted(layout, layout.committed_units())
-    return RunResult(run_id, layout.uri, len(listing), first.plan.units_skipped, 0.0, ledger.finish(),
-                     files=first.plan.files, units_removed=first.removed_units, files_swept=swept, restarts=attempt)
+    return first, attempt

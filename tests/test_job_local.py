@@ -1,6 +1,7 @@
 """The whole job on a local Ray: output equals the reference, every row accounted for."""
 
 import json
+import logging
 
 import duckdb
 import numpy as np
@@ -23,8 +24,10 @@ def read_output(output_dir):
 
 @pytest.mark.parametrize("packing", ["padded", "packed"])
 def test_job_output_matches_reference_and_accounts_for_every_row(local_ray, tiny_model, corpus_dir, tmp_path, capsys,
-                                                                 packing):
+                                                                 caplog, packing):
     from sentence_transformers import SentenceTransformer
+
+    caplog.set_level(logging.INFO, logger="sarashina_batch.progress")
 
     out_dir = tmp_path / "out"
     config = job_config(str(corpus_dir), str(out_dir), tiny_model, batching={"packing": packing},
@@ -34,6 +37,9 @@ def test_job_output_matches_reference_and_accounts_for_every_row(local_ray, tiny
     assert "rows embedded 177 | rejected 3" in printed
     # Packed rows compute no padding at all; padded ones some (mixed lengths, 512-token budget).
     assert ("padding efficiency 100.0%" in printed) == (packing == "packed")
+    # The driver's progress line: every unit committed covers the whole input, by bytes.
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress:")]
+    assert progress and "rows 180 |" in progress[-1] and "input 100.0% of" in progress[-1]
 
     table = read_output(out_dir)
     assert table.num_rows == 177 and len(set(table["id"].to_pylist())) == 177
