@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from typing import Self
 
 import pyarrow as pa
 
@@ -65,7 +66,7 @@ class ProgressLog:
                 f"input {'n/a' if share is None else f'{share:.1%}'} of {total_bytes / 2**30:,.2f} GiB | "
                 f"elapsed {_duration(elapsed)} | ETA {'n/a' if eta is None else _duration(eta)}")
 
-    def __enter__(self) -> ProgressLog:
+    def __enter__(self) -> Self:
         if self.interval_s > 0:
             self._thread = threading.Thread(target=self._run, name="sarashina-progress", daemon=True)
             self._thread.start()
