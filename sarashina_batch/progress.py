@@ -63,7 +63,7 @@ class ProgressLog:
         return (f"progress: units committed {t.units_committed:,} (failed {t.units_failed:,}) | "
                 f"rows {counts['rows']:,} | tokens {counts['tokens']:,} | "
                 f"{counts['tokens'] / elapsed if elapsed else 0:,.0f} tokens/s | "
-                f"input {'n/a' if share is None else f'{share:.1%}'} of {total_bytes / 2**30:,.2f} GiB | "
+                f"input {'n/a' if share is None else f'{share:.1%}'} of {_size(total_bytes)} | "
                 f"elapsed {_duration(elapsed)} | ETA {'n/a' if eta is None else _duration(eta)}")
 
     def __enter__(self) -> Self:
@@ -87,3 +87,10 @@ def _duration(seconds: float) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _size(count: float) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:,.2f} {unit}"
+    return f"{int(count)} B"
