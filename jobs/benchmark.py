@@ -194,18 +194,16 @@ def _embedder(model, job):
 
 
 def _tokenized(model, workdir, max_len):
-    from sarashina_batch.model.token_rows import TokenRows
     from sarashina_batch.stages.prepare import load_tokenizer
 
-    ids = load_tokenizer(model, None)(_prompts(workdir), truncation=True, max_length=max_len)["input_ids"]
-    return ids, TokenRows.from_lists(ids)
+    return load_tokenizer(model, None)(_prompts(workdir), truncation=True, max_length=max_len)["input_ids"]
 
 
 def _case_embed_stage(model, workdir, job, settings):
     import torch
 
     config, embedder = _embedder(model, job)
-    ids, _ = _tokenized(model, workdir, config.model.max_seq_length)
+    ids = _tokenized(model, workdir, config.model.max_seq_length)
     from sarashina_batch.model.token_rows import TokenRows
 
     # The job's windows: each shard cut into units of at most rows_per_unit rows.
@@ -256,12 +254,13 @@ def _case_naive(model, workdir, job, settings):
     import torch
 
     config, embedder = _embedder(model, job)
-    _, rows = _tokenized(model, workdir, config.model.max_seq_length)
     from sarashina_batch.model.batching import MicroBatch
+    from sarashina_batch.model.token_rows import TokenRows
+
+    rows = TokenRows.from_lists(_tokenized(model, workdir, config.model.max_seq_length))
 
     size = settings["naive_batch_size"]
     out = torch.zeros((len(rows), embedder.dimension), device=embedder.device)
-    embedder.packed = False
     started = time.perf_counter()
     computed = 0
     with torch.inference_mode():

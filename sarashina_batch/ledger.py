@@ -87,7 +87,7 @@ class CommitLedger:
         for name in COUNTERS:
             self.totals.counts[name] += row[name] or 0
         if self.progress is not None:
-            self.progress.unit_committed(unit_id, row["rows"], row["file_rows"])
+            self.progress.unit_committed(digest, row["rows"], row["file_rows"])
 
     def finish(self) -> RunTotals:
         """Totals with the failures that no later attempt made good."""

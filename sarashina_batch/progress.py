@@ -49,8 +49,8 @@ class ProgressLog:
     def total_bytes(self) -> int:
         return sum(self.sizes.values())
 
-    def unit_committed(self, unit_id: str, rows: int, file_rows: int) -> None:
-        digest = unit_id.split("-", 1)[0]
+    def unit_committed(self, digest: str, rows: int, file_rows: int) -> None:
+        """A unit of file `digest` holding `rows` of its `file_rows` rows is committed."""
         self.done_bytes += self.sizes.get(digest, 0) * rows / max(file_rows, 1)
 
     def line(self) -> str:

@@ -28,7 +28,7 @@ def test_progress_line_counts_commits_and_estimates_the_rest_from_input_bytes():
     with progress:
         clock.now += 60
         # Half of file aaaa (1.5 GiB of 4 GiB) committed in one minute.
-        progress.unit_committed("aaaa-id-1of2-0-500", rows=500, file_rows=1000)
+        progress.unit_committed("aaaa", rows=500, file_rows=1000)
         progress.totals.units_committed, progress.totals.units_failed = 1, 1
         progress.totals.counts.update(rows=500, tokens=120_000)
     line = lines[-1]  # the closing line, written on exit
@@ -45,7 +45,7 @@ def test_a_resumed_file_counts_what_earlier_runs_committed_but_not_in_the_rate()
     progress.add_files(pending({digest: 4 * 2**30}), {f"{digest}-{'b' * 12}-00000of00004-0000000000-250"})
     with progress:
         clock.now += 60
-        progress.unit_committed(f"{digest}-{'b' * 12}-00001of00004-0000000250-250", rows=250, file_rows=1000)
+        progress.unit_committed(digest, rows=250, file_rows=1000)
     assert "input 50.0% of 4.00 GiB" in lines[-1]
     assert "ETA 2m00s" in lines[-1]  # 2 GiB left at the 1 GiB a minute this run did
 

@@ -33,11 +33,7 @@ VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3", "flex_attention")
 class EmbeddedWindow:
     embeddings: np.ndarray  # float32 [rows, dim], in the order the rows came in
     padded_len: np.ndarray  # int32 [rows]: tokens computed for the row (its micro-batch's length; packed: its own)
-    out_of_memory: np.ndarray | None = None  # bool [rows]: a row that did not fit in memory even alone
-
-    def __post_init__(self):
-        if self.out_of_memory is None:
-            self.out_of_memory = np.zeros(len(self.embeddings), dtype=bool)
+    out_of_memory: np.ndarray  # bool [rows]: a row that did not fit in memory even alone
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -157,10 +153,8 @@ class Embedder:
         recognises packing from restarting position ids). One tiny forward each way at start-up
         turns a kernel or library that does not into a clear error, not wrong vectors."""
         rows = TokenRows.from_lists([np.arange(10, 19), np.arange(20, 25), np.arange(30, 37)])
-        packed = self.embed_token_ids(rows).embeddings
-        self.packed = False
-        padded = self.embed_token_ids(rows).embeddings
-        self.packed = True
+        packed = self.embed_token_ids(rows, packed=True).embeddings
+        padded = self.embed_token_ids(rows, packed=False).embeddings
         cosine = (packed * padded).sum(1) / np.linalg.norm(packed, axis=1) / np.linalg.norm(padded, axis=1)
         if not np.all(cosine >= 0.999):
             raise ValueError(
@@ -169,11 +163,12 @@ class Embedder:
                 "apart; set batching.packing=padded"
             )
 
-    def plan(self, lengths: np.ndarray) -> list[MicroBatch]:
-        return plan_micro_batches(lengths, self.max_tokens_per_batch, packed=self.packed)
+    def plan(self, lengths: np.ndarray, packed: bool | None = None) -> list[MicroBatch]:
+        return plan_micro_batches(lengths, self.max_tokens_per_batch, packed=self.packed if packed is None else packed)
 
-    def embed_token_ids(self, token_ids: TokenRows | list) -> EmbeddedWindow:
-        """Embed a window of tokenized rows; output rows keep the input order."""
+    def embed_token_ids(self, token_ids: TokenRows | list, packed: bool | None = None) -> EmbeddedWindow:
+        """Embed a window of tokenized rows; output rows keep the input order. packed: None
+        follows the embedder's setting."""
         import torch
 
         rows = token_ids if isinstance(token_ids, TokenRows) else TokenRows.from_lists(token_ids)
@@ -182,7 +177,7 @@ class Embedder:
         out_of_memory = np.zeros(n, dtype=bool)
         out = torch.zeros((n, self.dimension), dtype=torch.float32, device=self.device)
         with torch.inference_mode():
-            pending = self.plan(rows.lengths)[::-1]  # a stack: longest first
+            pending = self.plan(rows.lengths, packed)[::-1]  # a stack: longest first
             while pending:
                 batch = pending.pop()
                 cap = self.budget_caps.get(_length_bucket(batch.padded_len))
