@@ -238,6 +238,22 @@ def _set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
     node[leaf] = value
 
 
+def closest_key(key: str) -> str | None:
+    """The setting an unknown dotted key was most likely meant to be: the same name in
+    another section (input.max_seq_length -> model.max_seq_length), else the nearest spelling."""
+    import difflib
+
+    known = [name for name, _ in field_paths()] + list(RunConfig.model_fields)
+    leaf = key.rsplit(".", 1)[-1]
+    moved = [name for name in known if name.rsplit(".", 1)[-1] == leaf]
+    if moved:
+        return moved[0]
+    leaves = {name.rsplit(".", 1)[-1]: name for name in known}
+    near = (difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+            or [leaves[m] for m in difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.75)])
+    return near[0] if near else None
+
+
 def _explain(err: ValidationError, path: str | Path | None) -> str:
     where = f" in {path}" if path else ""
     lines = [f"invalid configuration{where}:"]
@@ -246,7 +262,9 @@ def _explain(err: ValidationError, path: str | Path | None) -> str:
         if problem["type"] == "extra_forbidden" and key in REMOVED_KEYS:
             lines.append(f"  {key}: no longer a setting; {REMOVED_KEYS[key]}")
         elif problem["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key; check the spelling against the config reference in README.md")
+            hint = closest_key(key)
+            hint = f"did you mean {hint}?" if hint else "check the spelling against the config reference in README.md"
+            lines.append(f"  {key}: unknown key; {hint}")
         elif problem["type"] == "missing":
             lines.append(f"  {key}: required; set it in the YAML file or with --set {key}=...")
         else:

@@ -61,7 +61,7 @@ class OutputLayout:
         try:
             self.fs.invalidate_cache(path)
             return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(path, detail=False)]
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # a parent is a file: nothing is there either
             return []
 
     def committed_units(self) -> set[str]:

@@ -22,6 +22,7 @@ from .layout import OutputLayout
 from .lease import OutputLease, needs_sweep
 from .ledger import CommitLedger, RunTotals
 from .planning import units_of_file
+from .preflight import Resources, check_input_columns, decide_resources
 from .progress import ProgressLog
 from .prompts import prefixes
 from .provenance import ResolvedModel, fingerprint, fingerprint_fields, parquet_metadata
@@ -53,32 +54,6 @@ class RunResult:
     @property
     def complete(self) -> bool:
         return not self.totals.failures
-
-
-@dataclass(frozen=True)
-class Resources:
-    """map_batches resource arguments, decided once from the config and the cluster."""
-
-    gpus_per_actor: float
-    min_actors: int
-    max_actors: int
-
-
-def decide_resources(config: RunConfig) -> Resources:
-    gpus = cluster_gpus()
-    per_actor = config.compute.gpus_per_actor
-    if per_actor is None:
-        per_actor = 1.0 if gpus > 0 else 0.0
-    if per_actor > 0 and gpus < per_actor:
-        # Not an error: an autoscaling cluster (KubeRay, cluster launcher) adds GPU nodes
-        # only once work asks for them.
-        log.warning("compute.gpus_per_actor=%g but the Ray cluster has %g GPUs now: the embedding stage waits "
-                    "for GPU nodes to join; set compute.gpus_per_actor=0 to embed on CPU", per_actor, gpus)
-    max_actors = config.compute.max_actors or (max(1, int(gpus // per_actor)) if per_actor else 1)
-    min_actors = min(config.compute.min_actors, max_actors)
-    log.info("cluster has %g GPUs: %g GPU(s) per embedding actor, pool of %d..%d actors",
-             gpus, per_actor, min_actors, max_actors)
-    return Resources(per_actor, min_actors, max_actors)
 
 
 def build_plan(config: RunConfig, prepared: PreparedOutput, model: ResolvedModel,
@@ -222,12 +197,15 @@ def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str) -> RunRes
                        config.output.uri, "output", "opening the output")
     explained(lambda: check_output_is_ours(layout, config.input.uri, config.input.storage_options),
               config.output.uri, "output", "checking the output")
-    lease = OutputLease(layout, run_id, config.output.lease_ttl_s, config.output.lease_wait_s)
-    previous = explained(lease.acquire, config.output.uri, "output", "taking the output's lease")
+    check_input_columns(listing.table["uri"].to_pylist(), config)
+    resources = decide_resources(config, cluster_gpus())
+    lease = explained(lambda: OutputLease(layout, run_id, config.output.lease_ttl_s, config.output.lease_wait_s),
+                      config.output.uri, "output", "opening the output's lease", writing=True)
+    previous = explained(lease.acquire, config.output.uri, "output", "taking the output's lease", writing=True)
     lease.start_heartbeat()
     result = None
     try:
-        result = _run_attempts(config, model, run_id, listing, layout, lease, needs_sweep(previous))
+        result = _run_attempts(config, model, run_id, listing, layout, lease, resources, needs_sweep(previous))
     finally:
         lease.release(clean=bool(result and result.complete and not result.restarts))
     result.seconds = time.monotonic() - started
@@ -251,10 +229,9 @@ def config_secrets(config: RunConfig) -> list[str]:
     return secret_values(config.input.storage_options) + secret_values(config.output.storage_options)
 
 
-def _run_attempts(config, model, run_id, listing, layout, lease, sweep: bool) -> RunResult:
+def _run_attempts(config, model, run_id, listing, layout, lease, resources, sweep: bool) -> RunResult:
     fp, fields = fingerprint(config, model), fingerprint_fields(config, model)
     metadata = parquet_metadata(config, model, run_id)
-    resources = decide_resources(config)
     secrets = config_secrets(config)
     progress = ProgressLog(config.compute.progress_interval_s)
     ledger = CommitLedger(layout, run_id, fp, {}, lease, lambda text: redact(text, secrets), progress)
@@ -276,7 +253,7 @@ def _attempts(config, model, listing, layout, ledger, progress, resources, metad
     mode, first, attempt = config.output.mode, None, 0
     for attempt in range(config.compute.max_pipeline_restarts + 1):
         prepared = explained(lambda mode=mode, sweep=sweep: prepare_output(layout, mode, fp, fields, listing, sweep),
-                             config.output.uri, "output", "preparing the output")
+                             config.output.uri, "output", "preparing the output", writing=True)
         first = first or prepared
         pending = prepared.plan.pending
         ledger.identities.update(zip(pending["digest"].to_pylist(), pending["identity_fields"].to_pylist()))

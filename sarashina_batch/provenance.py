@@ -31,17 +31,31 @@ class ResolvedModel:
     load_revision: str | None  # what workers pass to from_pretrained
 
 
+class ModelError(ValueError):
+    """model.name / model.revision name no model this job can load."""
+
+
 def resolve_model(name: str, revision: str | None) -> ResolvedModel:
     """Pin the model: a local folder is hashed; a hub id is resolved to a commit hash."""
     if Path(name).is_dir():
         return ResolvedModel(name, "local", _folder_weights_digest(Path(name)), None)
+    if _looks_like_a_path(name):
+        raise ModelError(f"model.name {name!r} is not a folder on this machine; set it to the folder that holds the "
+                         "model (modules.json, config.json, weights) or to a Hugging Face hub id such as "
+                         "sbintuitions/sarashina-embedding-v2-1b")
     return _resolve_hub_model(name, revision)
+
+
+def _looks_like_a_path(name: str) -> bool:
+    # A hub id is 'owner/name' (or a bare name); anything else can only be meant as a folder.
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def _folder_weights_digest(folder: Path) -> str:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"no weight files ({', '.join(WEIGHT_SUFFIXES)}) under model folder {folder}")
+        raise ModelError(f"model.name {str(folder)!r} is a folder without weight files ({', '.join(WEIGHT_SUFFIXES)}); "
+                         "point model.name at the folder of a sentence-transformers model")
     combined = hashlib.sha256()
     for path in files:
         combined.update(f"{path.relative_to(folder)}:{_sha256_file(path)}\n".encode())
@@ -62,10 +76,11 @@ def _resolve_hub_model(name: str, revision: str | None) -> ResolvedModel:
     try:
         info = HfApi().model_info(name, revision=revision, files_metadata=True)
     except Exception as err:  # noqa: BLE001 - any hub failure gets the same advice
-        raise RuntimeError(
-            f"cannot resolve model {name!r} (revision {revision or 'main'}) on the Hugging Face hub: "
-            f"{type(err).__name__}: {err}. Without hub access, download the model once and set "
-            "model.name to its local folder."
+        raise ModelError(
+            f"model.name {name!r} is neither a folder on this machine nor reachable on the Hugging Face hub "
+            f"(revision {revision or 'main'}: {type(err).__name__}: {err}). Fix the hub id or model.revision "
+            "(HF_TOKEN for a gated model), or download the model once where the hub is reachable "
+            f"(huggingface-cli download {name} --local-dir DIR) and set model.name to that local folder"
         ) from None
     combined = hashlib.sha256()
     for sibling in sorted(info.siblings or [], key=lambda s: s.rfilename):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 SETUP_HOOK = "sarashina_batch.runtime.warm_worker"
@@ -54,7 +55,30 @@ def fresh_workers(epoch: int) -> dict:
     return {"runtime_env": {"env_vars": {"SARASHINA_BATCH_WORKERS": str(epoch)}}} if epoch else {}
 
 
-def cluster_gpus() -> float:
+@dataclass(frozen=True)
+class ClusterGpus:
+    now: float  # GPUs in the cluster now
+    most: float | None  # the most it can grow to; None: unknown (a cluster whose autoscaler says nothing)
+    source: str  # where `most` comes from, for messages
+
+
+def cluster_gpus() -> ClusterGpus:
+    """GPUs now, and the most the cluster can have: the autoscaler's limit where it reports its
+    node types (KubeRay, the cluster launcher), the GPUs now on a Ray this process started
+    (nothing adds nodes to it)."""
     import ray
 
-    return float(ray.cluster_resources().get("GPU", 0))
+    now = float(ray.cluster_resources().get("GPU", 0))
+    try:
+        from ray._private import state  # the source Ray Data itself uses for its autoscaling limits
+
+        limits = state.state.get_max_resources_from_cluster_config()
+    except Exception as err:  # noqa: BLE001 - an internal API: treat a change as "unknown"
+        log.debug("autoscaler limits unavailable: %s", err)
+        limits = None
+    if limits is not None:
+        return ClusterGpus(now, float(limits.get("GPU", 0)), "the autoscaler's node types")
+    node = getattr(ray._private.worker, "_global_node", None)
+    if node is not None and node.head:
+        return ClusterGpus(now, now, "a local Ray started by this job, without an autoscaler")
+    return ClusterGpus(now, None, "no autoscaler limits reported")

@@ -63,6 +63,10 @@ def identity_digest(fields: dict[str, Any] | str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
+class EmptyInputError(ValueError):
+    """The input exists but names no Parquet file (not a storage failure: nothing to retry)."""
+
+
 def list_shards(uri: str, storage_options: dict[str, Any]) -> Listing:
     """The Parquet files a file, folder or glob names, with identities, as one compact Arrow
     table: 100,000 shards cost the driver a few MiB, held once."""
@@ -79,8 +83,11 @@ def list_shards(uri: str, storage_options: dict[str, Any]) -> Listing:
     else:
         raise FileNotFoundError(f"input {uri} does not exist; check input.uri")
     files = sorted(((p, i) for p, i in infos.items() if i.get("type", "file") == "file"), key=lambda item: item[0])
+    if not files and _GLOB_CHARS & set(path):
+        raise EmptyInputError(f"input {uri}: the pattern matches no files; check input.uri (the folder part must "
+                                "exist, e.g. s3://bucket/corpus/*.parquet or a folder without a pattern)")
     if not files:
-        raise FileNotFoundError(f"input {uri} holds no .parquet files; check input.uri")
+        raise EmptyInputError(f"input {uri} holds no .parquet files; check input.uri")
     uris = [full_uri(fs, p) for p, _ in files]
     identities = [identity_text(identity_fields(i)) for _, i in files]
     return Listing(pa.table({

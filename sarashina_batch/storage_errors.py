@@ -57,10 +57,16 @@ def with_retries(operation: Callable[[], T], what: str, attempts: int = 6, base_
     raise AssertionError("unreachable")
 
 
-def describe(err: BaseException, uri: str, role: str) -> str:
+def describe(err: BaseException, uri: str, role: str, writing: bool = False) -> str:
     """A message that names the URI and the likely fix (role: 'input' or 'output')."""
     text = str(err)
     low = text.lower()
+    denied = isinstance(err, PermissionError) or "accessdenied" in low.replace(" ", "")
+    if writing and (denied or isinstance(err, (NotADirectoryError, IsADirectoryError, FileExistsError))
+                    or "read-only" in low):
+        return (f"{role} {uri} cannot be written ({type(err).__name__}: {_first_line(text)}); set {role}.uri to a "
+                "folder this job can write to, or grant write access (file permissions on a local disk; the bucket "
+                f"policy or the credentials in the environment / {role}.storage_options on object storage)")
     if isinstance(err, FileNotFoundError) and "bucket" in low:
         return f"{role} {uri}: the bucket does not exist; create it or fix {role}.uri"
     if isinstance(err, FileNotFoundError):
@@ -81,7 +87,8 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0][:300] if text.strip() else "no detail"
 
 
-def explained(operation: Callable[[], T], uri: str, role: str, what: str, attempts: int = 3) -> T:
+def explained(operation: Callable[[], T], uri: str, role: str, what: str, attempts: int = 3,
+              writing: bool = False) -> T:
     """with_retries, then a permanent failure re-raised as a StorageError naming uri and fix.
 
     Fewer attempts than the workers' default: this runs before any work, where a wrong
@@ -91,7 +98,7 @@ def explained(operation: Callable[[], T], uri: str, role: str, what: str, attemp
     except Exception as err:
         if not _is_storage_failure(err):
             raise
-        raise StorageError(describe(err, uri, role)) from err
+        raise StorageError(describe(err, uri, role, writing)) from err
 
 
 def _is_storage_failure(err: BaseException) -> bool:

@@ -21,7 +21,7 @@ def test_local_model_is_pinned_by_weights_digest(tiny_model):
 
 def test_unreachable_hub_says_how_to_run_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(RuntimeError, match="set model.name to its local folder"):
+    with pytest.raises(ValueError, match="set model.name to that local folder"):
         resolve_model("sbintuitions/sarashina-embedding-v2-1b", "main")
 
 
