@@ -111,11 +111,17 @@ def _summary_numbers(result: RunResult) -> dict:
         "units_failed": result.totals.units_failed,
         "units_removed": result.units_removed,
         **counts,
+        "rejected_by_reason": dict(sorted(result.totals.rejected_by_reason.items())),
         "padding_efficiency": counts["tokens"] / counts["padded_tokens"] if counts["padded_tokens"] else None,
         "seconds": round(result.seconds, 3),
         "docs_per_second": counts["embedded"] / seconds,
         "tokens_per_second": counts["tokens"] / seconds,
     }
+
+
+def _by_reason(numbers: dict) -> str:
+    reasons = numbers["rejected_by_reason"]
+    return f" ({', '.join(f'{reason} {count:,}' for reason, count in reasons.items())})" if reasons else ""
 
 
 def summary_text(result: RunResult, manifest_path: str) -> str:
@@ -125,7 +131,7 @@ def summary_text(result: RunResult, manifest_path: str) -> str:
     efficiency = f"{n['padding_efficiency']:.1%}" if n["padding_efficiency"] is not None else "n/a"
     lines = [
         f"sarashina-batch run {result.run_id}: {state}",
-        f"  rows embedded {n['embedded']:,} | rejected {n['rejected']:,} | truncated {n['truncated']:,}",
+        f"  rows embedded {n['embedded']:,} | rejected {n['rejected']:,}{_by_reason(n)} | truncated {n['truncated']:,}",
         (f"  units committed {n['units_committed']:,} | skipped (already done) {n['units_skipped']:,} | "
          f"failed {n['units_failed']:,} | removed (input changed or gone) {n['units_removed']:,}"),
         (f"  input files {result.shards:,}: unchanged {files.get('unchanged', 0):,} | added {files.get('added', 0):,} | "

@@ -26,6 +26,7 @@ class RunTotals:
     units_committed: int = 0
     units_failed: int = 0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -36,9 +37,10 @@ class CommitLedger:
     identities of the files still pending, never rows."""
 
     def __init__(self, layout: OutputLayout, run_id: str, fingerprint: str, identities: dict[str, str],
-                 lease=None, redact=lambda text: text, progress=None):
+                 lease=None, redact=lambda text: text, progress=None, metrics=None):
         self.layout, self.run_id, self.fingerprint = layout, run_id, fingerprint
         self.progress = progress  # a ProgressLog told of each commit, or None
+        self.metrics = metrics  # RunMetrics (Ray metrics) told of each commit and failure, or None
         self.identities = identities  # file digest -> identity fields (JSON), from the listing
         self.lease, self.redact = lease, redact
         self.done: set[str] = set()
@@ -61,6 +63,8 @@ class CommitLedger:
             self._commit(unit_id, row)
 
     def _fail(self, unit_id: str, row: dict[str, Any], error: str) -> None:
+        if self.metrics is not None and unit_id not in self.failed:
+            self.metrics.unit_failed()
         self.failed[unit_id] = {"unit": unit_id, "source_uri": row["source_uri"], "error": error}
         self.totals.units_failed = len(self.failed)  # so far; final in finish()
 
@@ -68,12 +72,14 @@ class CommitLedger:
         if self.lease is not None:
             self.lease.check()
         digest = unit_id.split("-", 1)[0]
+        reasons = json.loads(row.get("rejected_reasons") or "{}")
         self.layout.write_json(self.layout.commit_marker(unit_id), {
             "unit": unit_id,
             "source_uri": row["source_uri"],
             "source_identity": json.loads(self.identities.get(digest, "{}")),
             "source_rows": row["file_rows"],
             **{name: row[name] or 0 for name in COUNTERS},
+            "rejected_by_reason": reasons,
             "data_part": part_name(unit_id) if row["embedded"] else None,
             "rejected_part": f"{REJECTED_DIR}/{part_name(unit_id)}" if row["rejected"] else None,
             "run_id": self.run_id,
@@ -86,6 +92,10 @@ class CommitLedger:
         self.totals.units_committed += 1
         for name in COUNTERS:
             self.totals.counts[name] += row[name] or 0
+        for reason, count in reasons.items():
+            self.totals.rejected_by_reason[reason] = self.totals.rejected_by_reason.get(reason, 0) + count
+        if self.metrics is not None:
+            self.metrics.unit_committed(row)
         if self.progress is not None:
             self.progress.unit_committed(digest, row["rows"], row["file_rows"])
 

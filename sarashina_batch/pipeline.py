@@ -21,6 +21,7 @@ from .config import RunConfig
 from .layout import OutputLayout
 from .lease import OutputLease, needs_sweep
 from .ledger import CommitLedger, RunTotals
+from .metrics import RunMetrics
 from .planning import units_of_file
 from .preflight import Resources, check_input_columns, decide_resources
 from .progress import ProgressLog
@@ -234,7 +235,7 @@ def _run_attempts(config, model, run_id, listing, layout, lease, resources, swee
     metadata = parquet_metadata(config, model, run_id)
     secrets = config_secrets(config)
     progress = ProgressLog(config.compute.progress_interval_s)
-    ledger = CommitLedger(layout, run_id, fp, {}, lease, lambda text: redact(text, secrets), progress)
+    ledger = CommitLedger(layout, run_id, fp, {}, lease, lambda text: redact(text, secrets), progress, RunMetrics())
     with progress:
         first, attempt = _attempts(config, model, listing, layout, ledger, progress, resources, metadata, fp, fields,
                                    sweep)

@@ -14,7 +14,8 @@ The hot loop is built so that the accelerator never waits on the host:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +35,33 @@ class EmbeddedWindow:
     embeddings: np.ndarray  # float32 [rows, dim], in the order the rows came in
     padded_len: np.ndarray  # int32 [rows]: tokens computed for the row (its micro-batch's length; packed: its own)
     out_of_memory: np.ndarray  # bool [rows]: a row that did not fit in memory even alone
+    micro_batch_seconds: list[float] = field(default_factory=list)  # device time of each micro-batch run
+
+
+class _MicroBatchClock:
+    """Device time of each micro-batch. On CUDA the loop never waits for the GPU, so a host
+    clock would time only the kernel launches: events are recorded on the stream instead and
+    read after the window's one synchronising copy."""
+
+    def __init__(self, cuda: bool):
+        self.cuda, self.marks = cuda, []
+
+    def start(self):
+        import torch
+
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def stop(self, started) -> None:
+        self.marks.append((started, self.start()))
+
+    def seconds(self) -> list[float]:
+        if self.cuda:
+            return [begin.elapsed_time(end) / 1000 for begin, end in self.marks]
+        return [end - begin for begin, end in self.marks]
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -176,6 +204,7 @@ class Embedder:
         computed = np.zeros(n, dtype=np.int32)
         out_of_memory = np.zeros(n, dtype=bool)
         out = torch.zeros((n, self.dimension), dtype=torch.float32, device=self.device)
+        clock = _MicroBatchClock(self._cuda)
         with torch.inference_mode():
             pending = self.plan(rows.lengths, packed)[::-1]  # a stack: longest first
             while pending:
@@ -185,14 +214,16 @@ class Embedder:
                     pending.extend(reversed(split_in_half(batch, rows.lengths)))
                     continue
                 try:
+                    started = clock.start()
                     self._embed_micro_batch(rows, batch, out)
+                    clock.stop(started)
                 except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError since 2.5; this name in every release
                     pending.extend(reversed(self._after_out_of_memory(batch, rows.lengths, out_of_memory)))
                     continue
                 computed[batch.rows] = rows.lengths[batch.rows] if batch.packed else batch.padded_len
             # The one device-to-host copy of the window (waits for the last forward pass).
             embeddings = out.cpu().numpy()
-        return EmbeddedWindow(embeddings, computed, out_of_memory)
+        return EmbeddedWindow(embeddings, computed, out_of_memory, clock.seconds())
 
     def _after_out_of_memory(self, batch: MicroBatch, lengths: np.ndarray, out_of_memory: np.ndarray):
         import torch

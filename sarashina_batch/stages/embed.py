@@ -35,8 +35,7 @@ class EmbedRows:
     """map_batches callable class: the model is loaded once per actor, in __init__."""
 
     def __init__(self, settings: EmbedSettings):
-        from ray.util.metrics import Counter
-
+        from ..metrics import ActorMetrics
         from ..model.embedder import Embedder
 
         self.embedder = Embedder(
@@ -50,20 +49,13 @@ class EmbedRows:
         )
         if self.embedder.device == "cpu":
             _use_cores(settings.torch_threads)
-        # Exported through Ray's metrics (Prometheus / dashboard): throughput and padding
-        # waste per actor while the job runs, not only in the final summary.
-        self.rows = Counter("sarashina_batch_rows_embedded", description="Rows embedded.")
-        self.tokens = Counter("sarashina_batch_tokens", description="Real tokens embedded.")
-        self.padded = Counter("sarashina_batch_padded_tokens", description="Tokens computed, padding included.")
+        self.metrics = ActorMetrics()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        out = embed_table(self.embedder, batch)
-        embedded = out.filter(pc.is_valid(out[C.EMBEDDING]))
-        if embedded.num_rows:
-            self.rows.inc(embedded.num_rows)
-            self.tokens.inc(pc.sum(embedded[C.NUM_TOKENS]).as_py())
-            self.padded.inc(pc.sum(embedded[C.PADDED_LEN]).as_py())
-        return out
+        return embed_table(self.embedder, batch, on_window=self._observe)
+
+    def _observe(self, window) -> None:
+        self.metrics.window_embedded(window.micro_batch_seconds, cuda=self.embedder.device.startswith("cuda"))
 
 
 def _use_cores(threads: int | None) -> None:
@@ -77,8 +69,9 @@ def _use_cores(threads: int | None) -> None:
     torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
 
 
-def embed_table(embedder, batch: pa.Table) -> pa.Table:
-    """Add the embedding column (null where a row is rejected) and drop the token ids."""
+def embed_table(embedder, batch: pa.Table, on_window=None) -> pa.Table:
+    """Add the embedding column (null where a row is rejected) and drop the token ids.
+    on_window: called with the EmbeddedWindow (its timings) after the model ran."""
     n, dim = batch.num_rows, embedder.dimension
     ids = batch.column(C.INPUT_IDS)
     # Rows still to embed: tokenized and not rejected upstream.
@@ -90,6 +83,8 @@ def embed_table(embedder, batch: pa.Table) -> pa.Table:
     reasons, details = batch.column(C.REASON), batch.column(C.DETAIL)
     if len(todo):
         window = embedder.embed_token_ids(TokenRows.from_arrow(pc.filter(ids, pa.array(todo_mask))))
+        if on_window is not None:
+            on_window(window)
         vectors[todo], padded_len[todo] = window.embeddings, window.padded_len
         finite = np.isfinite(window.embeddings).all(axis=1)
         valid[todo] = finite & ~window.out_of_memory

@@ -11,6 +11,7 @@ It returns one small stats row per unit; the driver commits the unit from it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ STATS_SCHEMA = pa.schema([
     ("padded_tokens", pa.int64()),
     ("truncated", pa.int64()),
     ("duplicate_ids", pa.int64()),
+    ("rejected_reasons", pa.string()),  # JSON {reason: rows}
     ("error", pa.string()),
 ])
 
@@ -89,6 +91,7 @@ def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) ->
         padded_tokens=int(np.asarray(embedded[C.PADDED_LEN]).sum()),
         truncated=int(pc.sum(pc.cast(embedded[C.TRUNCATED], pa.int64())).as_py() or 0),
         duplicate_ids=repeated_ids(embedded[C.ID]),
+        rejected_reasons=json.dumps(reason_counts(rejected[C.REASON]), sort_keys=True),
     )
     if embedded.num_rows:
         _write(layout, layout.data_part(stats["unit_id"]), output_table(embedded, settings.embedding_dtype),
@@ -97,6 +100,11 @@ def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) ->
         _write(layout, layout.rejected_part(stats["unit_id"]), rejected.select(C.REJECTED_COLUMNS),
                settings.metadata)
     return stats
+
+
+def reason_counts(reasons: pa.ChunkedArray) -> dict[str, int]:
+    counts = pc.value_counts(reasons.drop_null())
+    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
 
 
 def repeated_ids(ids: pa.ChunkedArray) -> int:

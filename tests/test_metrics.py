@@ -1,0 +1,71 @@
+"""The job's metrics reach Ray's Prometheus endpoint while it runs, with the run's numbers."""
+
+import json
+import re
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from sarashina_batch import metrics as M
+from sarashina_batch.job import EXIT_OK, run_job
+from tests.conftest import job_config
+
+pytestmark = pytest.mark.integration
+SAMPLE = re.compile(r"^ray_(?P<name>sarashina_batch_\w+?)(?:_total)?(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
+
+
+def scrape(port: int) -> dict[tuple[str, str], float]:
+    """(metric name, reason/kind/le label) -> value summed over workers."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    values: dict[tuple[str, str], float] = {}
+    for line in text.splitlines():
+        match = SAMPLE.match(line)
+        if match:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"] or ""))
+            key = (match["name"], labels.get("reason") or labels.get("le") or "")
+            values[key] = values.get(key, 0.0) + float(match["value"])
+    return values
+
+
+def test_metrics_are_reported_during_a_run(local_ray, tiny_model, corpus_dir, tmp_path):
+    port = local_ray._private.worker._global_node.metrics_export_port
+    before = scrape(port)
+    config = job_config(str(corpus_dir), str(tmp_path / "out"), tiny_model, input={"rows_per_unit": 15})
+    exit_codes, seen_while_running = [], []
+    runner = threading.Thread(target=lambda: exit_codes.append(run_job(config)))
+    runner.start()
+    while runner.is_alive():
+        now = scrape(port)
+        if now.get((M.UNITS_COMMITTED, ""), 0) > before.get((M.UNITS_COMMITTED, ""), 0):
+            seen_while_running.append(now[(M.UNITS_COMMITTED, "")])
+        time.sleep(0.5)
+    runner.join()
+    assert exit_codes == [EXIT_OK]
+    assert seen_while_running, "no unit commit reached the metrics endpoint while the job ran"
+
+    [manifest_path] = (tmp_path / "out" / "_manifest").glob("run-*.json")
+    summary = json.loads(manifest_path.read_text())["summary"]
+    expected = {
+        (M.ROWS_EMBEDDED, ""): summary["embedded"],
+        (M.TOKENS, ""): summary["tokens"],
+        (M.PADDED_TOKENS, ""): summary["padded_tokens"],
+        (M.UNITS_COMMITTED, ""): summary["units_committed"],
+        **{(M.ROWS_REJECTED, reason): count for reason, count in summary["rejected_by_reason"].items()},
+    }
+    assert summary["rejected_by_reason"] == {"empty": 2, "null": 1}
+
+    def deltas() -> dict:
+        after = scrape(port)
+        return {key: after.get(key, 0) - before.get(key, 0) for key in expected}
+
+    deadline = time.monotonic() + 30
+    while deltas() != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert deltas() == expected
+    after = scrape(port)
+    assert after[(M.PADDING_EFFICIENCY, "")] == pytest.approx(summary["tokens"] / summary["padded_tokens"])
+    # The embedding actor timed its micro-batches (the histogram's +Inf bucket counts them all).
+    assert after.get((M.MICRO_BATCH_SECONDS + "_bucket", "+Inf"), 0) > before.get(
+        (M.MICRO_BATCH_SECONDS + "_bucket", "+Inf"), 0)
