@@ -69,6 +69,22 @@ class OutputLayout:
         return {name[: -len(".json")] for name in self.list_names(COMMITS_DIR)
                 if name.endswith(".json") and UNIT_PATTERN.match(name[: -len(".json")])}
 
+    def read_markers(self, threads: int = 32) -> list[dict[str, Any]]:
+        """Every commit marker's content (one small read each, in parallel: object stores
+        answer many small reads at once, not quickly one after another)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        paths = [self.commit_marker(unit) for unit in sorted(self.committed_units())]
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            found = pool.map(lambda path: with_retries(lambda: self.read_json(path), f"reading {path}"), paths)
+            return [marker for marker in found if marker is not None]
+
+    def manifests(self) -> list[dict[str, Any]]:
+        """The run history: every run's manifest, oldest first."""
+        names = sorted(n for n in self.list_names(MANIFEST_DIR) if n.startswith("run-") and n.endswith(".json"))
+        runs = [self.read_json(join(self.root, MANIFEST_DIR, name)) for name in names]
+        return sorted((run for run in runs if run), key=lambda run: run.get("finished_at") or "")
+
     def ensure_local_dirs(self) -> None:
         """Local disks need folders before files; object stores have none (and s3fs would
         create a missing bucket here, hiding a typo in output.uri)."""

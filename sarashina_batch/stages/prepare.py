@@ -95,7 +95,7 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
         C.ID: ids,
         C.SOURCE_URI: pa.array([uri] * n, pa.string()),
         C.SOURCE_ROW: source_rows,
-        C.TEXT_HASH: pa.array([_hash(t) for t in texts], pa.string()),
+        C.TEXT_HASH: pa.array([text_hash(t) for t in texts], pa.string()),
         C.NUM_TOKENS: pa.array(num_tokens, pa.int32()),
         C.TRUNCATED: pa.array(truncated, pa.bool_()),
         C.ROLE: pa.array(roles, pa.string()),
@@ -206,7 +206,7 @@ def _encode_one(tokenizer, prompt: str, limit: int):
         return None
 
 
-def _hash(text: str | None) -> str | None:
+def text_hash(text: str | None) -> str | None:
     return None if text is None else hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 

@@ -1,0 +1,162 @@
+"""`sarashina-batch inspect`: what an output holds and how it came to be, from its bookkeeping
+(fingerprint, commit markers, run manifests, lease) and one part's footer for provenance.
+No embedding is read."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from .layout import LEASE, RUN_INFO, OutputLayout
+from .ledger import COUNTERS
+from .storage_errors import with_retries
+
+METADATA_PREFIX = "sarashina_batch."
+
+
+class NotAnOutput(ValueError):
+    pass
+
+
+def inspect_output(layout: OutputLayout) -> dict[str, Any]:
+    info = layout.read_json(layout.path(RUN_INFO))
+    markers = layout.read_markers()
+    runs = layout.manifests()
+    if info is None and not markers and not runs:
+        raise NotAnOutput(f"{layout.uri} is not a sarashina-batch output (no {RUN_INFO}, commit markers or run "
+                          "manifests); check --output")
+    return {
+        "output": layout.uri,
+        "fingerprint": (info or {}).get("fingerprint"),
+        "settings": (info or {}).get("fields", {}),
+        "provenance": part_provenance(layout, markers),
+        "totals": totals(markers),
+        "lease": layout.read_json(layout.path(LEASE)),
+        "versions": versions(runs),
+        "runs": [run_summary(run) for run in runs],
+    }
+
+
+def totals(markers: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"units": len(markers), "input_files": len({m.get("source_uri") for m in markers})}
+    for name in COUNTERS:
+        out[name] = sum(m.get(name) or 0 for m in markers)
+    reasons: dict[str, int] = {}
+    for marker in markers:
+        for reason, count in (marker.get("rejected_by_reason") or {}).items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    out["rejected_by_reason"] = dict(sorted(reasons.items()))
+    out["data_parts"] = sum(1 for m in markers if m.get("data_part"))
+    out["rejected_parts"] = sum(1 for m in markers if m.get("rejected_part"))
+    out["padding_efficiency"] = out["tokens"] / out["padded_tokens"] if out["padded_tokens"] else None
+    return out
+
+
+def part_provenance(layout: OutputLayout, markers: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The key-value metadata of the newest committed data part (every part carries it)."""
+    with_parts = [m for m in markers if m.get("data_part")]
+    if not with_parts:
+        return None
+    newest = max(with_parts, key=lambda m: m.get("committed_at") or 0)
+    path = layout.path(newest["data_part"])
+
+    def read() -> dict[bytes, bytes]:
+        with layout.fs.open(path, "rb") as handle:
+            return pq.ParquetFile(handle).schema_arrow.metadata or {}
+
+    raw = with_retries(read, f"footer of {path}")
+    found = {key.decode()[len(METADATA_PREFIX):]: value.decode() for key, value in raw.items()
+             if key.decode().startswith(METADATA_PREFIX)}
+    for key in ("prompt_templates", "versions"):
+        if key in found:
+            found[key] = json.loads(found[key])
+    return {"part": newest["data_part"], **found}
+
+
+def run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    summary = run.get("summary", {})
+    model = run.get("model", {})
+    return {
+        "run_id": run.get("run_id"),
+        "finished_at": run.get("finished_at"),
+        "state": "complete" if run.get("complete") else "incomplete",
+        "fingerprint": run.get("fingerprint"),
+        "model": model.get("name"),
+        "revision": model.get("revision"),
+        **{key: summary.get(key) for key in ("embedded", "rejected", "tokens", "units_committed", "units_skipped",
+                                             "units_failed", "units_removed", "seconds", "tokens_per_second")},
+        "files": run.get("files", {}),
+        "failed_units": len(run.get("failed_units", [])),
+    }
+
+
+def versions(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each fingerprint the output was written with (a model or prompt change makes a new
+    one), with the runs that wrote it."""
+    found: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        key = run.get("fingerprint") or "unknown"
+        model = run.get("model", {})
+        entry = found.setdefault(key, {"fingerprint": key, "model": model.get("name"), "revision": model.get("revision"),
+                                       "weights_digest": model.get("weights_digest"), "runs": 0,
+                                       "first_run": run.get("run_id")})
+        entry["runs"] += 1
+        entry["last_run"] = run.get("run_id")
+    return list(found.values())
+
+
+def format_report(report: dict[str, Any]) -> str:
+    t = report["totals"]
+    settings = report["settings"]
+    lines = [f"output {report['output']}",
+             f"  fingerprint {report['fingerprint'] or 'none'}"]
+    if settings:
+        lines.append("  settings " + ", ".join(f"{key} {settings[key]}" for key in (
+            "model", "revision", "max_seq_length", "normalize", "torch_dtype", "embedding_dtype", "role",
+            "text_column") if key in settings))
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in t["rejected_by_reason"].items())
+    efficiency = f"{t['padding_efficiency']:.1%}" if t["padding_efficiency"] is not None else "n/a"
+    lines += [
+        (f"  committed: units {t['units']:,} from {t['input_files']:,} input files | rows {t['rows']:,} | "
+         f"embedded {t['embedded']:,} | rejected {t['rejected']:,}" + (f" ({reasons})" if reasons else "")),
+        (f"  tokens {t['tokens']:,} | padding efficiency {efficiency} | truncated {t['truncated']:,} | "
+         f"parts {t['data_parts']:,} data + {t['rejected_parts']:,} rejected"),
+    ]
+    provenance = report["provenance"]
+    if provenance:
+        versions = provenance.get("versions", {})
+        lines.append(f"  provenance (newest part): model {provenance.get('model_id')} @ {provenance.get('model_revision')}"
+                     f" | weights sha256 {str(provenance.get('weights_digest'))[:16]}... | written by run "
+                     f"{provenance.get('run_id')} at {provenance.get('created_at')} | git {provenance.get('git_commit')}")
+        lines.append("  libraries " + ", ".join(f"{name} {version}" for name, version in versions.items()))
+    lines.append(f"  lease {_lease_text(report['lease'])}")
+    lines.append(f"  versions written here: {len(report['versions'])}")
+    for version in report["versions"]:
+        lines.append(f"    {version['fingerprint']}: {version['model']} @ {version['revision']} "
+                     f"({version['runs']} runs, {version['first_run']} .. {version['last_run']})")
+    lines.append(f"  runs ({len(report['runs'])}, oldest first):")
+    lines.append("    run id                    finished                   state       embedded  rejected  "
+                 "units +new/skip/fail/removed  files +added/~changed/-removed   seconds")
+    for run in report["runs"]:
+        files = run["files"]
+        lines.append(
+            f"    {run['run_id']:<25} {run['finished_at'] or '-':<26} {run['state']:<10} {run['embedded'] or 0:>9,} "
+            f"{run['rejected'] or 0:>9,}  {run['units_committed'] or 0:>5}/{run['units_skipped'] or 0}/"
+            f"{run['units_failed'] or 0}/{run['units_removed'] or 0:<16} {files.get('added', 0):>5}/"
+            f"{files.get('changed', 0)}/{files.get('removed', 0):<22} {run['seconds'] or 0:>8.1f}")
+    return "\n".join(lines)
+
+
+def _lease_text(lease: dict[str, Any] | None) -> str:
+    if not lease:
+        return "never taken"
+    when = datetime.fromtimestamp(float(lease.get("heartbeat_at", 0)), UTC).isoformat(timespec="seconds")
+    if lease.get("state") == "held" and float(lease.get("expires_at", 0)) > time.time():
+        return f"HELD by run {lease.get('run_id')} on {lease.get('host')} (last renewed {when})"
+    if lease.get("state") == "held":
+        return f"expired: run {lease.get('run_id')} stopped renewing it at {when} (the next run takes over and sweeps)"
+    return f"released by run {lease.get('run_id')} at {when} ({'clean' if lease.get('clean') else 'needs a sweep'})"
