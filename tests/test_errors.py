@@ -56,8 +56,8 @@ def test_an_input_pattern_that_matches_nothing(local_ray, tiny_model, corpus_dir
 
 @pytest.mark.parametrize("name, expected", [
     ("./models/not-here", "model.name './models/not-here' is not a folder on this machine; set it to the folder"),
-    ("someone/no-such-model", "model.name 'someone/no-such-model' is neither a folder on this machine nor reachable "
-                              "on the Hugging Face hub"),
+    ("someone/no-such-model", ("model.name 'someone/no-such-model' is neither a folder on this machine nor reachable "
+                              "on the Hugging Face hub")),
 ])
 def test_a_model_that_is_neither_a_folder_nor_on_the_hub(local_ray, corpus_dir, tmp_path, capsys, monkeypatch,
                                                          name, expected):

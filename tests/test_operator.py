@@ -97,7 +97,7 @@ def test_verify_fails_when_embeddings_were_altered(output, tmp_path, capsys):
 
 def test_verify_fails_on_a_part_outside_any_marker(output, tmp_path, capsys):
     copy = copy_of(output, tmp_path)
-    marker = sorted((copy / "_commits").glob("*.json"))[0]
+    marker = min((copy / "_commits").glob("*.json"))
     unit = marker.name[: -len(".json")]
     marker.unlink()
     (copy / "extra.parquet").write_bytes((copy / f"part-{unit}.parquet").read_bytes())
