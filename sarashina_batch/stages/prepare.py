@@ -110,6 +110,15 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
     }, schema=PREPARED_SCHEMA)
 
 
+def count_tokens(rows: pa.Table, settings: PrepareSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: tokens the job embeds (0 for a row it rejects), truncated, rejected. The job's
+    own path (decoding, prompts, cuts, tokenizer), for `plan`'s estimate."""
+    texts, reasons, details = classify_texts(rows.column(settings.text_column))
+    roles = _roles(rows, settings, reasons, details)
+    _, num_tokens, truncated = _tokenize(texts, roles, reasons, details, settings)
+    return np.array(num_tokens, dtype=np.int64), np.array(truncated, dtype=bool), np.array([r is not None for r in reasons])
+
+
 def _ids(rows: pa.Table, settings: PrepareSettings, uri: str, source_rows: np.ndarray) -> pa.Array:
     if not settings.id_column:
         return pa.array([f"{uri}#{row}" for row in source_rows], pa.string())
