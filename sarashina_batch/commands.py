@@ -30,10 +30,14 @@ def _print(payload: dict, text: str, as_json: bool, config: RunConfig) -> None:
 
 
 def run_inspect(config: RunConfig, as_json: bool = False) -> int:
-    from .inspection import format_report, inspect_output
+    from .inspection import format_report, format_versions, inspect_output, inspect_versions
     from .layout import OutputLayout
 
     def action() -> int:
+        versions = inspect_versions(config.output.uri, config.output.storage_options)
+        if versions is not None:
+            _print(versions, format_versions(versions), as_json, config)
+            return EXIT_OK
         report = inspect_output(OutputLayout(config.output.uri, config.output.storage_options))
         _print(report, format_report(report), as_json, config)
         return EXIT_OK
@@ -45,9 +49,11 @@ def run_verify(config: RunConfig, sample: int, min_cosine: float, model: str | N
                device: str | None = None, as_json: bool = False) -> int:
     from .layout import OutputLayout
     from .verification import format_verification, verify_output
+    from .versions import latest_or_self
 
     def action() -> int:
-        layout = OutputLayout(config.output.uri, config.output.storage_options)
+        layout = OutputLayout(latest_or_self(config.output.uri, config.output.storage_options),
+                              config.output.storage_options)
         result = verify_output(layout, sample=sample, min_cosine=min_cosine, model=model,
                                storage_options=config.input.storage_options, seed=seed, device=device)
         _print(result.as_dict(), format_verification(result), as_json, config)

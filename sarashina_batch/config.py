@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Task = Literal["retrieval", "reranking", "clustering", "classification", "sts"]
 Role = Literal["document", "query"]
@@ -41,7 +41,20 @@ class InputConfig(_Strict):
 
 
 class OutputConfig(_Strict):
-    uri: str = Field(description="Folder (local path or object-store URI) the embeddings are written to.")
+    uri: str = Field(description="Folder (local path or object-store URI) the embeddings are written to. May hold "
+                     "{model}, {revision} and {fingerprint}: each model/prompt version then gets a folder of its own "
+                     "and _latest.json at the fixed part of the path names the newest complete one.")
+
+    @field_validator("uri")
+    @classmethod
+    def _known_placeholders(cls, uri: str) -> str:
+        from .versions import PLACEHOLDERS, unknown_placeholders
+
+        unknown = unknown_placeholders(uri)
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)} in output.uri; "
+                             f"use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+        return uri
     storage_options: dict[str, Any] = Field(
         default_factory=dict, repr=False, description="fsspec storage options for the output (same rules as input)."
     )

@@ -41,6 +41,49 @@ def inspect_output(layout: OutputLayout) -> dict[str, Any]:
     }
 
 
+def inspect_versions(uri: str, storage_options: dict) -> dict[str, Any] | None:
+    """The versions under a versioned output's root: given the template (with placeholders) or
+    the root itself (its _latest.json tells how deep versions sit). None: not such a root."""
+    from .versions import LATEST, is_versioned, list_versions, output_root
+
+    root = OutputLayout(output_root(uri) if is_versioned(uri) else uri, storage_options)
+    latest = root.read_json(root.path(LATEST))
+    if is_versioned(uri):
+        found = list_versions(uri, storage_options)
+    elif latest is not None and root.read_json(root.path(RUN_INFO)) is None:
+        depth = len([part for part in latest.get("path", "").split("/") if part])
+        found = list_versions(root.uri.rstrip("/") + "".join(["/{fingerprint}"] * depth), storage_options)
+    else:
+        return None
+    versions = []
+    for version_uri in found:
+        layout = OutputLayout(version_uri, storage_options)
+        info = layout.read_json(layout.path(RUN_INFO)) or {}
+        runs = [run_summary(run) for run in layout.manifests()]
+        committed = totals(layout.read_markers())
+        versions.append({"uri": layout.uri, "fingerprint": info.get("fingerprint"),
+                         "model": info.get("fields", {}).get("model"), "revision": info.get("fields", {}).get("revision"),
+                         "created_at": info.get("created_at"), "latest": bool(latest) and latest.get("uri") == layout.uri,
+                         "runs": len(runs), "last_run": runs[-1] if runs else None,
+                         "embedded": committed["embedded"], "units": committed["units"]})
+    return {"root": root.uri, "latest": latest, "versions": versions}
+
+
+def format_versions(report: dict[str, Any]) -> str:
+    latest = report["latest"]
+    lines = [f"versioned output {report['root']}",
+             f"  latest -> {latest['uri']} (run {latest.get('run_id')}, {latest.get('updated_at')})" if latest
+             else "  latest: none yet (no version has completed a run)",
+             f"  versions ({len(report['versions'])}):"]
+    for v in report["versions"]:
+        last = v["last_run"] or {}
+        lines.append(f"    {'*' if v['latest'] else ' '} {v['uri']}")
+        lines.append(f"      fingerprint {v['fingerprint']} | model {v['model']} @ {v['revision']} | created "
+                     f"{v['created_at']} | embedded {v['embedded']:,} in {v['units']:,} units | runs {v['runs']} "
+                     f"(last {last.get('run_id')}: {last.get('state')})")
+    return "\n".join(lines)
+
+
 def totals(markers: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"units": len(markers), "input_files": len({m.get("source_uri") for m in markers})}
     for name in COUNTERS:
@@ -83,7 +126,8 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     return {
         "run_id": run.get("run_id"),
         "finished_at": run.get("finished_at"),
-        "state": "complete" if run.get("complete") else "incomplete",
+        "state": run.get("state") or ("complete" if run.get("complete") else "incomplete"),
+        "error": run.get("error"),
         "fingerprint": run.get("fingerprint"),
         "model": model.get("name"),
         "revision": model.get("revision"),

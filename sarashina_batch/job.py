@@ -11,10 +11,11 @@ from pathlib import Path
 
 from .config import RunConfig
 from .layout import OutputLayout
-from .pipeline import RunResult, config_secrets, run_pipeline
+from .pipeline import RunRecord, RunResult, config_secrets, run_pipeline
 from .provenance import as_dict, fingerprint, library_versions, new_run_id, resolve_model
 from .runtime import connect_ray
 from .secrets import redact, redact_all, safe_options
+from .versions import is_versioned, move_latest, output_root, resolve_uri, version_values
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,40 @@ def _run(config: RunConfig) -> int:
         print(f"Model {config.model.name} is downloaded from the Hugging Face hub at your request; "
               "Sarashina weights are under the Sarashina Model NonCommercial License.", file=sys.stderr)
     model = resolve_model(config.model.name, config.model.revision)
+    template = config.output.uri
+    config, values = with_version(config, model)
     run_id = new_run_id()
-    result = run_pipeline(config, model, run_id)
-    manifest_path = _write_manifest(config, model, result)
-    print(redact(summary_text(result, manifest_path), config_secrets(config)))
+    started = datetime.now(UTC)
+    record = RunRecord()
+    try:
+        result = run_pipeline(config, model, run_id, record)
+    except Exception as err:
+        if record.output_taken:  # the output is ours: its history records the failure
+            _write_failed_manifest(config, model, run_id, started, record, err)
+        raise
+    manifest_path = _write_manifest(config, model, result, started)
+    text = summary_text(result, manifest_path)
+    if values is not None and result.complete:
+        text += "\n  " + _move_latest(template, config, run_id, values)
+    print(redact(text, config_secrets(config)))
     return EXIT_OK if result.complete else EXIT_INCOMPLETE
+
+
+def with_version(config: RunConfig, model) -> tuple[RunConfig, dict[str, str] | None]:
+    """output.uri with its {model}/{revision}/{fingerprint} filled in (unchanged without any)."""
+    if not is_versioned(config.output.uri):
+        return config, None
+    values = version_values(model, fingerprint(config, model))
+    resolved = config.model_copy(deep=True)
+    resolved.output.uri = resolve_uri(config.output.uri, values)
+    log.info("versioned output: %s", resolved.output.uri)
+    return resolved, values
+
+
+def _move_latest(template: str, config: RunConfig, run_id: str, values: dict[str, str]) -> str:
+    root = OutputLayout(output_root(template), config.output.storage_options)
+    version = OutputLayout(config.output.uri, config.output.storage_options)
+    return move_latest(root, version, run_id, values)[1]
 
 
 def _with_builtin_model(config: RunConfig) -> RunConfig:
@@ -77,20 +107,44 @@ def _with_builtin_model(config: RunConfig) -> RunConfig:
     return updated
 
 
-def _write_manifest(config: RunConfig, model, result: RunResult) -> str:
-    layout = OutputLayout(config.output.uri, config.output.storage_options)
-    path = layout.manifest(result.run_id)
+def _manifest_head(config: RunConfig, model, run_id: str, started: datetime, state: str) -> dict:
+    """What every run's manifest starts with: who, when, with what (secrets masked)."""
     shown = config.model_dump()
     shown["input"]["storage_options"] = safe_options(config.input.storage_options)
     shown["output"]["storage_options"] = safe_options(config.output.storage_options)
-    layout.write_json(path, redact_all({
-        "run_id": result.run_id,
+    return {
+        "run_id": run_id,
+        "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "complete": result.complete,
+        "state": state,
+        "complete": state == "complete",
         "config": shown,
         "model": as_dict(model),
         "fingerprint": fingerprint(config, model),
         "versions": library_versions(),
+    }
+
+
+def _write_failed_manifest(config: RunConfig, model, run_id: str, started: datetime, record, err: Exception) -> None:
+    secrets = config_secrets(config)
+    try:
+        layout = OutputLayout(config.output.uri, config.output.storage_options)
+        counts = record.totals.counts
+        layout.write_json(layout.manifest(run_id), redact_all({
+            **_manifest_head(config, model, run_id, started, "failed"),
+            "error": redact(f"{type(err).__name__}: {err}", secrets),
+            "summary": {"units_committed": record.totals.units_committed, "units_failed": record.totals.units_failed,
+                        **counts, "seconds": (datetime.now(UTC) - started).total_seconds()},
+        }, secrets))
+    except Exception as write_err:  # noqa: BLE001 - the run's own error is what the user must see
+        log.warning("could not record the failed run in the output's history: %s", write_err)
+
+
+def _write_manifest(config: RunConfig, model, result: RunResult, started: datetime) -> str:
+    layout = OutputLayout(config.output.uri, config.output.storage_options)
+    path = layout.manifest(result.run_id)
+    layout.write_json(path, redact_all({
+        **_manifest_head(config, model, result.run_id, started, "complete" if result.complete else "incomplete"),
         "summary": _summary_numbers(result),
         "files": result.files,
         "units_removed": result.units_removed,

@@ -183,7 +183,16 @@ def _lost_to_ray(err: BaseException) -> bool:
                             rx.OwnerDiedError))
 
 
-def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str) -> RunResult:
+@dataclass
+class RunRecord:
+    """What the caller needs to record a run that fails part-way: whether it took the output
+    (only then may a manifest be written there) and what it had committed."""
+
+    output_taken: bool = False
+    totals: RunTotals = field(default_factory=RunTotals)
+
+
+def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str, record: RunRecord | None = None) -> RunResult:
     """Plan, run and commit under the output's lease; the caller owns Ray and the manifest.
 
     When Ray loses part of the job (a preempted node, say), the run resumes itself from
@@ -204,9 +213,12 @@ def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str) -> RunRes
                       config.output.uri, "output", "opening the output's lease", writing=True)
     previous = explained(lease.acquire, config.output.uri, "output", "taking the output's lease", writing=True)
     lease.start_heartbeat()
+    record = record if record is not None else RunRecord()
+    record.output_taken = True
     result = None
     try:
-        result = _run_attempts(config, model, run_id, listing, layout, lease, resources, needs_sweep(previous))
+        result = _run_attempts(config, model, run_id, listing, layout, lease, resources, needs_sweep(previous),
+                               record)
     finally:
         lease.release(clean=bool(result and result.complete and not result.restarts))
     result.seconds = time.monotonic() - started
@@ -230,11 +242,13 @@ def config_secrets(config: RunConfig) -> list[str]:
     return secret_values(config.input.storage_options) + secret_values(config.output.storage_options)
 
 
-def _run_attempts(config, model, run_id, listing, layout, lease, resources, sweep: bool) -> RunResult:
+def _run_attempts(config, model, run_id, listing, layout, lease, resources, sweep: bool,
+                  record: RunRecord) -> RunResult:
     fp, fields = fingerprint(config, model), fingerprint_fields(config, model)
     metadata = parquet_metadata(config, model, run_id)
     secrets = config_secrets(config)
     progress = ProgressLog(config.compute.progress_interval_s)
+    record.totals = progress.totals
     ledger = CommitLedger(layout, run_id, fp, {}, lease, lambda text: redact(text, secrets), progress, RunMetrics())
     with progress:
         first, attempt = _attempts(config, model, listing, layout, ledger, progress, resources, metadata, fp, fields,

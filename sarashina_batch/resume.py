@@ -17,6 +17,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .layout import BOOKKEEPING, COMMITS_DIR, REJECTED_DIR, RUN_INFO, OutputLayout
@@ -97,7 +98,8 @@ def _check_fingerprint(layout: OutputLayout, fingerprint: str, fields: dict[str,
     info_path = layout.path(RUN_INFO)
     existing = layout.read_json(info_path)
     if existing is None:
-        layout.write_json(info_path, {"fingerprint": fingerprint, "fields": fields})
+        layout.write_json(info_path, {"fingerprint": fingerprint, "fields": fields,
+                                      "created_at": datetime.now(UTC).isoformat(timespec="seconds")})
         return
     if existing.get("fingerprint") != fingerprint:
         old = existing.get("fields", {})
