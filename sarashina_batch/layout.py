@@ -25,7 +25,7 @@ class OutputLayout:
 
     def __init__(self, uri: str, storage_options: dict[str, Any]):
         self.fs, self.root = open_fs(uri, storage_options)
-        self.uri = full_uri(self.fs, self.root)
+        self.uri = full_uri(self.fs, self.root, like=uri)
 
     # names -----------------------------------------------------------------
     def data_part(self, unit_id: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 from .layout import BOOKKEEPING, COMMITS_DIR, REJECTED_DIR, RUN_INFO, OutputLayout
 from .planning import Reconciliation, reconcile
-from .sources import Listing
+from .sources import Listing, bucket_missing
 from .storage import full_uri, is_local, open_fs, remove_files
 from .units import UNIT_PATTERN, is_our_temporary, unit_of_part
 
@@ -46,6 +46,8 @@ class PreparedOutput:
 # checks before anything is written --------------------------------------------
 def check_output_is_ours(layout: OutputLayout, input_uri: str, input_options: dict[str, Any]) -> None:
     """Refuse an output that overlaps the input, or a non-empty folder this job did not write."""
+    if bucket_missing(layout.fs, layout.root):
+        raise FileNotFoundError(f"output {layout.uri}: the bucket does not exist")
     out, inp = _comparable(layout.uri, layout.fs), _comparable(*_input_base(input_uri, input_options))
     if out == inp or out.startswith(inp.rstrip("/") + "/") or inp.startswith(out.rstrip("/") + "/"):
         raise OutputConflict(f"output {layout.uri} and input {input_uri} overlap; the output must be a folder "
@@ -65,7 +67,7 @@ def _input_base(uri: str, options: dict[str, Any]):
     fs, path = open_fs(uri, options)
     if any(char in path for char in _GLOB_CHARS):
         path = path[: min(path.index(c) for c in _GLOB_CHARS if c in path)].rsplit("/", 1)[0]
-    return full_uri(fs, path), fs
+    return full_uri(fs, path, like=uri), fs
 
 
 def _comparable(uri: str, fs) -> str:

@@ -78,7 +78,7 @@ def list_shards(uri: str, storage_options: dict[str, Any]) -> Listing:
                  if p.endswith(".parquet") and not _is_hidden(p[len(path):])}
     elif fs.exists(path):
         infos = {path: fs.info(path)}
-    elif _bucket_missing(fs, path):
+    elif bucket_missing(fs, path):
         raise FileNotFoundError(f"input {uri}: the bucket does not exist")
     else:
         raise FileNotFoundError(f"input {uri} does not exist; check input.uri")
@@ -88,7 +88,7 @@ def list_shards(uri: str, storage_options: dict[str, Any]) -> Listing:
                                 "exist, e.g. s3://bucket/corpus/*.parquet or a folder without a pattern)")
     if not files:
         raise EmptyInputError(f"input {uri} holds no .parquet files; check input.uri")
-    uris = [full_uri(fs, p) for p, _ in files]
+    uris = [full_uri(fs, p, like=uri) for p, _ in files]
     identities = [identity_text(identity_fields(i)) for _, i in files]
     return Listing(pa.table({
         "uri": pa.array(uris, pa.string()),
@@ -99,10 +99,19 @@ def list_shards(uri: str, storage_options: dict[str, Any]) -> Listing:
 
 
 
-def _bucket_missing(fs, path: str) -> bool:
+def bucket_missing(fs, path: str) -> bool:
+    """On an object store: whether the bucket (container) of path is missing."""
     if not protocols(fs) & {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}:
         return False
-    return not fs.exists(path.split("/", 1)[0])
+    bucket = path.split("/", 1)[0]
+    try:
+        fs.invalidate_cache(bucket)
+        fs.info(bucket)
+    except FileNotFoundError:
+        return True
+    except Exception:  # noqa: BLE001 - denied or unreachable: not known to be missing; the next call says why
+        return False
+    return False
 
 
 def _is_hidden(relative: str) -> bool:

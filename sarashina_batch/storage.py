@@ -38,9 +38,16 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return bool(protocols(fs) & {"file", "local"})
 
 
-def full_uri(fs: fsspec.AbstractFileSystem, path: str) -> str:
-    """A path of fs written back as a URI (s3://bucket/key; plain paths stay plain)."""
-    return path if is_local(fs) else fs.unstrip_protocol(path)
+def full_uri(fs: fsspec.AbstractFileSystem, path: str, like: str | None = None) -> str:
+    """A path of fs written back as a URI (s3://bucket/key; plain paths stay plain), with the
+    scheme of `like` when it is one of fs's (az://, not adlfs' first name abfs://)."""
+    if is_local(fs):
+        return path
+    scheme = like.split("://", 1)[0] if like and "://" in like else None
+    names = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    if scheme in names:
+        return f"{scheme}://{path.lstrip('/')}"
+    return fs.unstrip_protocol(path)
 
 
 def join(base: str, *parts: str) -> str:

@@ -94,7 +94,7 @@ def list_versions(uri_template: str, storage_options: dict) -> list[str]:
     root = OutputLayout(root_uri, storage_options)
     rest = version_pattern(uri_template)[len(root_uri):]
     found = root.fs.glob(join(root.root, rest, RUN_INFO))
-    return sorted(full_uri(root.fs, path.rsplit("/", 1)[0]) for path in found)
+    return sorted(full_uri(root.fs, path.rsplit("/", 1)[0], like=uri_template) for path in found)
 
 
 def latest_or_self(uri: str, storage_options: dict) -> str:
