@@ -85,12 +85,15 @@ class SeaweedS3:
         raise TimeoutError(f"SeaweedFS S3 did not come up in {timeout}s; see {self.workdir / 'weed.log'}")
 
     def client(self):
-        import boto3
+        """A plain botocore S3 client (botocore comes with s3fs; boto3 would add nothing here
+        but a version that must match aiobotocore's botocore pin)."""
         from botocore.config import Config
+        from botocore.session import get_session
 
-        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
-                            aws_secret_access_key=self.secret_key, region_name="us-east-1",
-                            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10))
+        return get_session().create_client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key, region_name="us-east-1",
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10))
 
     def restart(self) -> None:
         """Kill and start again on the same ports and data (a crash of the store)."""

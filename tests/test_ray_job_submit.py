@@ -95,3 +95,37 @@ def test_ray_job_submit_embeds_the_corpus(head_node, tiny_model, corpus_dir, tmp
     table = pads.dataset(str(out_dir), format="parquet").to_table()
     assert table.num_rows == 177
     assert len(set(table["id"].to_pylist())) == 177
+
+
+def submit(ray_bin: str, address: str, env: dict, *job: str) -> subprocess.CompletedProcess:
+    command = [ray_bin, "job", "submit", "--address", address, "--working-dir", str(REPO), "--", sys.executable, *job]
+    for _ in range(30):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=420, check=False)
+        # Right after start-up the head may have no job agent yet; Ray says to try again.
+        if "No available agent to submit job" not in done.stderr:
+            return done
+        time.sleep(2)
+    return done
+
+
+def test_the_nightly_command_line_dry_run_then_run_on_the_cluster(head_node, tiny_model, corpus_dir, tmp_path):
+    """The scheduled entrypoint (infra/rayjob.yaml, raycronjob.yaml) with its own config, the
+    corpus and model swapped for local ones: --dry-run plans and writes nothing; the run then
+    embeds, moves latest and verifies a sample."""
+    ray_bin, address, env = head_node
+    root = tmp_path / "emb"
+    nightly = ["jobs/reembed.py", "--config", "configs/nightly.yaml", "--model", tiny_model,
+               "--input", str(corpus_dir), "--output", str(root / "{model}" / "{revision}" / "{fingerprint}"),
+               "--set", "compute.gpus_per_actor=0", "--set", "model.max_seq_length=64",
+               "--set", "input.rows_per_unit=40"]
+    dry = submit(ray_bin, address, env, *nightly, "--dry-run")
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    assert "input: 2 files | 180 rows" in dry.stdout and "problems: none found" in dry.stdout
+    assert "to embed: 180 rows" in dry.stdout
+    assert not root.exists()
+
+    run = submit(ray_bin, address, env, *nightly, "--verify-sample", "20")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "rows embedded 177 | rejected 3" in run.stdout and "latest -> " in run.stdout
+    assert ": PASSED" in run.stdout
+    assert (root / "_latest.json").exists()
