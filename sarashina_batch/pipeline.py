@@ -276,6 +276,11 @@ def _attempts(config, model, listing, layout, ledger, progress, resources, metad
         log.info("%d shards listed (%s); %d units already committed are skipped; %d stale units removed",
                  len(listing), ", ".join(f"{k} {v}" for k, v in prepared.plan.files.items()),
                  prepared.plan.units_skipped, prepared.removed_units)
+        if not len(pending):
+            # Nothing new or changed: no plan, so no embedding actor is started and an
+            # autoscaling cluster is not asked for a GPU node (the nightly run's usual case).
+            log.info("nothing to embed: every input file is unchanged and committed")
+            break
         plan = build_plan(config, prepared, model, metadata, resources, epoch=_worker_epoch)
         try:
             for stats in plan.iter_batches(batch_size=None, batch_format="pyarrow"):
