@@ -23,7 +23,7 @@ import yaml
 from .config import RunConfig
 from .layout import RUN_INFO, OutputLayout
 from .model.flops import PEAK_BF16, SARASHINA_V2_1B, model_flops
-from .planning import reconcile, split_row_groups
+from .planning import read_footer, reconcile, split_row_groups
 from .preflight import PreflightError, decide_resources, missing_columns, missing_columns_message
 from .runtime import ClusterGpus
 from .sources import list_shards
@@ -81,14 +81,8 @@ def _storage_message(err: Exception, uri: str, role: str) -> str:
 def _footers(uris: list[str], config: RunConfig, problems: list[str]) -> list[dict[str, Any]]:
     """Rows, row group sizes and columns of every file (footers read in parallel)."""
     def read(uri: str) -> dict[str, Any]:
-        fs, path = open_fs(uri, config.input.storage_options)
-
-        def footer():
-            with fs.open(path, "rb") as handle:
-                return pq.ParquetFile(handle).metadata
-
         try:
-            metadata = with_retries(footer, f"footer of {uri}")
+            metadata = with_retries(lambda: read_footer(uri, config.input.storage_options), f"footer of {uri}")
         except Exception as err:  # noqa: BLE001 - such a file fails alone in a run
             return {"uri": uri, "error": f"{type(err).__name__}: {err}"}
         groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]

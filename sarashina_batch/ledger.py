@@ -95,7 +95,7 @@ class CommitLedger:
         for reason, count in reasons.items():
             self.totals.rejected_by_reason[reason] = self.totals.rejected_by_reason.get(reason, 0) + count
         if self.metrics is not None:
-            self.metrics.unit_committed(row)
+            self.metrics.unit_committed(row, self.totals.counts)
         if self.progress is not None:
             self.progress.unit_committed(digest, row["rows"], row["file_rows"])
 

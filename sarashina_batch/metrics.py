@@ -40,9 +40,9 @@ class RunMetrics:
         self.efficiency = Gauge(PADDING_EFFICIENCY, description="Real over computed tokens of this run so far.")
         self.committed = Counter(UNITS_COMMITTED, description="Work units committed.")
         self.failed = Counter(UNITS_FAILED, description="Work units failed (a re-run retries them).")
-        self._tokens = self._padded = 0
 
-    def unit_committed(self, row: dict[str, Any]) -> None:
+    def unit_committed(self, row: dict[str, Any], counts: dict[str, int]) -> None:
+        """A committed unit's stats row, and the run's totals with it counted."""
         self.committed.inc()
         for counter, value in ((self.rows, row["embedded"]), (self.tokens, row["tokens"]),
                                (self.padded, row["padded_tokens"])):
@@ -50,10 +50,8 @@ class RunMetrics:
                 counter.inc(value)
         for reason, count in json.loads(row.get("rejected_reasons") or "{}").items():
             self.rejected.inc(count, tags={"reason": reason})
-        self._tokens += row["tokens"] or 0
-        self._padded += row["padded_tokens"] or 0
-        if self._padded:
-            self.efficiency.set(self._tokens / self._padded)
+        if counts["padded_tokens"]:
+            self.efficiency.set(counts["tokens"] / counts["padded_tokens"])
 
     def unit_failed(self) -> None:
         self.failed.inc()

@@ -10,11 +10,9 @@ import difflib
 import logging
 from dataclasses import dataclass
 
-import pyarrow.parquet as pq
-
 from .config import RunConfig
+from .planning import read_footer
 from .runtime import ClusterGpus
-from .storage import open_fs
 from .storage_errors import with_retries
 
 log = logging.getLogger(__name__)
@@ -37,13 +35,8 @@ def column_settings(config: RunConfig) -> dict[str, str]:
 
 
 def read_schema_names(uri: str, storage_options: dict) -> list[str]:
-    fs, path = open_fs(uri, storage_options)
-
-    def read() -> list[str]:
-        with fs.open(path, "rb") as handle:
-            return pq.ParquetFile(handle).schema_arrow.names
-
-    return with_retries(read, f"schema of {uri}")
+    metadata = with_retries(lambda: read_footer(uri, storage_options), f"schema of {uri}")
+    return metadata.schema.to_arrow_schema().names
 
 
 def missing_columns(columns: list[str], config: RunConfig) -> dict[str, str]:

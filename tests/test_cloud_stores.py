@@ -5,21 +5,18 @@ bucket fails fast with the fix, and no secret is printed or written."""
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
-import yaml
 
 from sarashina_batch.cli import main
 from sarashina_batch.job import EXIT_ERROR, EXIT_OK, run_job
+from tests.cli_runs import assert_secret_nowhere, embed_in_process_of_its_own
 from tests.conftest import job_config
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(params=["gs", "az"])
@@ -79,14 +76,11 @@ def test_credentials_from_the_sdk_environment_and_no_secret_anywhere(store, buck
         "batching": {"max_tokens_per_batch": 512},
         "compute": {"gpus_per_actor": 0, "max_actors": 1, "ray_address": "local"},
     }
-    config_path = tmp_path / "job.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    cli = [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path), "--log-level", "DEBUG"]
     env = {**os.environ, **store.environment()}
-    ok = subprocess.run(cli, capture_output=True, text=True, timeout=400, cwd=REPO, check=False, env=env)
+    ok = embed_in_process_of_its_own(config, tmp_path, env)
     assert ok.returncode == EXIT_OK, ok.stderr[-3000:]
-    failing = subprocess.run(cli + ["--set", f"output.uri={store.scheme}://no-such-{bucket}/out"],
-                             capture_output=True, text=True, timeout=400, cwd=REPO, check=False, env=env)
+    failing = embed_in_process_of_its_own(config, tmp_path, env, "--set",
+                                          f"output.uri={store.scheme}://no-such-{bucket}/out")
     assert failing.returncode == EXIT_ERROR
     assert "does not exist; create it or fix output.uri" in failing.stderr, failing.stderr[-2000:]
 
@@ -97,10 +91,4 @@ def test_credentials_from_the_sdk_environment_and_no_secret_anywhere(store, buck
     assert {o.rsplit("/", 1)[-1] for o in objects if o.endswith(".parquet") and "/_rejected/" not in o} == {
         "part-" + m.rsplit("/", 1)[-1].removesuffix(".json") + ".parquet" for m in markers}
     if store.secret:  # Azurite's account key (fake-gcs-server is anonymous)
-        for run in (ok, failing):
-            assert store.secret not in run.stdout and store.secret not in run.stderr
-        for key in objects:
-            assert store.secret.encode() not in fs.cat_file(key), key
-        logs = Path("/tmp/ray/session_latest/logs")
-        for log_file in (p for p in logs.rglob("*") if p.is_file()):
-            assert store.secret.encode() not in log_file.read_bytes(), log_file
+        assert_secret_nowhere(store.secret, [ok, failing], fs, objects)

@@ -2,21 +2,18 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
 import s3fs
-import yaml
 
 from sarashina_batch.job import EXIT_ERROR, EXIT_OK, run_job
+from tests.cli_runs import assert_secret_nowhere, embed_in_process_of_its_own
 from tests.conftest import job_config
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parent.parent
 
 
 def upload_corpus(s3, bucket: str, corpus_dir: Path) -> str:
@@ -67,28 +64,17 @@ def test_secret_appears_nowhere(s3, s3_bucket, tiny_model, corpus_dir, tmp_path)
         "batching": {"max_tokens_per_batch": 512},
         "compute": {"gpus_per_actor": 0, "max_actors": 1, "ray_address": "local"},
     }
-    config_path = tmp_path / "job.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    cli = [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path), "--log-level", "DEBUG"]
     env = {**os.environ, "SB_E2E_SECRET": s3.secret_key}
-    ok = subprocess.run(cli, capture_output=True, text=True, timeout=400, cwd=REPO, check=False, env=env)
+    ok = embed_in_process_of_its_own(config, tmp_path, env)
     assert ok.returncode == EXIT_OK, ok.stderr[-3000:]
     # A failing run too: errors are where secrets usually leak.
-    failing = subprocess.run(cli + ["--set", f"output.uri=s3://no-such-bucket-{s3_bucket}/out"],
-                             capture_output=True, text=True, timeout=400, cwd=REPO, check=False, env=env)
+    failing = embed_in_process_of_its_own(config, tmp_path, env, "--set", f"output.uri=s3://no-such-bucket-{s3_bucket}/out")
     assert failing.returncode == EXIT_ERROR and "bucket does not exist" in failing.stderr
 
-    secret = s3.secret_key
-    for run in (ok, failing):
-        assert secret not in run.stdout and secret not in run.stderr
     fs = s3fs.S3FileSystem(**s3.storage_options())
     objects = fs.find(f"{s3_bucket}/out")
     assert any("/_manifest/" in o for o in objects) and any(o.endswith(".parquet") for o in objects)
-    for key in objects:
-        assert secret.encode() not in fs.cat_file(key), key
-    logs = Path("/tmp/ray/session_latest/logs")
-    for log_file in (p for p in logs.rglob("*") if p.is_file()):
-        assert secret.encode() not in log_file.read_bytes(), log_file
+    assert_secret_nowhere(s3.secret_key, [ok, failing], fs, objects)
     manifest = json.loads(fs.cat_file(next(o for o in objects if "/_manifest/" in o)))
     assert manifest["config"]["input"]["storage_options"]["secret"] == "***"
     assert manifest["config"]["output"]["storage_options"]["secret"] == "${env:SB_E2E_SECRET}"
