@@ -142,10 +142,11 @@ class ComputeConfig(_Strict):
         "up: GPU tokens/s divided by one core's tokenizer rate (jobs/benchmark.py measures both)."
     )
     cpus_per_write_task: float = Field(0.5, gt=0, description="CPUs per write task (mostly waiting on I/O).")
-    max_task_retries: int = Field(
-        4, ge=0, description="Retries of a read/write task, or of an embed batch, lost to a dead worker or actor."
+    max_unit_attempts: int = Field(
+        3, ge=1, description="Times a unit may be started in each stage (read, embed, write). Ray retries work lost to "
+        "a dead worker or node without limit; a unit whose worker dies this many times (host memory, a crash in "
+        "native code) is failed alone and left for the next run."
     )
-    max_actor_restarts: int = Field(4, ge=0, description="Restarts of an embedding actor whose process died.")
     max_pipeline_restarts: int = Field(
         2, ge=0, description="Times a run resumes itself from its committed units after Ray loses a node or actor."
     )
@@ -204,6 +205,12 @@ def reference_table() -> str:
 
 # Settings of earlier releases, and what replaced them.
 REMOVED_KEYS = {
+    "compute.max_task_retries": "Ray Data retries work lost to a dead worker or node itself (Ray 2.60 deprecates "
+                                "per-stage retry bounds); compute.max_unit_attempts fails a unit that kills its "
+                                "worker every time",
+    "compute.max_actor_restarts": "Ray Data restarts a dead embedding actor itself (Ray 2.60 deprecates per-stage "
+                                  "restart bounds); compute.max_unit_attempts fails a unit that kills its actor "
+                                  "every time",
     "batching.sort_window_rows": "each embedding call sorts one whole work unit; size it with input.rows_per_unit",
     "output.report_duplicate_ids": "each run counts ids repeated inside a unit; `sarashina-batch duplicates` "
                                    "checks the whole output",

@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from . import columns as C
+from .attempts import UNGUARDED, AttemptGuard, start_registry
 from .config import RunConfig
 from .layout import OutputLayout
 from .lease import OutputLease, needs_sweep
@@ -58,44 +59,43 @@ class RunResult:
 
 
 def build_plan(config: RunConfig, prepared: PreparedOutput, model: ResolvedModel,
-               metadata: dict[str, str], resources: Resources, epoch: int):
+               metadata: dict[str, str], resources: Resources, epoch: int, guard: AttemptGuard = UNGUARDED):
     """The lazy Ray Dataset whose rows are the write stage's per-unit stats.
 
     A unit stays whole from read to write (one block each, see configure_data_context): it
-    is the embed stage's sort window and becomes one part named by the unit."""
+    is the embed stage's sort window and becomes one part named by the unit.
+
+    Only Ray Data's named parameters are used (per-stage ray_remote_args go away in Ray
+    2.64). Ray Data retries tasks and restarts actors lost to a dead worker without limit;
+    the guard fails a unit alone once its worker has died compute.max_unit_attempts times."""
     import ray
 
-    retries = config.compute.max_task_retries
     workers = fresh_workers(epoch)
     ds = plan_units(prepared.plan.pending, prepared.plan.committed_pending,
                     storage_options=config.input.storage_options, rows_per_unit=config.input.rows_per_unit,
-                    ray_remote_args=workers)
+                    runtime_env=workers)
     # One unit per block, so that read tasks spread over the cluster instead of one task
     # reading all units of a file in a row.
     ds = ds.repartition(target_num_rows_per_block=1)
-    # Read tasks spread over the nodes (I/O bound, as Ray's own reads do); the embed actors
-    # are placed by default. The differing scheduling strategies also keep Ray from fusing
-    # the CPU stage into the actors, which would serialise reading behind the model.
+    # On a GPU cluster the read tasks (CPU) and the embed actors (GPU) are separate stages,
+    # so reading runs ahead of the model. On a CPU-only run whose read tasks ask for the
+    # same CPUs as an actor, Ray fuses the two: tokenizing then runs in the actor, which
+    # costs little beside a CPU forward pass.
     ds = ds.map_batches(
-        prepare_units, fn_kwargs={"settings": _prepare_settings(config, model)},
-        batch_size=1, batch_format="pyarrow", num_cpus=config.compute.cpus_per_read_task,
-        scheduling_strategy="SPREAD", max_retries=retries, **workers,
+        prepare_units, fn_kwargs={"settings": _prepare_settings(config, model, guard)},
+        batch_size=1, batch_format="pyarrow", num_cpus=config.compute.cpus_per_read_task, runtime_env=workers,
     )
     ds = ds.map_batches(
-        EmbedRows, fn_constructor_kwargs={"settings": _embed_settings(config, model)},
+        EmbedRows, fn_constructor_kwargs={"settings": _embed_settings(config, model, guard)},
         batch_size=None, batch_format="pyarrow",
         num_gpus=resources.gpus_per_actor, num_cpus=config.compute.cpus_per_actor,
         resources=config.compute.actor_resources or None,
         compute=ray.data.ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors),
-        scheduling_strategy="DEFAULT",
-        # Bounded on purpose (Ray Data's default is to restart and retry forever): a dead
-        # actor is replaced and its lost batches are re-run, a poisoned batch is not looped on.
-        max_restarts=config.compute.max_actor_restarts, max_task_retries=retries, **workers,
+        runtime_env=workers,
     )
     return ds.map_batches(
-        write_parts, fn_kwargs={"settings": _write_settings(config, metadata)},
-        batch_size=None, batch_format="pyarrow", num_cpus=config.compute.cpus_per_write_task,
-        max_retries=retries, **workers,
+        write_parts, fn_kwargs={"settings": _write_settings(config, metadata, guard)},
+        batch_size=None, batch_format="pyarrow", num_cpus=config.compute.cpus_per_write_task, runtime_env=workers,
     )
 
 
@@ -105,7 +105,7 @@ FILES_PER_PLANNING_BLOCK = 64
 
 
 def plan_units(shards: pa.Table, committed: set[str], storage_options: dict, rows_per_unit: int,
-               ray_remote_args: dict | None = None):
+               runtime_env: dict | None = None):
     """Dataset of the units still to do (footers read in Ray tasks, not on the driver)."""
     import ray
 
@@ -114,14 +114,14 @@ def plan_units(shards: pa.Table, committed: set[str], storage_options: dict, row
     ds = ray.data.from_arrow(chunks or [shards])
     return ds.flat_map(_pending_units, fn_kwargs={
         "storage_options": storage_options, "rows_per_unit": rows_per_unit, "committed": committed,
-    }, **(ray_remote_args or {}))
+    }, runtime_env=runtime_env)
 
 
 def _pending_units(shard: dict[str, Any], storage_options: dict, rows_per_unit: int, committed: set[str]):
     return [u for u in units_of_file(shard, storage_options, rows_per_unit) if u[C.UNIT_ID] not in committed]
 
 
-def _prepare_settings(config: RunConfig, model: ResolvedModel) -> PrepareSettings:
+def _prepare_settings(config: RunConfig, model: ResolvedModel, guard: AttemptGuard = UNGUARDED) -> PrepareSettings:
     return PrepareSettings(
         text_column=config.input.text_column,
         id_column=config.input.id_column,
@@ -134,10 +134,11 @@ def _prepare_settings(config: RunConfig, model: ResolvedModel) -> PrepareSetting
         tokenizer_name=model.name,
         tokenizer_revision=model.load_revision,
         storage_options=config.input.storage_options,
+        guard=guard,
     )
 
 
-def _embed_settings(config: RunConfig, model: ResolvedModel) -> EmbedSettings:
+def _embed_settings(config: RunConfig, model: ResolvedModel, guard: AttemptGuard = UNGUARDED) -> EmbedSettings:
     return EmbedSettings(
         model_name=model.name,
         revision=model.load_revision,
@@ -147,15 +148,17 @@ def _embed_settings(config: RunConfig, model: ResolvedModel) -> EmbedSettings:
         max_tokens_per_batch=config.batching.max_tokens_per_batch,
         packing=config.batching.packing,
         torch_threads=config.compute.torch_threads,
+        guard=guard,
     )
 
 
-def _write_settings(config: RunConfig, metadata: dict[str, str]) -> WriteSettings:
+def _write_settings(config: RunConfig, metadata: dict[str, str], guard: AttemptGuard = UNGUARDED) -> WriteSettings:
     return WriteSettings(
         output_uri=config.output.uri,
         storage_options=config.output.storage_options,
         embedding_dtype=config.output.embedding_dtype,
         metadata=metadata,
+        guard=guard,
     )
 
 
@@ -250,9 +253,14 @@ def _run_attempts(config, model, run_id, listing, layout, lease, resources, swee
     progress = ProgressLog(config.compute.progress_interval_s)
     record.totals = progress.totals
     ledger = CommitLedger(layout, run_id, fp, {}, lease, lambda text: redact(text, secrets), progress, RunMetrics())
-    with progress:
-        first, attempt = _attempts(config, model, listing, layout, ledger, progress, resources, metadata, fp, fields,
-                                   sweep)
+    registry = start_registry()
+    guard = AttemptGuard(registry, config.compute.max_unit_attempts)
+    try:
+        with progress:
+            first, attempt = _attempts(config, model, listing, layout, ledger, progress, resources, metadata, fp,
+                                       fields, sweep, guard)
+    finally:
+        _report_restarts(registry)
     swept = first.swept_files
     if attempt or swept is not None:
         # Writers of an abandoned attempt, or of the interrupted run before this one, may
@@ -262,7 +270,22 @@ def _run_attempts(config, model, run_id, listing, layout, lease, resources, swee
                      files=first.plan.files, units_removed=first.removed_units, files_swept=swept, restarts=attempt)
 
 
-def _attempts(config, model, listing, layout, ledger, progress, resources, metadata, fp, fields, sweep: bool):
+def _report_restarts(registry) -> None:
+    import ray
+
+    try:
+        restarted = ray.get(registry.restarted.remote(), timeout=30)
+        ray.kill(registry)
+    except Exception as err:  # noqa: BLE001 - only a log line is lost
+        log.debug("unit attempt registry: %s", err)
+        return
+    if restarted:
+        log.warning("Ray re-ran units whose worker died: %s",
+                    ", ".join(f"{n} in the {stage} stage" for stage, n in sorted(restarted.items())))
+
+
+def _attempts(config, model, listing, layout, ledger, progress, resources, metadata, fp, fields, sweep: bool,
+              guard: AttemptGuard):
     """Run the plan; resume it on fresh workers when Ray loses part of it. Returns the first
     attempt's prepared output and the number of restarts."""
     mode, first, attempt = config.output.mode, None, 0
@@ -281,7 +304,7 @@ def _attempts(config, model, listing, layout, ledger, progress, resources, metad
             # autoscaling cluster is not asked for a GPU node (the nightly run's usual case).
             log.info("nothing to embed: every input file is unchanged and committed")
             break
-        plan = build_plan(config, prepared, model, metadata, resources, epoch=_worker_epoch)
+        plan = build_plan(config, prepared, model, metadata, resources, epoch=_worker_epoch, guard=guard)
         try:
             for stats in plan.iter_batches(batch_size=None, batch_format="pyarrow"):
                 ledger.add(stats)

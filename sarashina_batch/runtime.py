@@ -47,12 +47,12 @@ def warm_worker() -> None:
     from transformers import AutoTokenizer, LlamaConfig, LlamaModel  # noqa: F401
 
 
-def fresh_workers(epoch: int) -> dict:
-    """Remote args that give a stage worker processes of one epoch: workers are pooled by
-    runtime environment, so a new value means new processes, and a run that resumes after a
-    failure never lands on a worker the failure may have broken. Epoch 0 is Ray's default
-    pool (a new runtime environment costs each stage new workers)."""
-    return {"runtime_env": {"env_vars": {"SARASHINA_BATCH_WORKERS": str(epoch)}}} if epoch else {}
+def fresh_workers(epoch: int) -> dict | None:
+    """The runtime environment that gives a stage worker processes of one epoch: workers are
+    pooled by runtime environment, so a new value means new processes, and a run that resumes
+    after a failure never lands on a worker the failure may have broken. Epoch 0 is Ray's
+    default pool (None; a new runtime environment costs each stage new workers)."""
+    return {"env_vars": {"SARASHINA_BATCH_WORKERS": str(epoch)}} if epoch else None
 
 
 @dataclass(frozen=True)

@@ -87,3 +87,9 @@ def test_a_removed_setting_says_what_replaced_it(tmp_path):
     path.write_text("input: {uri: in}\noutput: {uri: out}\nbatching: {sort_window_rows: 4096}\n")
     with pytest.raises(ConfigError, match="batching.sort_window_rows: no longer a setting; .*input.rows_per_unit"):
         load_config(path)
+    path.write_text("input: {uri: in}\noutput: {uri: out}\ncompute: {max_task_retries: 4, max_actor_restarts: 2}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    for key in ("compute.max_task_retries", "compute.max_actor_restarts"):
+        assert f"{key}: no longer a setting; Ray Data" in str(raised.value)
+    assert str(raised.value).count("compute.max_unit_attempts") == 2

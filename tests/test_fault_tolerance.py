@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from sarashina_batch.job import EXIT_OK, run_job
+from sarashina_batch.units import UnitName
 from tests.conftest import job_config
 from tests.corpus import write_mixed_corpus
 
@@ -170,4 +171,42 @@ def test_worker_node_lost_mid_run(tiny_model, big_corpus, tmp_path):
     assert outcome["first_finished"], outcome
     # Either the run survived the loss, or a re-run completed it.
     assert outcome["first"] == EXIT_OK or outcome["second"] == EXIT_OK, (outcome, done.stderr[-3000:])
+    assert_exactly_once(out_dir, big_corpus)
+
+
+def test_unit_that_kills_its_worker_fails_alone(local_ray, tiny_model, big_corpus, tmp_path):
+    """Ray retries a dead worker's work without limit; a unit that kills its worker every
+    time is failed alone after max_unit_attempts starts, the rest of the run commits, and
+    the next run (on healthy workers) completes it."""
+    from sarashina_batch.job import EXIT_INCOMPLETE
+    from tests.poison_scenario import DIES_EMBEDDING, DIES_READING
+
+    out_dir, attempts = tmp_path / "out", 2
+    done = subprocess.run(
+        [sys.executable, "tests/poison_scenario.py", tiny_model, str(big_corpus), str(out_dir), str(ROWS_PER_UNIT),
+         str(attempts)],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("OUTCOME ")]
+    assert lines, done.stdout[-2000:] + done.stderr[-4000:]
+    assert json.loads(lines[-1][len("OUTCOME "):])["code"] == EXIT_INCOMPLETE
+
+    # Every unit but the two poisoned ones is committed; the two are failed with the reason.
+    first = commits(out_dir)
+    assert len(first) == UNITS - 2
+    manifest = json.loads(next((out_dir / "_manifest").glob("*.json")).read_text())
+    failed = {f["unit"]: f for f in manifest["failed_units"]}
+    assert all(f"started {attempts} times" in f["error"] for f in failed.values()), failed
+    # Documents are named s<shard>-<row>: the failed units are the ones that hold them.
+    poisoned = {(int(shard[1:]), int(row) // ROWS_PER_UNIT * ROWS_PER_UNIT)
+                for shard, row in (doc.split("-") for doc in (DIES_READING, DIES_EMBEDDING))}
+    assert {(int(Path(f["source_uri"]).stem.split("-")[1]), UnitName.parse(unit).first_row)
+            for unit, f in failed.items()} == poisoned, failed
+
+    # The next run, on workers that do not die, embeds the two units and nothing else.
+    assert run_job(job_config(str(big_corpus), str(out_dir), tiny_model,
+                              input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT})) == EXIT_OK
+    final = commits(out_dir)
+    assert all(final[unit] == marker for unit, marker in first.items())
+    assert set(final) - set(first) == set(failed)
     assert_exactly_once(out_dir, big_corpus)

@@ -13,7 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import columns as C
+from ..attempts import UNGUARDED, AttemptGuard
 from ..model.token_rows import TokenRows
+from .prepare import failed_rows
 
 NON_FINITE = "non_finite_embedding"
 OUT_OF_MEMORY = "out_of_memory"
@@ -29,6 +31,7 @@ class EmbedSettings:
     max_tokens_per_batch: int | None  # None: the device default (embedder.default_token_budget)
     packing: str = "auto"
     torch_threads: int | None = None  # CPU only; None: every core of the node
+    guard: AttemptGuard = UNGUARDED
 
 
 class EmbedRows:
@@ -50,9 +53,23 @@ class EmbedRows:
         if self.embedder.device == "cpu":
             _use_cores(settings.torch_threads)
         self.metrics = ActorMetrics()
+        self.guard = settings.guard
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return embed_table(self.embedder, batch, on_window=self._observe)
+        return embed_table(self.embedder, self._refuse_poisoned(batch), on_window=self._observe)
+
+    def _refuse_poisoned(self, batch: pa.Table) -> pa.Table:
+        """Units started too often (their worker died each time) go on as failed units."""
+        refused = {}
+        for unit in pc.unique(batch[C.UNIT_ID]).to_pylist():
+            refusal = self.guard.refusal("embed", unit)
+            if refusal is not None:
+                refused[unit] = refusal
+        if not refused:
+            return batch
+        of_unit = {unit: batch.filter(pc.equal(batch[C.UNIT_ID], unit)) for unit in refused}
+        kept = batch.filter(pc.invert(pc.is_in(batch[C.UNIT_ID], pa.array(list(refused), pa.string()))))
+        return pa.concat_tables([kept, *(failed_rows(of_unit[unit], why) for unit, why in refused.items())])
 
     def _observe(self, window) -> None:
         self.metrics.window_embedded(window.micro_batch_seconds, cuda=self.embedder.device.startswith("cuda"))

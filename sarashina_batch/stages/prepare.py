@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import columns as C
+from ..attempts import UNGUARDED, AttemptGuard
 from ..secrets import redact, secret_values
 from ..storage_errors import with_retries
 from ..units import UnitName
@@ -44,6 +45,7 @@ class PrepareSettings:
     tokenizer_name: str
     tokenizer_revision: str | None
     storage_options: dict[str, Any]
+    guard: AttemptGuard = UNGUARDED
 
 
 @functools.lru_cache(maxsize=4)
@@ -66,6 +68,9 @@ def prepare_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
     since it was listed) fails this unit only, with a message the manifest carries."""
     if unit[C.UNIT_ERROR] is not None:
         return failed_unit(unit, unit[C.UNIT_ERROR])
+    refusal = settings.guard.refusal("read", unit[C.UNIT_ID])
+    if refusal is not None:
+        return failed_unit(unit, refusal)
     try:
         rows = with_retries(lambda: read_unit_rows(
             unit[C.UNIT_URI], unit[C.UNIT_FIRST_ROW], unit[C.UNIT_NUM_ROWS], _wanted_columns(settings),
@@ -230,6 +235,13 @@ def failed_unit(unit: dict[str, Any], error: str | None) -> pa.Table:
         C.UNIT_ERROR: [error],
     })
     return pa.table(row, schema=PREPARED_SCHEMA)
+
+
+def failed_rows(rows: pa.Table, error: str) -> pa.Table:
+    """A prepared unit's rows replaced by the one row that carries the unit's failure."""
+    first = rows.slice(0, 1).select([C.SOURCE_URI, C.UNIT_ID, C.UNIT_ROWS, C.FILE_ROWS]).to_pylist()[0]
+    return failed_unit({C.UNIT_URI: first[C.SOURCE_URI], C.UNIT_ID: first[C.UNIT_ID],
+                        C.UNIT_NUM_ROWS: first[C.UNIT_ROWS], C.UNIT_FILE_ROWS: first[C.FILE_ROWS]}, error)
 
 
 def placeholder(unit: dict[str, Any]) -> pa.Table:

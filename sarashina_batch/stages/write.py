@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import columns as C
+from ..attempts import UNGUARDED, AttemptGuard
 from ..layout import OutputLayout
 from ..secrets import redact, secret_values
 from ..storage import write_atomically
@@ -33,6 +34,7 @@ class WriteSettings:
     storage_options: dict[str, Any]
     embedding_dtype: str
     metadata: dict[str, str]  # Parquet key-value metadata stamped on every file
+    guard: AttemptGuard = UNGUARDED
 
 
 STATS_SCHEMA = pa.schema([
@@ -58,6 +60,10 @@ def write_parts(batch: pa.Table, settings: WriteSettings) -> pa.Table:
     stats = []
     for unit in pc.unique(batch[C.UNIT_ID]).to_pylist():
         rows = batch.filter(pc.equal(batch[C.UNIT_ID], unit))
+        refusal = settings.guard.refusal("write", unit)
+        if refusal is not None:
+            stats.append({**_identity(rows), "rows": 0, "error": refusal})
+            continue
         try:
             stats.append(write_unit(layout, rows, settings))
         except Exception as err:  # noqa: BLE001 - a write failure fails this unit only

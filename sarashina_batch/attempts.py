@@ -1,0 +1,79 @@
+"""Bounds how often one unit may be started, so that a unit which kills its worker every
+time fails alone instead of looping or stopping the run.
+
+Ray Data owns retries: a task or actor lost to a dead worker or node is retried and
+restarted without limit (Ray 2.60 deprecates the per-stage bounds). That is what a
+preempted node needs, but a unit whose processing kills the process each time (host memory
+exhausted by one huge unit, a crash in native code) would be retried forever. So the stages
+ask a small registry actor, before each unit, how many times that unit has been started;
+past compute.max_unit_attempts the stage (read, embed or write) returns the unit as failed, with a message, and the
+rest of the run goes on. The failed unit is retried by the next run, like any other.
+
+The registry is a counter and nothing else: if it cannot be reached, the stage goes on
+unguarded rather than fail work that may be fine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class UnitStarts:
+    """The registry: how many times each (stage, unit) has been started in this run."""
+
+    def __init__(self) -> None:
+        self._started: Counter[tuple[str, str]] = Counter()
+
+    def begin(self, stage: str, unit_id: str) -> int:
+        self._started[stage, unit_id] += 1
+        return self._started[stage, unit_id]
+
+    def restarted(self) -> dict[str, int]:
+        """Units started more than once, per stage: what Ray retried (for the run's log)."""
+        counts: Counter[str] = Counter(stage for (stage, _), n in self._started.items() if n > 1)
+        return dict(counts)
+
+
+def start_registry():
+    """The run's registry actor, pinned to the driver's node: that node lives as long as
+    the run does, so the counts survive the loss of any worker node."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    return ray.remote(UnitStarts).options(num_cpus=0, scheduling_strategy=here).remote()
+
+
+@dataclass(frozen=True)
+class AttemptGuard:
+    """What a stage carries (picklable): the registry's handle and the bound."""
+
+    registry: Any  # ray.actor.ActorHandle of UnitStarts; None: unguarded
+    max_attempts: int
+
+    def refusal(self, stage: str, unit_id: str) -> str | None:
+        """None when the unit may run now; else why it is failed instead."""
+        if self.registry is None:
+            return None
+        import ray
+
+        try:
+            started = ray.get(self.registry.begin.remote(stage, unit_id), timeout=60)
+        except Exception as err:  # noqa: BLE001 - a counter must never fail the work it counts
+            log.warning("unit attempt registry unreachable (%s); %s goes on unguarded", err, unit_id)
+            return None
+        if started <= self.max_attempts:
+            return None
+        # No stage named: on a CPU-only run Ray may fuse read and embed into one worker.
+        return (f"this unit was started {self.max_attempts} times and its worker died each time (host memory, "
+                "or a crash in native code: see the Ray worker logs); it is left for the next run. If it fails "
+                "again, lower input.rows_per_unit or input.max_chars_per_row, or give the workers more memory "
+                f"(compute.max_unit_attempts={self.max_attempts} bounds the starts)")
+
+
+UNGUARDED = AttemptGuard(None, 0)
