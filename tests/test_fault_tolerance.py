@@ -44,10 +44,11 @@ def wait_for(condition, timeout: float, what: str) -> None:
     raise TimeoutError(what)
 
 
-def assert_exactly_once(out_dir: Path, corpus: Path) -> None:
+def assert_exactly_once(out_dir: Path, corpus: Path, shards: int = SHARDS) -> None:
+    valid_rows, units = shards * ROWS - 3, shards * ROWS // ROWS_PER_UNIT
     table = pads.dataset(str(out_dir), format="parquet").to_table(columns=["id", "source_uri", "source_row"])
-    assert table.num_rows == VALID_ROWS
-    assert len(set(table["id"].to_pylist())) == VALID_ROWS
+    assert table.num_rows == valid_rows
+    assert len(set(table["id"].to_pylist())) == valid_rows
     rejected = pads.dataset(str(out_dir / "_rejected"), format="parquet").to_table()
     assert rejected.num_rows == 3
     # Only committed parts remain: nothing half-written is readable.
@@ -55,7 +56,7 @@ def assert_exactly_once(out_dir: Path, corpus: Path) -> None:
     on_disk = {str(p.relative_to(out_dir)) for p in [*out_dir.glob("part-*"), *out_dir.glob("_rejected/part-*")]}
     assert on_disk == listed
     assert not list(out_dir.glob(".sbtmp-*")) and not list(out_dir.glob("_rejected/.sbtmp-*"))
-    assert len(commits(out_dir)) == UNITS
+    assert len(commits(out_dir)) == units
 
 
 def test_driver_killed_mid_run_then_resumed(local_ray, tiny_model, big_corpus, tmp_path, capsys):
@@ -174,26 +175,31 @@ def test_worker_node_lost_mid_run(tiny_model, big_corpus, tmp_path):
     assert_exactly_once(out_dir, big_corpus)
 
 
-def test_unit_that_kills_its_worker_fails_alone(local_ray, tiny_model, big_corpus, tmp_path):
+def test_unit_that_kills_its_worker_fails_alone(local_ray, tiny_model, tmp_path):
     """Ray retries a dead worker's work without limit; a unit that kills its worker every
     time is failed alone after max_unit_attempts starts, the rest of the run commits, and
     the next run (on healthy workers) completes it."""
     from sarashina_batch.job import EXIT_INCOMPLETE
     from tests.poison_scenario import DIES_EMBEDDING, DIES_READING
 
-    out_dir, attempts = tmp_path / "out", 2
+    shards = 6  # the poisoned documents are in shards 2 and 5
+    corpus = write_mixed_corpus(tmp_path / "corpus", shards=shards, rows=ROWS)
+    out_dir, attempts, deaths = tmp_path / "out", 2, tmp_path / "deaths.txt"
     done = subprocess.run(
-        [sys.executable, "tests/poison_scenario.py", tiny_model, str(big_corpus), str(out_dir), str(ROWS_PER_UNIT),
-         str(attempts)],
+        [sys.executable, "tests/poison_scenario.py", tiny_model, str(corpus), str(out_dir), str(ROWS_PER_UNIT),
+         str(attempts), str(deaths)],
         cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("OUTCOME ")]
     assert lines, done.stdout[-2000:] + done.stderr[-4000:]
     assert json.loads(lines[-1][len("OUTCOME "):])["code"] == EXIT_INCOMPLETE
+    # A read task's worker and the embedding actor each died exactly `attempts` times: Ray
+    # retried the task and restarted the actor, and the guard stopped both at the bound.
+    assert sorted(deaths.read_text().split("\n")[:-1]) == ["embed actor"] * attempts + ["read task"] * attempts
 
     # Every unit but the two poisoned ones is committed; the two are failed with the reason.
     first = commits(out_dir)
-    assert len(first) == UNITS - 2
+    assert len(first) == shards * ROWS // ROWS_PER_UNIT - 2
     manifest = json.loads(next((out_dir / "_manifest").glob("*.json")).read_text())
     failed = {f["unit"]: f for f in manifest["failed_units"]}
     assert all(f"started {attempts} times" in f["error"] for f in failed.values()), failed
@@ -204,9 +210,9 @@ def test_unit_that_kills_its_worker_fails_alone(local_ray, tiny_model, big_corpu
             for unit, f in failed.items()} == poisoned, failed
 
     # The next run, on workers that do not die, embeds the two units and nothing else.
-    assert run_job(job_config(str(big_corpus), str(out_dir), tiny_model,
+    assert run_job(job_config(str(corpus), str(out_dir), tiny_model,
                               input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT})) == EXIT_OK
     final = commits(out_dir)
     assert all(final[unit] == marker for unit, marker in first.items())
     assert set(final) - set(first) == set(failed)
-    assert_exactly_once(out_dir, big_corpus)
+    assert_exactly_once(out_dir, corpus, shards)
