@@ -39,7 +39,39 @@ class UnitStarts:
         return dict(counts)
 
 
-def start_registry():
+class UnitAttempts:
+    """The driver's side: starts the registry when the first plan is built (a run with
+    nothing to embed starts no actor at all), hands out guards, and stops it at the end."""
+
+    def __init__(self, max_attempts: int):
+        self.max_attempts = max_attempts
+        self._registry = None
+
+    def guard(self) -> AttemptGuard:
+        if self._registry is None:
+            self._registry = _start_registry()
+        return AttemptGuard(self._registry, self.max_attempts)
+
+    def close(self) -> None:
+        """Log what Ray re-ran, then stop the registry."""
+        if self._registry is None:
+            return
+        import ray
+
+        try:
+            restarted = ray.get(self._registry.restarted.remote(), timeout=30)
+            ray.kill(self._registry)
+        except Exception as err:  # noqa: BLE001 - only a log line is lost
+            log.debug("unit attempt registry: %s", err)
+            return
+        finally:
+            self._registry = None
+        if restarted:
+            log.warning("Ray re-ran units whose worker died: %s",
+                        ", ".join(f"{n} in the {stage} stage" for stage, n in sorted(restarted.items())))
+
+
+def _start_registry():
     """The run's registry actor, pinned to the driver's node: that node lives as long as
     the run does, so the counts survive the loss of any worker node."""
     import ray

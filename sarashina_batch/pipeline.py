@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from . import columns as C
-from .attempts import UNGUARDED, AttemptGuard, start_registry
+from .attempts import UNGUARDED, AttemptGuard, UnitAttempts
 from .config import RunConfig
 from .layout import OutputLayout
 from .lease import OutputLease, needs_sweep
@@ -253,14 +253,13 @@ def _run_attempts(config, model, run_id, listing, layout, lease, resources, swee
     progress = ProgressLog(config.compute.progress_interval_s)
     record.totals = progress.totals
     ledger = CommitLedger(layout, run_id, fp, {}, lease, lambda text: redact(text, secrets), progress, RunMetrics())
-    registry = start_registry()
-    guard = AttemptGuard(registry, config.compute.max_unit_attempts)
+    unit_attempts = UnitAttempts(config.compute.max_unit_attempts)
     try:
         with progress:
             first, attempt = _attempts(config, model, listing, layout, ledger, progress, resources, metadata, fp,
-                                       fields, sweep, guard)
+                                       fields, sweep, unit_attempts)
     finally:
-        _report_restarts(registry)
+        unit_attempts.close()
     swept = first.swept_files
     if attempt or swept is not None:
         # Writers of an abandoned attempt, or of the interrupted run before this one, may
@@ -270,22 +269,8 @@ def _run_attempts(config, model, run_id, listing, layout, lease, resources, swee
                      files=first.plan.files, units_removed=first.removed_units, files_swept=swept, restarts=attempt)
 
 
-def _report_restarts(registry) -> None:
-    import ray
-
-    try:
-        restarted = ray.get(registry.restarted.remote(), timeout=30)
-        ray.kill(registry)
-    except Exception as err:  # noqa: BLE001 - only a log line is lost
-        log.debug("unit attempt registry: %s", err)
-        return
-    if restarted:
-        log.warning("Ray re-ran units whose worker died: %s",
-                    ", ".join(f"{n} in the {stage} stage" for stage, n in sorted(restarted.items())))
-
-
 def _attempts(config, model, listing, layout, ledger, progress, resources, metadata, fp, fields, sweep: bool,
-              guard: AttemptGuard):
+              unit_attempts: UnitAttempts):
     """Run the plan; resume it on fresh workers when Ray loses part of it. Returns the first
     attempt's prepared output and the number of restarts."""
     mode, first, attempt = config.output.mode, None, 0
@@ -304,7 +289,8 @@ def _attempts(config, model, listing, layout, ledger, progress, resources, metad
             # autoscaling cluster is not asked for a GPU node (the nightly run's usual case).
             log.info("nothing to embed: every input file is unchanged and committed")
             break
-        plan = build_plan(config, prepared, model, metadata, resources, epoch=_worker_epoch, guard=guard)
+        plan = build_plan(config, prepared, model, metadata, resources, epoch=_worker_epoch,
+                          guard=unit_attempts.guard())
         try:
             for stats in plan.iter_batches(batch_size=None, batch_format="pyarrow"):
                 ledger.add(stats)

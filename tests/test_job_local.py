@@ -89,14 +89,19 @@ def test_output_is_readable_by_duckdb_and_polars_with_provenance(local_ray, tiny
 
 
 def test_rerun_embeds_nothing_and_a_changed_prompt_is_refused(local_ray, tiny_model, corpus_dir, tmp_path, capsys):
+    from ray._private.state import state as ray_state
+
     out_dir = tmp_path / "out"
     config = job_config(str(corpus_dir), str(out_dir), tiny_model)
     assert run_job(config) == EXIT_OK
     before = sorted(p.name for p in out_dir.glob("part-*.parquet"))
     capsys.readouterr()
+    actors = set(ray_state.actor_table(None))
     assert run_job(config) == EXIT_OK
     printed = capsys.readouterr().out
     assert "nothing to embed" in printed and "rows embedded 0" in printed
+    # Nothing new: no actor of any kind was started, so no GPU node would be asked for.
+    assert set(ray_state.actor_table(None)) == actors
     assert sorted(p.name for p in out_dir.glob("part-*.parquet")) == before
 
     changed = job_config(str(corpus_dir), str(out_dir), tiny_model, prompt={"role": "query"})
