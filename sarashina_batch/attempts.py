@@ -6,8 +6,8 @@ restarted without limit (Ray 2.60 deprecates the per-stage bounds). That is what
 preempted node needs, but a unit whose processing kills the process each time (host memory
 exhausted by one huge unit, a crash in native code) would be retried forever. So the stages
 ask a small registry actor, before each unit, how many times that unit has been started;
-past compute.max_unit_attempts the stage (read, embed or write) returns the unit as failed, with a message, and the
-rest of the run goes on. The failed unit is retried by the next run, like any other.
+past compute.max_unit_attempts the stage (read, embed or write) returns the unit as failed,
+with a message, and the rest of the run goes on. The next run retries it, like any other.
 
 The registry is a counter and nothing else: if it cannot be reached, the stage goes on
 unguarded rather than fail work that may be fine.
