@@ -1,5 +1,5 @@
-"""A whole run as a user starts it: connect Ray, pin the model, run, write the manifest,
-print the summary, return the exit code."""
+"""A whole run as a user starts it: pin the model, run (the pipeline joins Ray once input and
+output check out), write the manifest, print the summary, return the exit code."""
 
 from __future__ import annotations
 
@@ -52,8 +52,6 @@ def run_duplicates(config: RunConfig) -> int:
 
 def _run(config: RunConfig) -> int:
     config = _with_builtin_model(config)
-    how = connect_ray(config.compute.ray_address)
-    log.info("%s", how)
     if not Path(config.model.name).is_dir():
         print(f"Model {config.model.name} is downloaded from the Hugging Face hub at your request; "
               "Sarashina weights are under the Sarashina Model NonCommercial License.", file=sys.stderr)

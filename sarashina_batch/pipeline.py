@@ -29,7 +29,7 @@ from .progress import ProgressLog
 from .prompts import prefixes
 from .provenance import ResolvedModel, fingerprint, fingerprint_fields, parquet_metadata
 from .resume import PreparedOutput, check_output_is_ours, prepare_output, sweep_unlisted
-from .runtime import cluster_gpus, fresh_workers
+from .runtime import cluster_gpus, connect_ray, fresh_workers
 from .secrets import redact, secret_values
 from .sources import list_shards
 from .stages.embed import EmbedRows, EmbedSettings
@@ -211,6 +211,8 @@ def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str, record: R
     explained(lambda: check_output_is_ours(layout, config.input.uri, config.input.storage_options),
               config.output.uri, "output", "checking the output")
     check_input_columns(listing.table["uri"].to_pylist(), config)
+    # Ray only now: a wrong input, output or column fails in a second, without a cluster.
+    log.info("%s", connect_ray(config.compute.ray_address))
     resources = decide_resources(config, cluster_gpus())
     lease = explained(lambda: OutputLease(layout, run_id, config.output.lease_ttl_s, config.output.lease_wait_s),
                       config.output.uri, "output", "opening the output's lease", writing=True)

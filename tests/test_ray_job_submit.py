@@ -18,10 +18,12 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def head_node(tmp_path):
-    """A head node of its own (own ports, own temp dir), stopped without touching any other
-    Ray on the machine: `ray stop` would kill them all."""
+@pytest.fixture(scope="module")
+def head_node(tmp_path_factory):
+    """A head node of its own (own ports, own temp dir), shared by this module's jobs as a
+    cluster serves many, and stopped without touching any other Ray on the machine: `ray
+    stop` would kill them all."""
+    tmp_path = tmp_path_factory.mktemp("head")
     ray_bin = str(Path(sys.executable).with_name("ray"))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["RAY_AUTH_MODE"] = "disabled"
