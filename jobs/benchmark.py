@@ -77,7 +77,7 @@ def planned_padding_efficiency(lengths: np.ndarray, rows: int = 100_000) -> dict
     """Padding efficiency the default settings plan for 100,000 rows drawn from this corpus's
     token counts: a full-size run, which a small benchmark corpus cannot show."""
     from sarashina_batch.config import InputConfig
-    from sarashina_batch.model.batching import padding_efficiency, plan_micro_batches
+    from sarashina_batch.model.batching import cut_micro_batches, padding_efficiency
     from sarashina_batch.model.embedder import CPU_TOKEN_BUDGET, GPU_TOKEN_BUDGET
 
     unit = InputConfig.model_fields["rows_per_unit"].default
@@ -86,7 +86,7 @@ def planned_padding_efficiency(lengths: np.ndarray, rows: int = 100_000) -> dict
     for device, budget in (("gpu", GPU_TOKEN_BUDGET), ("cpu", CPU_TOKEN_BUDGET)):
         windows = [sample[i:i + unit] for i in range(0, rows, unit)]
         planned[f"{device}_budget_{budget}"] = float(np.mean(
-            [padding_efficiency(w, plan_micro_batches(w, budget)) for w in windows]))
+            [padding_efficiency(w, cut_micro_batches(w, budget)) for w in windows]))
     return {"rows_per_unit": unit, **planned}
 
 
@@ -278,9 +278,10 @@ def _case_job(model, workdir, job, settings):
     import ray
 
     from sarashina_batch.config import RunConfig
-    from sarashina_batch.pipeline import run_pipeline
-    from sarashina_batch.provenance import new_run_id, resolve_model
-    from sarashina_batch.runtime import connect_ray
+    from sarashina_batch.run.cluster import connect_ray
+    from sarashina_batch.run.driver import run_pipeline
+    from sarashina_batch.run.model_source import resolve_model
+    from sarashina_batch.run.provenance import new_run_id
 
     config = RunConfig.model_validate(job)
     started = time.perf_counter()

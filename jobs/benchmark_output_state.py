@@ -34,8 +34,9 @@ def touch(path: Path) -> None:
 
 
 def build(folder: Path, files: int, units: int, strays: int):
-    from sarashina_batch.sources import list_shards
-    from sarashina_batch.units import UnitName, part_name
+    from sarashina_batch.input.listing import list_shards
+    from sarashina_batch.input.units import UnitName
+    from sarashina_batch.output.layout import part_name
 
     corpus, out = folder / "corpus", folder / "out"
     shutil.rmtree(folder, ignore_errors=True)
@@ -64,9 +65,9 @@ def build(folder: Path, files: int, units: int, strays: int):
 
 
 def measure(corpus: Path, out: Path, sweep: bool) -> dict:
-    from sarashina_batch.layout import OutputLayout
-    from sarashina_batch.resume import prepare_output
-    from sarashina_batch.sources import list_shards
+    from sarashina_batch.input.listing import list_shards
+    from sarashina_batch.output.layout import OutputLayout
+    from sarashina_batch.output.preparation import prepare_output
 
     tracemalloc.start()
     started = time.perf_counter()
@@ -78,7 +79,7 @@ def measure(corpus: Path, out: Path, sweep: bool) -> dict:
     tracemalloc.stop()
     return {"input listing s": listed - started, "output state s": finished - listed, "python peak MiB": peak / 2**20,
             "committed": len(prepared.committed), "stale removed": prepared.removed_units,
-            "swept": prepared.swept_files, "files": prepared.plan.files}
+            "swept": prepared.swept_files, "files": prepared.reconciliation.files}
 
 
 def main() -> None:
@@ -108,9 +109,10 @@ def duplicate_costs(folder: Path, parts: int, rows: int = 20_000) -> None:
     import pyarrow.parquet as pq
     import ray
 
-    from sarashina_batch.duplicates import duplicate_ids
+    from sarashina_batch.commands.duplicates import duplicate_ids
+    from sarashina_batch.input.units import UnitName
+    from sarashina_batch.output.layout import part_name
     from sarashina_batch.stages.write import repeated_ids
-    from sarashina_batch.units import UnitName, part_name
 
     ids = pa.chunked_array([pa.array([f"doc-{i:09d}" for i in range(rows)])])
     started = time.perf_counter()

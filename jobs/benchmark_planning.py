@@ -41,15 +41,15 @@ def driver_rss_mib() -> float:
 
 
 def plan(folder: Path) -> tuple[int, float, float, float]:
-    from sarashina_batch.pipeline import plan_units
-    from sarashina_batch.sources import list_shards
+    from sarashina_batch.input.listing import list_shards
+    from sarashina_batch.run.graph import unit_dataset
 
     tracemalloc.start()
     started = time.perf_counter()
     shards = list_shards(str(folder), {})
     listed = time.perf_counter() - started
     units = 0
-    for batch in plan_units(shards.table, set(), storage_options={}, rows_per_unit=20_000).iter_batches(
+    for batch in unit_dataset(shards.table, set(), storage_options={}, rows_per_unit=20_000).iter_batches(
             batch_size=None, batch_format="pyarrow"):
         units += batch.num_rows
     elapsed = time.perf_counter() - started

@@ -44,8 +44,8 @@ def make_corpus(folder: Path, files: int, units_per_file: int) -> None:
 
 
 def mark_committed(output: Path, corpus: Path, files: int, units_per_file: int, fraction: float) -> int:
-    from sarashina_batch.sources import list_shards
-    from sarashina_batch.units import UnitName
+    from sarashina_batch.input.listing import list_shards
+    from sarashina_batch.input.units import UnitName
 
     commits = output / "_commits"
     commits.mkdir(parents=True, exist_ok=True)
@@ -88,10 +88,10 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "sarashina-resume-bench")
     args = parser.parse_args()
 
+    from sarashina_batch.commands.embed import run_job
     from sarashina_batch.config import RunConfig
-    from sarashina_batch.job import run_job
-    from sarashina_batch.layout import OutputLayout
     from sarashina_batch.model.tiny import build_tiny_model
+    from sarashina_batch.output.layout import OutputLayout
 
     corpus, output = args.folder / f"corpus-{args.files}", args.folder / f"out-{args.files}"
     make_corpus(corpus, args.files, args.units_per_file)

@@ -1,9 +1,10 @@
 """Command line.
 
-  sarashina-batch embed     --config FILE [--input URI] [--output URI] [--model ID] [--set key=value ...]
-  sarashina-batch plan      (the embed flags) [--sample N] [--throughput FILE] [--json]
-  sarashina-batch verify    --output URI [--sample N] [--min-cosine C] [--model ID_OR_PATH] [--json]
-  sarashina-batch inspect   --output URI [--json]
+  sarashina-batch embed      --config FILE [--input URI] [--output URI] [--model ID] [--set key=value ...]
+  sarashina-batch plan       (the embed flags) [--sample N] [--throughput FILE] [--json]
+  sarashina-batch nightly    (the embed flags but --mode) [--verify-sample N] [--dry-run]
+  sarashina-batch verify     --output URI [--sample N] [--min-cosine C] [--model ID_OR_PATH] [--json]
+  sarashina-batch inspect    --output URI [--json]
   sarashina-batch duplicates --output URI
   sarashina-batch make-tiny-model DIR
 """
@@ -14,22 +15,12 @@ import argparse
 import logging
 import sys
 
-from .config import ConfigError, load_config, parse_override
+from .commands.arguments import add_output_flags, add_run_flags, config_from
+from .commands.exits import EXIT_ERROR, EXIT_OK
+from .commands.nightly import add_nightly_flags
+from .config import ConfigError
 
-
-def _run_flags(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--config", help="YAML config file (see configs/)")
-    command.add_argument("--input", help="shortcut for --set input.uri=URI")
-    command.add_argument("--output", help="shortcut for --set output.uri=URI")
-    command.add_argument("--model", help="shortcut for --set model.name=ID_OR_PATH")
-    command.add_argument("--mode", choices=["resume", "overwrite", "error"], help="shortcut for --set output.mode=...")
-    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
-
-
-def _output_flags(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--config", help="YAML config whose output section (uri, storage_options) is used")
-    command.add_argument("--output", help="output URI (overrides the config's)")
-    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config field")
+OUTPUT_COMMANDS = ("verify", "inspect", "duplicates")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,20 +28,24 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     embed = commands.add_parser("embed", help="embed a Parquet corpus")
-    _run_flags(embed)
+    add_run_flags(embed)
     embed.add_argument("--log-level", default="INFO")
     plan = commands.add_parser("plan", help="estimate a run (files, rows, tokens, GPU hours, cost, what a resume "
                                             "skips) and find configuration errors, without embedding or writing")
-    _run_flags(plan)
+    add_run_flags(plan)
     plan.add_argument("--sample", type=int, default=2000, help="texts tokenized to estimate tokens (default 2000)")
     plan.add_argument("--throughput", help="YAML table of GPU types (tokens_per_second, usd_per_hour) "
                                            "replacing or adding to the built-in one")
     plan.add_argument("--seed", type=int, default=0)
     plan.add_argument("--json", action="store_true", help="print JSON for scripts")
     plan.add_argument("--log-level", default="WARNING")
+    nightly = commands.add_parser("nightly", help="the scheduled run: resume, move `latest`, verify a sample")
+    add_run_flags(nightly)
+    add_nightly_flags(nightly)
+    nightly.add_argument("--log-level", default="INFO")
     verify = commands.add_parser("verify", help="check an output's invariants and re-embed a sample with the "
                                                 "reference SentenceTransformer")
-    _output_flags(verify)
+    add_output_flags(verify)
     verify.add_argument("--sample", type=int, default=100, help="output rows re-embedded (default 100)")
     verify.add_argument("--min-cosine", type=float, default=0.99, help="lowest cosine accepted (default 0.99)")
     verify.add_argument("--model", help="reference model folder or hub id (default: the one the output names)")
@@ -60,11 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--log-level", default="WARNING")
     inspect = commands.add_parser("inspect", help="an output's versions, provenance, fingerprint, run history, "
                                                   "totals")
-    _output_flags(inspect)
+    add_output_flags(inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON for scripts")
     inspect.add_argument("--log-level", default="WARNING")
     dups = commands.add_parser("duplicates", help="count ids that occur more than once across a whole output")
-    _output_flags(dups)
+    add_output_flags(dups)
     dups.add_argument("--log-level", default="WARNING")
     tiny = commands.add_parser("make-tiny-model", help="build the tiny random-weight test model offline")
     tiny.add_argument("directory")
@@ -77,38 +72,42 @@ def main(argv: list[str] | None = None) -> int:
         from .model.tiny import build_tiny_model
 
         print(build_tiny_model(args.directory))
-        return 0
+        return EXIT_OK
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(args.config, _overrides(args))
+        config = config_from(args, output_only=args.command in OUTPUT_COMMANDS)
     except ConfigError as err:
         print(f"sarashina-batch: {err}", file=sys.stderr)
-        return 2
-    from . import commands, job
+        return EXIT_ERROR
+    return _dispatch(args, config)
 
+
+def _dispatch(args: argparse.Namespace, config) -> int:
+    # Imported here: `--help` and a config error answer without loading Ray or torch.
     if args.command == "embed":
-        return job.run_job(config)
+        from .commands.embed import run_job
+
+        return run_job(config)
     if args.command == "plan":
-        return commands.run_plan(config, sample=args.sample, throughput=args.throughput, seed=args.seed,
-                                 as_json=args.json)
+        from .commands.plan import run_plan
+
+        return run_plan(config, sample=args.sample, throughput=args.throughput, seed=args.seed, as_json=args.json)
+    if args.command == "nightly":
+        from .commands.nightly import run_nightly
+
+        return run_nightly(args, config)
     if args.command == "verify":
-        return commands.run_verify(config, sample=args.sample, min_cosine=args.min_cosine, model=args.model,
-                                   seed=args.seed, device=args.device, as_json=args.json)
+        from .commands.verify import run_verify
+
+        return run_verify(config, sample=args.sample, min_cosine=args.min_cosine, model=args.model,
+                          seed=args.seed, device=args.device, as_json=args.json)
     if args.command == "inspect":
-        return commands.run_inspect(config, as_json=args.json)
-    return job.run_duplicates(config)
+        from .commands.inspect import run_inspect
 
+        return run_inspect(config, as_json=args.json)
+    from .commands.duplicates import run_duplicates
 
-def _overrides(args: argparse.Namespace) -> dict:
-    overrides = dict(parse_override(item) for item in args.set)
-    for key, value in (("input.uri", getattr(args, "input", None)), ("output.uri", args.output),
-                       ("model.name", getattr(args, "model", None) if args.command != "verify" else None),
-                       ("output.mode", getattr(args, "mode", None))):
-        if value is not None:
-            overrides[key] = value
-    if args.command in ("duplicates", "verify", "inspect"):
-        overrides.setdefault("input.uri", "unused")  # only the output section matters here
-    return overrides
+    return run_duplicates(config)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Column names, in one place. Names starting with '_' are internal and never written out."""
 
-# Output contract (DESIGN.md): what a reader of the output dataset sees.
+# The output contract (docs/design.md, "Output"): what a reader of the output dataset sees.
 ID = "id"
 EMBEDDING = "embedding"
 SOURCE_URI = "source_uri"

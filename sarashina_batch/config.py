@@ -6,11 +6,16 @@ start-up instead of silently falling back to a default.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Placeholders output.uri may hold (sarashina_batch.output.versions fills them in).
+URI_PLACEHOLDERS = ("model", "revision", "fingerprint")
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 Task = Literal["retrieval", "reranking", "clustering", "classification", "sts"]
 Role = Literal["document", "query"]
@@ -48,12 +53,10 @@ class OutputConfig(_Strict):
     @field_validator("uri")
     @classmethod
     def _known_placeholders(cls, uri: str) -> str:
-        from .versions import PLACEHOLDERS, unknown_placeholders
-
-        unknown = unknown_placeholders(uri)
+        unknown = [name for name in PLACEHOLDER.findall(uri) if name not in URI_PLACEHOLDERS]
         if unknown:
             raise ValueError(f"unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)} in output.uri; "
-                             f"use {', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+                             f"use {', '.join('{' + p + '}' for p in URI_PLACEHOLDERS)}")
         return uri
     storage_options: dict[str, Any] = Field(
         default_factory=dict, repr=False, description="fsspec storage options for the output (same rules as input)."
@@ -131,7 +134,8 @@ class ComputeConfig(_Strict):
     )
     min_actors: int = Field(1, ge=1, description="Smallest size of the autoscaling embedding actor pool.")
     max_actors: int | None = Field(
-        None, ge=1, description="Largest pool size; unset: number of GPUs in the cluster (1 on CPU)."
+        None, ge=1, description="Largest pool size; unset: as many actors as the GPUs the cluster has, or can "
+        "grow to (its autoscaler's limit), allow, at most 256; 1 on a CPU-only run."
     )
     torch_threads: int | None = Field(
         None, ge=1, description="Threads torch computes with in a CPU-only embedding actor; unset: every core "
@@ -195,7 +199,7 @@ def field_paths(model: type[BaseModel] = RunConfig, prefix: str = ""):
 
 
 def reference_table() -> str:
-    """The README's configuration reference, generated from the fields themselves."""
+    """The configuration reference (docs/configuration.md), generated from the fields themselves."""
     rows = ["| field | default | meaning |", "|---|---|---|"]
     for name, field in field_paths():
         default = "required" if field.is_required() else "{}" if field.default_factory else field.default
@@ -219,6 +223,11 @@ REMOVED_KEYS = {
 
 class ConfigError(ValueError):
     """A configuration problem, worded for the person who wrote the config."""
+
+
+class PreflightError(ConfigError):
+    """A configuration that is valid on its own but cannot work with this input, model or
+    cluster (found before a run writes anything)."""
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -283,7 +292,7 @@ def _explain(err: ValidationError, path: str | Path | None) -> str:
             lines.append(f"  {key}: no longer a setting; {REMOVED_KEYS[key]}")
         elif problem["type"] == "extra_forbidden":
             hint = closest_key(key)
-            hint = f"did you mean {hint}?" if hint else "check the spelling against the config reference in README.md"
+            hint = f"did you mean {hint}?" if hint else "check the spelling against the config reference in docs/configuration.md"
             lines.append(f"  {key}: unknown key; {hint}")
         elif problem["type"] == "missing":
             lines.append(f"  {key}: required; set it in the YAML file or with --set {key}=...")

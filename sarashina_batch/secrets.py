@@ -110,3 +110,8 @@ def redact_all(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, list | tuple):
         return [redact_all(item, secrets) for item in value]
     return redact(value, secrets) if isinstance(value, str) else value
+
+
+def config_secrets(config) -> list[str]:
+    """Every secret value of a run config's storage options, to redact from what it prints or writes."""
+    return secret_values(config.input.storage_options) + secret_values(config.output.storage_options)

@@ -39,25 +39,9 @@ def local_ray():
     ray.shutdown()
 
 
-def job_config(input_uri: str, output_uri: str, model_path: str, **sections):
-    """A RunConfig for tests: CPU, one actor, small budgets."""
-    from sarashina_batch.config import RunConfig
-
-    raw = {
-        "input": {"uri": input_uri, "text_column": "text", "rows_per_unit": 40},
-        "output": {"uri": output_uri, "embedding_dtype": "float32"},
-        "model": {"name": model_path, "max_seq_length": 64},
-        "batching": {"max_tokens_per_batch": 512},
-        "compute": {"gpus_per_actor": 0, "max_actors": 1, "cpus_per_actor": 1, "cpus_per_read_task": 0.5},
-    }
-    for section, values in sections.items():
-        raw.setdefault(section, {}).update(values)
-    return RunConfig.model_validate(raw)
-
-
 @pytest.fixture
 def corpus_dir(tmp_path) -> Path:
-    from tests.corpus import write_mixed_corpus
+    from tests.support.corpus import write_mixed_corpus
 
     return write_mixed_corpus(tmp_path / "corpus")
 
@@ -65,7 +49,7 @@ def corpus_dir(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory):
     """A real S3 API server (SeaweedFS) on 127.0.0.1 for the whole session."""
-    from tests.s3_server import SeaweedS3
+    from tests.support.s3_server import SeaweedS3
 
     server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs")).start()
     yield server
@@ -88,7 +72,7 @@ def s3_bucket(s3, request):
 @pytest.fixture(scope="session")
 def gcs(tmp_path_factory):
     """A Google Cloud Storage emulator (fake-gcs-server) on 127.0.0.1 for the session."""
-    from tests.cloud_emulators import FakeGcs
+    from tests.support.cloud_emulators import FakeGcs
 
     server = FakeGcs(tmp_path_factory.mktemp("fake-gcs")).start()
     yield server
@@ -99,7 +83,7 @@ def gcs(tmp_path_factory):
 def azurite(tmp_path_factory):
     """Azure Blob Storage's emulator (Azurite) on 127.0.0.1 for the session. Outside CI a
     machine without it skips these tests (npm install --prefix .azurite azurite@3 adds it)."""
-    from tests.cloud_emulators import Azurite, azurite_binary
+    from tests.support.cloud_emulators import Azurite, azurite_binary
 
     if azurite_binary() is None and not os.environ.get("CI"):
         pytest.skip("Azurite is not installed: npm install --prefix .azurite azurite@3")

@@ -38,7 +38,7 @@ def _packed_batch(rows: np.ndarray, lengths: np.ndarray) -> MicroBatch:
     return MicroBatch(rows=rows, padded_len=int(sizes.max()), packed=True, packed_tokens=int(sizes.sum()))
 
 
-def plan_micro_batches(lengths: np.ndarray, max_tokens: int, packed: bool = False) -> list[MicroBatch]:
+def cut_micro_batches(lengths: np.ndarray, max_tokens: int, packed: bool = False) -> list[MicroBatch]:
     """Cut a window of token counts into micro-batches of at most max_tokens computed tokens;
     a row longer than the budget goes alone (it cannot be cut)."""
     lengths = np.asarray(lengths, dtype=np.int64)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .batching import MicroBatch, plan_micro_batches, split_in_half
+from .batching import MicroBatch, cut_micro_batches, split_in_half
 from .token_rows import TokenRows
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def resolve_packing(packing: str, attention: str) -> bool:
     return packing == "packed"
 
 
-# Default micro-batch budgets, measured (README, Performance): a GPU wants large matrices;
+# Default micro-batch budgets, measured (docs/performance.md): a GPU wants large matrices;
 # on a CPU smaller micro-batches waste less padding and run as fast per token.
 GPU_TOKEN_BUDGET, CPU_TOKEN_BUDGET = 16_384, 2_048
 
@@ -191,8 +191,8 @@ class Embedder:
                 "apart; set batching.packing=padded"
             )
 
-    def plan(self, lengths: np.ndarray, packed: bool | None = None) -> list[MicroBatch]:
-        return plan_micro_batches(lengths, self.max_tokens_per_batch, packed=self.packed if packed is None else packed)
+    def micro_batches(self, lengths: np.ndarray, packed: bool | None = None) -> list[MicroBatch]:
+        return cut_micro_batches(lengths, self.max_tokens_per_batch, packed=self.packed if packed is None else packed)
 
     def embed_token_ids(self, token_ids: TokenRows | list, packed: bool | None = None) -> EmbeddedWindow:
         """Embed a window of tokenized rows; output rows keep the input order. packed: None
@@ -206,7 +206,7 @@ class Embedder:
         out = torch.zeros((n, self.dimension), dtype=torch.float32, device=self.device)
         clock = _MicroBatchClock(self._cuda)
         with torch.inference_mode():
-            pending = self.plan(rows.lengths, packed)[::-1]  # a stack: longest first
+            pending = self.micro_batches(rows.lengths, packed)[::-1]  # a stack: longest first
             while pending:
                 batch = pending.pop()
                 cap = self.budget_caps.get(_length_bucket(batch.padded_len))

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import columns as C
-from ..attempts import UNGUARDED, AttemptGuard
 from ..model.token_rows import TokenRows
+from .guard import UNGUARDED, AttemptGuard
 from .prepare import failed_rows
 
 NON_FINITE = "non_finite_embedding"
@@ -34,12 +34,12 @@ class EmbedSettings:
     guard: AttemptGuard = UNGUARDED
 
 
-class EmbedRows:
+class EmbedActor:
     """map_batches callable class: the model is loaded once per actor, in __init__."""
 
     def __init__(self, settings: EmbedSettings):
-        from ..metrics import ActorMetrics
         from ..model.embedder import Embedder
+        from .metrics import ActorMetrics
 
         self.embedder = Embedder(
             settings.model_name,

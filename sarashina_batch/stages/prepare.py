@@ -15,10 +15,10 @@ import numpy as np
 import pyarrow as pa
 
 from .. import columns as C
-from ..attempts import UNGUARDED, AttemptGuard
+from ..input.units import UnitName
 from ..secrets import redact, secret_values
-from ..storage_errors import with_retries
-from ..units import UnitName
+from ..storage.errors import with_retries
+from .guard import UNGUARDED, AttemptGuard
 from .read import read_unit_rows
 
 # Why a row is not embedded; written to _rejected/ as the 'reason' column.
@@ -37,6 +37,7 @@ class PrepareSettings:
     text_column: str
     id_column: str | None
     role_column: str | None
+    columns: tuple[str, ...]  # every input column read (input.columns.column_settings)
     default_role: str
     task: str
     prefixes: dict[str, str]
@@ -73,7 +74,7 @@ def prepare_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
         return failed_unit(unit, refusal)
     try:
         rows = with_retries(lambda: read_unit_rows(
-            unit[C.UNIT_URI], unit[C.UNIT_FIRST_ROW], unit[C.UNIT_NUM_ROWS], _wanted_columns(settings),
+            unit[C.UNIT_URI], unit[C.UNIT_FIRST_ROW], unit[C.UNIT_NUM_ROWS], list(settings.columns),
             settings.storage_options, expected_identity=UnitName.parse(unit[C.UNIT_ID]).identity,
         ), f"reading {unit[C.UNIT_URI]}")
         if rows.num_rows == 0:
@@ -82,11 +83,6 @@ def prepare_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
     except Exception as err:  # noqa: BLE001 - a unit fails alone
         message = f"{type(err).__name__}: {err}"
         return failed_unit(unit, redact(message, secret_values(settings.storage_options)))
-
-
-def _wanted_columns(settings: PrepareSettings) -> list[str]:
-    wanted = [settings.text_column, settings.id_column, settings.role_column]
-    return list(dict.fromkeys(c for c in wanted if c))
 
 
 def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSettings) -> pa.Table:

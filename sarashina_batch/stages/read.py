@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..sources import identity_digest, identity_fields
-from ..storage import open_fs
+from ..input.listing import identity_digest, identity_fields
+from ..input.parquet import open_parquet, read_row_range
+from ..storage.filesystems import open_fs
 
 
 class MissingColumnError(KeyError):
@@ -35,8 +35,7 @@ def read_unit_rows(
         if found != expected_identity:
             raise ChangedWhileReadingError(f"{uri} changed after the run listed it; the next run embeds its new "
                                            "version")
-    with fs.open(path, "rb") as handle:
-        parquet = pq.ParquetFile(handle)
+    with open_parquet(fs, path) as parquet:
         available = parquet.schema_arrow.names
         missing = [c for c in columns if c not in available]
         if missing:
@@ -44,20 +43,7 @@ def read_unit_rows(
                 f"column(s) {missing} not found in {uri}; columns are {available}; "
                 "set input.text_column / input.id_column / prompt.role_column"
             )
-        groups, group_start = _overlapping_row_groups(parquet.metadata, first_row, num_rows)
-        table = parquet.read_row_groups(groups, columns=columns) if groups else parquet.schema_arrow.empty_table()
-    table = table.slice(first_row - group_start, num_rows)
+        table = read_row_range(parquet, first_row, num_rows, columns)
     if table.num_rows != num_rows:
         raise ValueError(f"{uri} has {table.num_rows} rows at {first_row}, its footer promised {num_rows}")
     return table
-
-
-def _overlapping_row_groups(metadata, first_row: int, num_rows: int) -> tuple[list[int], int]:
-    groups, group_start, offset = [], None, 0
-    for index in range(metadata.num_row_groups):
-        size = metadata.row_group(index).num_rows
-        if offset + size > first_row and offset < first_row + num_rows:
-            groups.append(index)
-            group_start = offset if group_start is None else group_start
-        offset += size
-    return groups, group_start or 0

@@ -21,11 +21,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import columns as C
-from ..attempts import UNGUARDED, AttemptGuard
-from ..layout import OutputLayout
+from ..output.layout import OutputLayout
 from ..secrets import redact, secret_values
-from ..storage import write_atomically
-from ..storage_errors import with_retries
+from ..storage.errors import with_retries
+from ..storage.filesystems import write_atomically
+from .guard import UNGUARDED, AttemptGuard
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,158 @@
+"""Where everything lives under output.uri, and the one reader and writer of each record.
+
+Readers of the dataset see only part-*.parquet; every '_'- or '.'-prefixed path is
+bookkeeping they skip. The names this job writes are fixed patterns, so that it can tell its
+own files from anyone else's and never delete a file it did not write.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..input.units import UNIT_PATTERN, UNIT_REGEX
+from ..storage.errors import with_retries
+from ..storage.filesystems import TEMPORARY_PREFIX, full_uri, is_local, join, open_fs, write_atomically
+from .records import CommitMarker, LatestPointer, LeaseRecord, RunInfo, RunManifest
+
+REJECTED_DIR = "_rejected"
+COMMITS_DIR = "_commits"
+MANIFEST_DIR = "_manifest"
+RUN_INFO = "_sarashina_batch.json"  # the output's fingerprint: its presence makes a folder ours
+LEASE = "_lease.json"
+LEASE_LOCK = "_lease.lock"
+LATEST = "_latest.json"  # at a versioned output's root
+# Names this job may create at the top of an output before RUN_INFO exists.
+BOOKKEEPING = {RUN_INFO, LEASE, LEASE_LOCK, REJECTED_DIR, COMMITS_DIR, MANIFEST_DIR}
+
+# The only data file names this job writes, and the hidden temporaries they are written as.
+PART_PATTERN = re.compile(rf"^part-(?P<unit>{UNIT_REGEX})\.parquet$")
+TEMPORARY_PATTERN = re.compile(rf"^{re.escape(TEMPORARY_PREFIX)}[0-9a-f]{{8}}-(part-{UNIT_REGEX}\.parquet|"
+                               rf"{UNIT_REGEX}\.json)$")
+
+
+class NotAnOutput(ValueError):
+    """A URI given as an output holds no sarashina-batch output."""
+
+
+def part_name(unit: str) -> str:
+    """The one data file (and the one rejected-rows file) of a unit: fixed by the plan."""
+    return f"part-{unit}.parquet"
+
+
+def unit_of_part(name: str) -> str | None:
+    """'part-<unit>.parquet' -> '<unit>'; None for any name this job does not write."""
+    match = PART_PATTERN.match(name)
+    return match.group("unit") if match else None
+
+
+def is_our_temporary(name: str) -> bool:
+    return bool(TEMPORARY_PATTERN.match(name))
+
+
+def unit_of_marker(name: str) -> str | None:
+    """'<unit>.json' under _commits/ -> '<unit>' (a marker's hidden temporary is not one)."""
+    unit = name[: -len(".json")] if name.endswith(".json") else ""
+    return unit if UNIT_PATTERN.match(unit) else None
+
+
+class OutputLayout:
+    """Names of the output's files, and the few listings and small writes the driver does."""
+
+    def __init__(self, uri: str, storage_options: dict[str, Any]):
+        self.fs, self.root = open_fs(uri, storage_options)
+        self.uri = full_uri(self.fs, self.root, like=uri)
+
+    # names -----------------------------------------------------------------
+    def data_part(self, unit_id: str) -> str:
+        return join(self.root, part_name(unit_id))
+
+    def rejected_part(self, unit_id: str) -> str:
+        return join(self.root, REJECTED_DIR, part_name(unit_id))
+
+    def commit_marker(self, unit_id: str) -> str:
+        return join(self.root, COMMITS_DIR, f"{unit_id}.json")
+
+    def manifest(self, run_id: str) -> str:
+        return join(self.root, MANIFEST_DIR, f"run-{run_id}.json")
+
+    def path(self, *parts: str) -> str:
+        return join(self.root, *parts)
+
+    # listings --------------------------------------------------------------
+    def list_names(self, *subdir: str) -> list[str]:
+        """File names directly under root/subdir (one listing; empty if it does not exist)."""
+        path = join(self.root, *subdir)
+        try:
+            self.fs.invalidate_cache(path)
+            return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(path, detail=False)]
+        except (FileNotFoundError, NotADirectoryError):  # a parent is a file: nothing is there either
+            return []
+
+    def committed_units(self) -> set[str]:
+        """Units whose marker exists."""
+        return {unit for unit in map(unit_of_marker, self.list_names(COMMITS_DIR)) if unit}
+
+    def ensure_local_dirs(self) -> None:
+        """Local disks need folders before files; object stores have none (and s3fs would
+        create a missing bucket here, hiding a typo in output.uri)."""
+        if is_local(self.fs):
+            for sub in ("", REJECTED_DIR, COMMITS_DIR, MANIFEST_DIR):
+                self.fs.makedirs(join(self.root, sub) if sub else self.root, exist_ok=True)
+
+    # records ---------------------------------------------------------------
+    def read_run_info(self) -> RunInfo | None:
+        return self._read(self.path(RUN_INFO), RunInfo)
+
+    def write_run_info(self, info: RunInfo) -> None:
+        self._write(self.path(RUN_INFO), info.to_json())
+
+    def read_marker(self, unit_id: str) -> CommitMarker | None:
+        path = self.commit_marker(unit_id)
+        return with_retries(lambda: self._read(path, CommitMarker), f"reading {path}")
+
+    def write_marker(self, marker: CommitMarker) -> None:
+        self._write(self.commit_marker(marker.unit), marker.to_json())
+
+    def read_markers(self, threads: int = 32) -> list[CommitMarker]:
+        """Every commit marker (one small read each, in parallel: object stores answer many
+        small reads at once, not quickly one after another)."""
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            found = pool.map(self.read_marker, sorted(self.committed_units()))
+            return [marker for marker in found if marker is not None]
+
+    def write_manifest(self, manifest: RunManifest) -> str:
+        path = self.manifest(manifest.run_id)
+        self._write(path, manifest.to_json())
+        return path
+
+    def read_manifests(self) -> list[RunManifest]:
+        """The run history: every run's manifest, oldest first."""
+        names = sorted(n for n in self.list_names(MANIFEST_DIR) if n.startswith("run-") and n.endswith(".json"))
+        runs = [self._read(join(self.root, MANIFEST_DIR, name), RunManifest) for name in names]
+        return sorted((run for run in runs if run), key=lambda run: run.finished_at or "")
+
+    def read_lease(self) -> LeaseRecord | None:
+        return self._read(self.path(LEASE), LeaseRecord)
+
+    def read_latest(self) -> LatestPointer | None:
+        return self._read(self.path(LATEST), LatestPointer)
+
+    def write_latest(self, pointer: LatestPointer) -> None:
+        self._write(self.path(LATEST), pointer.to_json())
+
+    # JSON files ------------------------------------------------------------
+    def _write(self, path: str, payload: dict[str, Any]) -> None:
+        text = json.dumps(payload, ensure_ascii=False, indent=1, default=str)
+        if is_local(self.fs):  # a run that fails before it prepared the output still records itself
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with_retries(lambda: write_atomically(self.fs, path, text.encode("utf-8")), f"writing {path}")
+
+    def _read(self, path: str, record: type):
+        try:
+            with self.fs.open(path, "r") as handle:
+                return record.from_json(json.load(handle), where=path)
+        except FileNotFoundError:
+            return None

@@ -1,0 +1,169 @@
+"""One writer per output: a lease object with an owner, a heartbeat and an expiry.
+
+A run takes `_lease.json` before it touches the output, renews it while it runs, and
+releases it at the end, saying whether it finished cleanly (the next run then knows whether
+to sweep for leftovers). A second run finds a live lease and is refused, naming the owner,
+or waits for it (output.lease_wait_s). A lease whose owner stopped renewing expires
+(output.lease_ttl_s) and may be taken over; so may one whose owner ran on this host and whose
+process is gone (a killed driver), at once. A run that loses its lease stops committing.
+
+Every change is a compare-and-swap on the store (lease_stores), so two runs can never both
+believe they hold it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+
+from ..storage.errors import with_retries
+from .layout import OutputLayout
+from .lease_stores import Conflict, store_for
+from .records import LeaseRecord
+
+log = logging.getLogger(__name__)
+
+
+class LeaseHeld(RuntimeError):
+    """Another live run holds the output."""
+
+
+class LeaseLost(RuntimeError):
+    """This run's lease was taken over or could not be renewed in time: stop committing."""
+
+
+class OutputLease:
+    def __init__(self, layout: OutputLayout, run_id: str, ttl_s: float, wait_s: float = 0):
+        self.layout, self.run_id, self.ttl_s, self.wait_s = layout, run_id, ttl_s, wait_s
+        self.store = store_for(layout)
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._acquired_at = 0.0
+        self._lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # taking and giving back ------------------------------------------------
+    def acquire(self) -> LeaseRecord | None:
+        """Take the lease; return what the previous holder left (None on a new output)."""
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            current = self.store.read()
+            holder = None if current.payload is None else LeaseRecord.from_json(current.payload, self.layout.uri)
+            if holder is None or _is_free(holder) or _owner_died_here(holder):
+                # Marked active before the write: a run of this same process that reads our
+                # lease meanwhile must see a live owner, not one that died here.
+                _ACTIVE_RUNS.add(self.run_id)
+                try:
+                    self._token = self.store.write(self._record("held").to_json(), expected=current.token)
+                except Conflict:
+                    _ACTIVE_RUNS.discard(self.run_id)
+                    continue  # someone moved first: look again
+                except BaseException:
+                    _ACTIVE_RUNS.discard(self.run_id)
+                    raise
+                self._acquired_at = time.time()
+                self._expires_at = self._acquired_at + self.ttl_s
+                if holder and holder.state == "held":
+                    log.warning("took over the lease of run %s, which died or stopped renewing it %.0f s ago",
+                                holder.run_id, time.time() - holder.heartbeat_at)
+                return holder
+            if time.monotonic() >= deadline:
+                raise LeaseHeld(_held_message(self.layout.uri, holder))
+            log.info("output %s is held by run %s; waiting", self.layout.uri, holder.run_id)
+            time.sleep(min(5.0, max(0.2, deadline - time.monotonic())))
+
+    def start_heartbeat(self) -> None:
+        self._thread = threading.Thread(target=self._beat, name="sarashina-lease", daemon=True)
+        self._thread.start()
+
+    def release(self, clean: bool) -> None:
+        """Hand the lease back; `clean` tells the next run it needs no sweep. Never raises: a
+        lease that cannot be released (the store is down) expires by itself."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+        _ACTIVE_RUNS.discard(self.run_id)
+        if self._lost or self._token is None:
+            return
+        payload = dataclasses.replace(self._record("released"), clean=clean).to_json()
+        try:
+            with self._lock:
+                self._token = with_retries(lambda: self.store.write(payload, expected=self._token),
+                                           f"releasing the lease on {self.layout.uri}")
+        except Exception as err:  # noqa: BLE001 - the run's outcome stands; the lease expires
+            log.warning("could not release the lease on %s (%s); it expires in %.0f s",
+                        self.layout.uri, type(err).__name__, self.ttl_s)
+
+    # while running -----------------------------------------------------------
+    def check(self) -> None:
+        """Raise LeaseLost unless the lease is still ours and not past its expiry."""
+        if self._lost:
+            raise LeaseLost(self._lost)
+        if time.time() > self._expires_at:
+            raise LeaseLost(f"the lease on {self.layout.uri} could not be renewed before it expired; "
+                            "another run may take the output over, so this run stops committing")
+
+    def _beat(self) -> None:
+        interval = max(1.0, self.ttl_s / 5)
+        while not self._stop.wait(interval):
+            try:
+                with self._lock:
+                    self._token = self.store.write(self._record("held").to_json(), expected=self._token)
+                self._expires_at = time.time() + self.ttl_s
+            except Conflict:
+                self._lost = f"the lease on {self.layout.uri} was taken over by another run; this run stops committing"
+                log.error("%s", self._lost)
+                return
+            except Exception as err:  # noqa: BLE001 - transient: retried on the next beat
+                log.warning("renewing the lease on %s failed (%s); retrying", self.layout.uri, type(err).__name__)
+
+    def _record(self, state: str) -> LeaseRecord:
+        now = time.time()
+        return LeaseRecord(run_id=self.run_id, state=state, host=socket.gethostname(), pid=os.getpid(),
+                           acquired_at=self._acquired_at or now, heartbeat_at=now, expires_at=now + self.ttl_s)
+
+
+def _is_free(holder: LeaseRecord) -> bool:
+    return holder.state != "held" or holder.expires_at < time.time()
+
+
+# Runs of this process that hold a lease now: a lease naming this process and a run not in
+# here belongs to a run that ended without releasing it (the store was down at its end).
+_ACTIVE_RUNS: set[str] = set()
+
+
+def _owner_died_here(holder: LeaseRecord) -> bool:
+    """The holder ran on this host and its process is gone (a killed driver), or its run has
+    ended in this very process: no need to wait for its lease to expire. A reused pid only
+    makes us wait for the expiry, never less."""
+    if holder.host != socket.gethostname() or not holder.pid:
+        return False
+    if int(holder.pid) == os.getpid():
+        return holder.run_id not in _ACTIVE_RUNS
+    try:
+        os.kill(int(holder.pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def needs_sweep(previous: LeaseRecord | None) -> bool:
+    """Whether the last run may have left files no marker lists: it did not say it ended cleanly."""
+    return not (previous and previous.state == "released" and previous.clean)
+
+
+def _held_message(uri: str, holder: LeaseRecord) -> str:
+    age = time.time() - holder.heartbeat_at
+    left = holder.expires_at - time.time()
+    return (f"output {uri} is being written by run {holder.run_id} (host {holder.host}, "
+            f"pid {holder.pid}, last heartbeat {age:.0f} s ago, lease expires in {left:.0f} s). "
+            "Wait for it to finish, set output.lease_wait_s to wait for it, or write to another output.uri; "
+            "if that run is dead, its lease expires by itself and the next run takes over")

@@ -1,0 +1,162 @@
+"""Make an output folder ready for a run (apply output.mode) and tell which units are done.
+
+Before anything is touched: the output must be empty or this job's own (it holds
+_sarashina_batch.json), and must not overlap the input. Then, under the run's lease:
+- overwrite deletes this job's own files only (markers, parts, the fingerprint; run history
+  stays); error refuses an output that holds committed units; resume keeps them.
+- a different fingerprint never mixes into an existing output.
+- units of changed or vanished input files are removed: marker first, then its parts, so a
+  crash in between leaves only parts that no marker lists, which the next sweep removes.
+- a sweep removes every part and temporary that no marker lists, when the last run did not
+  end cleanly (a clean run leaves none, and a sweep costs a listing of every part).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..input.listing import Listing, input_base
+from ..storage.filesystems import bucket_missing, is_local, remove_files
+from .layout import (
+    BOOKKEEPING,
+    COMMITS_DIR,
+    REJECTED_DIR,
+    RUN_INFO,
+    OutputLayout,
+    is_our_temporary,
+    unit_of_marker,
+    unit_of_part,
+)
+from .reconcile import Reconciliation, reconcile
+from .records import RunInfo
+
+log = logging.getLogger(__name__)
+
+
+class OutputConflict(RuntimeError):
+    pass
+
+
+@dataclass
+class PreparedOutput:
+    committed: set[str]  # committed units of the current input (stale ones already removed)
+    reconciliation: Reconciliation
+    removed_units: int = 0  # stale units removed (changed or vanished input files)
+    swept_files: int | None = None  # None: no sweep was needed
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+# checks before anything is written --------------------------------------------
+def check_output_is_ours(layout: OutputLayout, input_uri: str, input_options: dict[str, Any]) -> None:
+    """Refuse an output that overlaps the input, or a non-empty folder this job did not write."""
+    if bucket_missing(layout.fs, layout.root):
+        raise FileNotFoundError(f"output {layout.uri}: the bucket does not exist")
+    out, inp = _comparable(layout.uri, layout.fs), _comparable(*input_base(input_uri, input_options))
+    if out == inp or out.startswith(inp.rstrip("/") + "/") or inp.startswith(out.rstrip("/") + "/"):
+        raise OutputConflict(f"output {layout.uri} and input {input_uri} overlap; the output must be a folder "
+                             "outside the input (and not contain it): set output.uri to a separate prefix")
+    names = layout.list_names()
+    if RUN_INFO in names:
+        return
+    foreign = sorted(name for name in names if name not in BOOKKEEPING)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise OutputConflict(
+            f"output {layout.uri} holds files that sarashina-batch did not write ({shown}) and no {RUN_INFO}; "
+            "nothing was changed. Choose an empty folder or a new prefix for output.uri")
+
+
+def _comparable(uri: str, fs) -> str:
+    return os.path.realpath(uri) if is_local(fs) else uri.rstrip("/")
+
+
+# under the lease --------------------------------------------------------------
+def prepare_output(layout: OutputLayout, mode: str, fingerprint: str, fields: dict[str, Any],
+                   listing: Listing, sweep: bool) -> PreparedOutput:
+    """Apply the mode, remove stale units, sweep if asked; return what is done and what is not."""
+    if mode == "overwrite":
+        removed = remove_own_files(layout)
+        log.info("output.mode=overwrite: removed %d files this job had written under %s", removed, layout.uri)
+    committed = layout.committed_units()
+    refusal = mode_refusal(layout.uri, mode, len(committed))
+    if refusal:
+        raise OutputConflict(refusal)
+    layout.ensure_local_dirs()
+    _check_fingerprint(layout, fingerprint, fields)
+    todo = reconcile(listing, committed)
+    remove_units(layout, todo.stale)
+    committed -= set(todo.stale)
+    prepared = PreparedOutput(committed, todo, removed_units=len(todo.stale))
+    if sweep:
+        prepared.swept_files = sweep_unlisted(layout, committed)
+    return prepared
+
+
+def mode_refusal(uri: str, mode: str, committed: int) -> str | None:
+    """Why output.mode refuses this output (None: it does not)."""
+    if mode == "error" and committed:
+        return (f"output {uri} already holds {committed} committed units and output.mode is 'error'; "
+                "choose an empty output, or set output.mode=resume or overwrite")
+    return None
+
+
+def configuration_conflict(uri: str, info: RunInfo | None, fingerprint: str, fields: dict[str, Any]) -> str | None:
+    """Why an output written with another configuration refuses this one (None: same one)."""
+    if info is None or info.fingerprint == fingerprint:
+        return None
+    changed = info.changed_fields(fields)
+    return (f"output {uri} was written with a different configuration (changed: {', '.join(changed)}); "
+            "write to a new output.uri (one per model/prompt version), or set output.mode=overwrite to replace it. "
+            f"Old values: {json.dumps({k: info.fields.get(k) for k in changed}, ensure_ascii=False)}")
+
+
+def _check_fingerprint(layout: OutputLayout, fingerprint: str, fields: dict[str, Any]) -> None:
+    existing = layout.read_run_info()
+    if existing is None:
+        layout.write_run_info(RunInfo(fingerprint, fields, datetime.now(UTC).isoformat(timespec="seconds")))
+        return
+    conflict = configuration_conflict(layout.uri, existing, fingerprint, fields)
+    if conflict:
+        raise OutputConflict(conflict)
+
+
+def remove_units(layout: OutputLayout, units: list[str]) -> None:
+    """Markers first (the output stops claiming the rows), then the parts they named."""
+    if not units:
+        return
+    remove_files(layout.fs, [layout.commit_marker(u) for u in units])
+    remove_files(layout.fs, [layout.data_part(u) for u in units] + [layout.rejected_part(u) for u in units])
+    log.info("removed %d units of input files that changed or disappeared", len(units))
+
+
+def sweep_unlisted(layout: OutputLayout, committed: set[str]) -> int:
+    """Remove every part and temporary of this job that no marker lists (one listing each of
+    the root and _rejected/, and of _commits/ for torn markers). Names this job never writes are
+    never touched."""
+    garbage = []
+    for sub in ((), (REJECTED_DIR,)):
+        for name in layout.list_names(*sub):
+            unit = unit_of_part(name)
+            if (unit is not None and unit not in committed) or is_our_temporary(name):
+                garbage.append(layout.path(*sub, name))
+    # A driver killed while writing a marker leaves its hidden temporary (never a marker).
+    garbage += [layout.path(COMMITS_DIR, name) for name in layout.list_names(COMMITS_DIR) if is_our_temporary(name)]
+    remove_files(layout.fs, garbage)
+    if garbage:
+        log.info("swept %d files that no commit marker lists", len(garbage))
+    return len(garbage)
+
+
+def remove_own_files(layout: OutputLayout) -> int:
+    """Everything this job writes as data or state, by its exact names; run history stays."""
+    own = [layout.path(COMMITS_DIR, name) for name in layout.list_names(COMMITS_DIR) if unit_of_marker(name)]
+    for sub in ((), (REJECTED_DIR,)):
+        own += [layout.path(*sub, name) for name in layout.list_names(*sub)
+                if unit_of_part(name) is not None or is_our_temporary(name)]
+    own.append(layout.path(RUN_INFO))
+    return remove_files(layout.fs, own)

@@ -1,0 +1,128 @@
+"""The typed records of an output's bookkeeping, and their JSON form.
+
+Each record has one writer and one reader (OutputLayout's methods, and the lease for its
+own record); nothing else reads these files by string key. Reading is tolerant in one way
+only: keys a record does not know are ignored, and keys an older release did not write
+take their defaults, so an output written by an earlier version stays readable. A record
+missing a key it cannot do without is reported as malformed, naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+# What a commit marker counts, per unit; a run's totals add them up.
+COUNTERS = ("rows", "embedded", "rejected", "tokens", "padded_tokens", "truncated", "duplicate_ids")
+
+
+class MalformedRecord(ValueError):
+    """A bookkeeping file that does not hold the record its name promises."""
+
+
+class _Record:
+    @classmethod
+    def from_json(cls, payload: dict[str, Any], where: str = "") -> Self:
+        if not isinstance(payload, dict):
+            raise MalformedRecord(f"{where or cls.__name__}: expected a JSON object, found {type(payload).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        try:
+            return cls(**{key: value for key, value in payload.items() if key in known})
+        except TypeError as err:
+            raise MalformedRecord(f"{where or cls.__name__}: not a {cls.__name__} record ({err})") from None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class CommitMarker(_Record):
+    """`_commits/<unit>.json`: the unit is done, and its parts hold exactly these rows."""
+
+    unit: str
+    source_uri: str
+    source_identity: dict[str, Any] = field(default_factory=dict)
+    source_rows: int | None = None  # rows of the unit's whole source file
+    rows: int = 0
+    embedded: int = 0
+    rejected: int = 0
+    tokens: int = 0
+    padded_tokens: int = 0
+    truncated: int = 0
+    duplicate_ids: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    data_part: str | None = None  # relative to the output's root
+    rejected_part: str | None = None
+    run_id: str | None = None
+    fingerprint: str | None = None
+    committed_at: float = 0.0
+
+    def count(self, name: str) -> int:
+        """One of COUNTERS."""
+        return int(getattr(self, name) or 0)
+
+    def parts(self) -> list[str]:
+        return [part for part in (self.data_part, self.rejected_part) if part]
+
+
+@dataclass(frozen=True)
+class RunInfo(_Record):
+    """`_sarashina_batch.json`: the output's fingerprint. Its presence makes a folder ours."""
+
+    fingerprint: str
+    fields: dict[str, Any] = field(default_factory=dict)  # what the fingerprint is made of
+    created_at: str | None = None  # the version's first run: versions are ordered by it
+
+    def changed_fields(self, fields: dict[str, Any]) -> list[str]:
+        return sorted(key for key in set(self.fields) | set(fields) if self.fields.get(key) != fields.get(key))
+
+
+@dataclass(frozen=True)
+class RunManifest(_Record):
+    """`_manifest/run-<run id>.json`: one run's history entry."""
+
+    run_id: str
+    state: str  # complete | incomplete | failed
+    started_at: str | None = None
+    finished_at: str | None = None
+    complete: bool = False
+    config: dict[str, Any] = field(default_factory=dict)  # secrets masked
+    model: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, int] = field(default_factory=dict)  # unchanged / added / changed / removed / resumed
+    units_removed: int = 0
+    files_swept: int | None = None
+    pipeline_restarts: int = 0
+    failed_units: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LeaseRecord(_Record):
+    """`_lease.json`: who writes the output now, until when."""
+
+    run_id: str
+    state: str  # held | released
+    host: str | None = None
+    pid: int | None = None
+    acquired_at: float = 0.0
+    heartbeat_at: float = 0.0
+    expires_at: float = 0.0
+    clean: bool | None = None  # on release: the run left nothing that no marker lists
+
+
+@dataclass(frozen=True)
+class LatestPointer(_Record):
+    """`_latest.json` at a versioned output's root: the newest complete version."""
+
+    uri: str
+    path: str = ""  # the version's folder relative to the root
+    model: str | None = None
+    revision: str | None = None
+    fingerprint: str | None = None
+    created_at: str = ""
+    run_id: str | None = None
+    updated_at: str | None = None

@@ -1,0 +1,101 @@
+"""The Ray cluster a run uses: which one it joins (or starts), how its worker processes are
+set up, and how many GPUs it has or can grow to."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+# A dotted path that Ray resolves by name in every worker: keep it in step with this module.
+SETUP_HOOK = "sarashina_batch.run.cluster.warm_worker"
+
+
+def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> str:
+    """Join the cluster at address / RAY_ADDRESS / a running local one; else start a local Ray.
+
+    Returns how it connected, for the log."""
+    import ray
+
+    if ray.is_initialized():
+        return "already connected"
+    address = address or os.environ.get("RAY_ADDRESS")
+    # On a cluster, where nodes come and go, workers import the heavy libraries first (see
+    # warm_worker); a local Ray loses no nodes, and skips the few seconds each worker costs.
+    cluster_env = {"worker_process_setup_hook": SETUP_HOOK}
+    if address and address != "local":
+        ray.init(address=address, log_to_driver=True, runtime_env=cluster_env)
+        return f"joined Ray cluster at {address}"
+    try:
+        if address != "local":
+            ray.init(address="auto", log_to_driver=True, runtime_env=cluster_env)
+            return "joined the Ray cluster running on this machine"
+    except ConnectionError:
+        pass
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
+    return f"started a local Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)"
+
+
+def warm_worker() -> None:
+    """Ray's worker_process_setup_hook: import torch and transformers before any task runs.
+
+    Seen after a node loss: a worker interrupted half-way through these imports (Ray Data
+    cancels the tasks of an aborted execution) kept broken modules and failed every later
+    task it got. Imported here, no task can interrupt them."""
+    import pyarrow.parquet  # noqa: F401
+    import torch  # noqa: F401
+    from transformers import AutoTokenizer, LlamaConfig, LlamaModel  # noqa: F401
+
+
+class WorkerEpochs:
+    """Worker processes of an aborted execution may be broken (Ray Data cancels its tasks, and
+    a task interrupted inside an import leaves half-initialised modules behind). Every stage
+    asks for workers of the current epoch; an abort starts a new one, for this run's resume
+    and for any later run of this driver process (a new driver gets new workers anyway), which
+    is why there is one of these per process (WORKERS), not per run."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def abandon(self) -> None:
+        """The current workers may be broken: later stages get new processes."""
+        self.epoch += 1
+
+    def runtime_env(self) -> dict | None:
+        """The runtime environment that gives a stage worker processes of this epoch: workers
+        are pooled by runtime environment, so a new value means new processes. Epoch 0 is Ray's
+        default pool (None; a new runtime environment costs each stage new workers)."""
+        return {"env_vars": {"SARASHINA_BATCH_WORKERS": str(self.epoch)}} if self.epoch else None
+
+
+WORKERS = WorkerEpochs()
+
+
+@dataclass(frozen=True)
+class ClusterGpus:
+    now: float  # GPUs in the cluster now
+    most: float | None  # the most it can grow to; None: unknown (a cluster whose autoscaler says nothing)
+    source: str  # where `most` comes from, for messages
+
+
+def cluster_gpus() -> ClusterGpus:
+    """GPUs now, and the most the cluster can have: the autoscaler's limit where it reports its
+    node types (KubeRay, the cluster launcher), the GPUs now on a Ray this process started
+    (nothing adds nodes to it)."""
+    import ray
+
+    now = float(ray.cluster_resources().get("GPU", 0))
+    try:
+        from ray._private import state  # the source Ray Data itself uses for its autoscaling limits
+
+        limits = state.state.get_max_resources_from_cluster_config()
+    except Exception as err:  # noqa: BLE001 - an internal API: treat a change as "unknown"
+        log.debug("autoscaler limits unavailable: %s", err)
+        limits = None
+    if limits is not None:
+        return ClusterGpus(now, float(limits.get("GPU", 0)), "the autoscaler's node types")
+    node = getattr(ray._private.worker, "_global_node", None)
+    if node is not None and node.head:
+        return ClusterGpus(now, now, "a local Ray started by this job, without an autoscaler")
+    return ClusterGpus(now, None, "no autoscaler limits reported")

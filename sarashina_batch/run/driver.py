@@ -1,0 +1,161 @@
+"""Drive a run to its end: take the output's lease, make the output ready, run the graph,
+commit every unit it reports, and resume on fresh workers when Ray loses part of it.
+
+The caller (commands/embed.py) owns the model, the manifest and the summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from ..config import RunConfig
+from ..output.lease import OutputLease, needs_sweep
+from ..output.ledger import CommitLedger, RunTotals
+from ..output.preparation import PreparedOutput, prepare_output, sweep_unlisted
+from ..storage.errors import explained
+from .attempts import UnitAttempts
+from .cluster import WORKERS, cluster_gpus, connect_ray
+from .context import RunContext, open_run
+from .graph import build_dataset, configure_data_context
+from .metrics import RunMetrics
+from .model_source import ResolvedModel
+from .progress import ProgressLog
+from .resources import Resources, decide_resources
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    output_uri: str
+    shards: int
+    units_skipped: int
+    seconds: float
+    totals: RunTotals
+    files: dict[str, int] = field(default_factory=dict)  # unchanged / added / changed / removed / resumed
+    units_removed: int = 0  # units of changed or vanished input files removed from the output
+    files_swept: int | None = None  # parts no marker listed, removed (None: no sweep was needed)
+    restarts: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return not self.totals.failures
+
+
+@dataclass
+class RunRecord:
+    """What the caller needs to record a run that fails part-way: whether it took the output
+    (only then may a manifest be written there) and what it had committed."""
+
+    output_taken: bool = False
+    totals: RunTotals = field(default_factory=RunTotals)
+
+
+def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str, record: RunRecord | None = None) -> RunResult:
+    """Check, connect, take the lease, and run to the end; the caller owns the manifest.
+
+    When Ray loses part of the job (a preempted node, say), the run resumes itself from
+    the committed units, as a re-run would, up to compute.max_pipeline_restarts times."""
+    started = time.monotonic()
+    configure_data_context()
+    run = open_run(config, model, run_id)
+    # Ray only now: a wrong input, output or column has failed already, without a cluster.
+    # Starting a local Ray is not the run's work: its seconds stay out of the run's time.
+    connecting = time.monotonic()
+    log.info("%s", connect_ray(config.compute.ray_address))
+    started += time.monotonic() - connecting
+    resources = decide_resources(config, cluster_gpus())
+    lease = explained(lambda: OutputLease(run.layout, run_id, config.output.lease_ttl_s, config.output.lease_wait_s),
+                      config.output.uri, "output", "opening the output's lease", writing=True)
+    previous = explained(lease.acquire, config.output.uri, "output", "taking the output's lease", writing=True)
+    lease.start_heartbeat()
+    record = record if record is not None else RunRecord()
+    record.output_taken = True
+    result = None
+    try:
+        result = RunDriver(run, lease, resources, record).run(sweep=needs_sweep(previous))
+    finally:
+        lease.release(clean=bool(result and result.complete and not result.restarts))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+class RunDriver:
+    """One run under its lease: the ledger, progress and attempt bound it shares between the
+    attempts of its graph."""
+
+    def __init__(self, run: RunContext, lease: OutputLease, resources: Resources, record: RunRecord):
+        self.context, self.lease, self.resources = run, lease, resources
+        self.ledger = CommitLedger(run.layout, run.run_id, run.fingerprint, {}, lease, run.redact,
+                                   metrics=RunMetrics())
+        self.progress = ProgressLog(run.config.compute.progress_interval_s, self.ledger.totals)
+        self.ledger.progress = self.progress
+        record.totals = self.ledger.totals
+        self.unit_attempts = UnitAttempts(run.config.compute.max_unit_attempts)
+
+    def run(self, sweep: bool) -> RunResult:
+        try:
+            with self.progress:
+                first, restarts = self._attempts(sweep)
+        finally:
+            self.unit_attempts.close()
+        layout, swept = self.context.layout, first.swept_files
+        if restarts or swept is not None:
+            # Writers of an abandoned attempt, or of the interrupted run before this one, may
+            # have finished after the first sweep: whatever no marker claims is removed.
+            swept = (swept or 0) + sweep_unlisted(layout, layout.committed_units())
+        todo = first.reconciliation
+        return RunResult(self.context.run_id, layout.uri, len(self.context.listing), todo.units_skipped, 0.0,
+                         self.ledger.finish(), files=todo.files, units_removed=first.removed_units,
+                         files_swept=swept, restarts=restarts)
+
+    def _attempts(self, sweep: bool) -> tuple[PreparedOutput, int]:
+        """Run the graph; resume it on fresh workers when Ray loses part of it. Returns the
+        first attempt's prepared output and the number of restarts."""
+        config = self.context.config
+        mode, first, attempt = config.output.mode, None, 0
+        for attempt in range(config.compute.max_pipeline_restarts + 1):
+            prepared = self._prepare(mode, sweep)
+            first = first or prepared
+            if not len(prepared.reconciliation.pending):
+                # Nothing new or changed: no graph, so no embedding actor is started and an
+                # autoscaling cluster is not asked for a GPU node (the nightly run's usual case).
+                log.info("nothing to embed: every input file is unchanged and committed")
+                break
+            graph = build_dataset(self.context, prepared.reconciliation, self.resources, self.unit_attempts.guard())
+            try:
+                for stats in graph.iter_batches(batch_size=None, batch_format="pyarrow"):
+                    self.ledger.add(stats)
+                break
+            except Exception as err:
+                if not _lost_to_ray(err) or attempt == config.compute.max_pipeline_restarts:
+                    raise
+                log.warning("Ray lost part of the job (%s); resuming from the committed units (%d/%d) on fresh "
+                            "workers", type(err).__name__, attempt + 1, config.compute.max_pipeline_restarts)
+                WORKERS.abandon()
+                mode, sweep = "resume", False
+        return first, attempt
+
+    def _prepare(self, mode: str, sweep: bool) -> PreparedOutput:
+        run = self.context
+        prepared = explained(lambda: prepare_output(run.layout, mode, run.fingerprint, run.fields, run.listing, sweep),
+                             run.config.output.uri, "output", "preparing the output", writing=True)
+        todo = prepared.reconciliation
+        self.ledger.identities.update(zip(todo.pending["digest"].to_pylist(),
+                                          todo.pending["identity_fields"].to_pylist()))
+        self.progress.add_files(todo.pending, todo.committed_pending)
+        log.info("%d shards listed (%s); %d units already committed are skipped; %d stale units removed",
+                 len(run.listing), ", ".join(f"{k} {v}" for k, v in todo.files.items()),
+                 todo.units_skipped, prepared.removed_units)
+        return prepared
+
+
+def _lost_to_ray(err: BaseException) -> bool:
+    """A failure of the cluster (node, actor, worker or object lost), not of our code or data."""
+    from ray import exceptions as rx
+
+    return isinstance(err, (rx.RayActorError, rx.ObjectLostError, rx.NodeDiedError, rx.WorkerCrashedError,
+                            rx.OwnerDiedError))

@@ -1,0 +1,147 @@
+"""The one place that builds the Ray Data graph of a run.
+
+  units from footers (tasks) -> read + prepare + tokenize (tasks)
+  -> embed (autoscaling actor pool, GPU) -> write parts (tasks) -> stats rows for the driver
+
+One streaming graph, no global sort or other barrier: the length sort happens inside each
+embed window. Stages get small picklable settings, built here from the run's config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from .. import columns as C
+from ..config import RunConfig
+from ..input.columns import column_settings
+from ..input.units import units_of_file
+from ..output.reconcile import Reconciliation
+from ..prompts import prefixes
+from ..stages.embed import EmbedActor, EmbedSettings
+from ..stages.guard import UNGUARDED, AttemptGuard
+from ..stages.prepare import PrepareSettings, prepare_units
+from ..stages.write import WriteSettings, write_parts
+from .cluster import WORKERS
+from .context import RunContext
+from .model_source import ResolvedModel
+from .resources import Resources
+
+# Files per block of the listing: enough blocks for the footer reads to spread, few
+# enough that 100,000 shards do not become 100,000 objects.
+FILES_PER_LISTING_BLOCK = 64
+
+
+def build_dataset(run: RunContext, todo: Reconciliation, resources: Resources, guard: AttemptGuard = UNGUARDED):
+    """The lazy Ray Dataset whose rows are the write stage's per-unit stats.
+
+    A unit stays whole from read to write (one block each, see configure_data_context): it
+    is the embed stage's sort window and becomes one part named by the unit.
+
+    Only Ray Data's named parameters are used (per-stage ray_remote_args go away in Ray
+    2.64). Ray Data retries tasks and restarts actors lost to a dead worker without limit;
+    the guard fails a unit alone once its worker has died compute.max_unit_attempts times."""
+    import ray
+
+    config, workers = run.config, WORKERS.runtime_env()
+    ds = unit_dataset(todo.pending, todo.committed_pending, storage_options=config.input.storage_options,
+                      rows_per_unit=config.input.rows_per_unit, runtime_env=workers)
+    # One unit per block, so that read tasks spread over the cluster instead of one task
+    # reading all units of a file in a row.
+    ds = ds.repartition(target_num_rows_per_block=1)
+    # On a GPU cluster the read tasks (CPU) and the embed actors (GPU) are separate stages,
+    # so reading runs ahead of the model. On a CPU-only run whose read tasks ask for the
+    # same CPUs as an actor, Ray fuses the two: tokenizing then runs in the actor, which
+    # costs little beside a CPU forward pass.
+    ds = ds.map_batches(
+        prepare_units, fn_kwargs={"settings": prepare_settings(config, run.model, guard)},
+        batch_size=1, batch_format="pyarrow", num_cpus=config.compute.cpus_per_read_task, runtime_env=workers,
+    )
+    ds = ds.map_batches(
+        EmbedActor, fn_constructor_kwargs={"settings": embed_settings(config, run.model, guard)},
+        batch_size=None, batch_format="pyarrow",
+        num_gpus=resources.gpus_per_actor, num_cpus=config.compute.cpus_per_actor,
+        resources=config.compute.actor_resources or None,
+        compute=ray.data.ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors),
+        runtime_env=workers,
+    )
+    return ds.map_batches(
+        write_parts, fn_kwargs={"settings": write_settings(config, run.metadata, guard)},
+        batch_size=None, batch_format="pyarrow", num_cpus=config.compute.cpus_per_write_task, runtime_env=workers,
+    )
+
+
+def unit_dataset(shards: pa.Table, committed: set[str], storage_options: dict, rows_per_unit: int,
+                 runtime_env: dict | None = None):
+    """Dataset of the units still to do (footers read in Ray tasks, not on the driver)."""
+    import ray
+
+    shards = shards.select(["uri", "digest", "identity"])
+    chunks = [shards.slice(start, FILES_PER_LISTING_BLOCK) for start in range(0, len(shards), FILES_PER_LISTING_BLOCK)]
+    ds = ray.data.from_arrow(chunks or [shards])
+    return ds.flat_map(_pending_units, fn_kwargs={
+        "storage_options": storage_options, "rows_per_unit": rows_per_unit, "committed": committed,
+    }, runtime_env=runtime_env)
+
+
+def _pending_units(shard: dict[str, Any], storage_options: dict, rows_per_unit: int, committed: set[str]):
+    return [u for u in units_of_file(shard, storage_options, rows_per_unit) if u[C.UNIT_ID] not in committed]
+
+
+def prepare_settings(config: RunConfig, model: ResolvedModel, guard: AttemptGuard = UNGUARDED) -> PrepareSettings:
+    return PrepareSettings(
+        text_column=config.input.text_column,
+        id_column=config.input.id_column,
+        role_column=config.prompt.role_column,
+        columns=tuple(dict.fromkeys(column_settings(config).values())),
+        default_role=config.prompt.role,
+        task="custom" if config.prompt.instruction is not None else config.prompt.task,
+        prefixes=prefixes(config.prompt),
+        max_chars=config.input.max_chars_per_row,
+        max_seq_length=config.model.max_seq_length,
+        tokenizer_name=model.name,
+        tokenizer_revision=model.load_revision,
+        storage_options=config.input.storage_options,
+        guard=guard,
+    )
+
+
+def embed_settings(config: RunConfig, model: ResolvedModel, guard: AttemptGuard = UNGUARDED) -> EmbedSettings:
+    return EmbedSettings(
+        model_name=model.name,
+        revision=model.load_revision,
+        torch_dtype=config.model.torch_dtype,
+        attn_implementation=config.model.attn_implementation,
+        normalize=config.model.normalize,
+        max_tokens_per_batch=config.batching.max_tokens_per_batch,
+        packing=config.batching.packing,
+        torch_threads=config.compute.torch_threads,
+        guard=guard,
+    )
+
+
+def write_settings(config: RunConfig, metadata: dict[str, str], guard: AttemptGuard = UNGUARDED) -> WriteSettings:
+    return WriteSettings(
+        output_uri=config.output.uri,
+        storage_options=config.output.storage_options,
+        embedding_dtype=config.output.embedding_dtype,
+        metadata=metadata,
+        guard=guard,
+    )
+
+
+def configure_data_context() -> None:
+    """Ray Data settings this job relies on, set once per run."""
+    from ray.data import DataContext
+    from ray.exceptions import ActorUnavailableError
+
+    context = DataContext.get_current()
+    # A batch on an actor that is restarting fails with ActorUnavailableError, which Ray
+    # Data does not retry by default. Re-running it is safe here: output names are
+    # deterministic and only the final stats are counted.
+    context.actor_task_retry_on_errors = [ActorUnavailableError]
+    # Ray Data slices a task's output into blocks of at most this size; a unit must stay
+    # one block from read to write (it is the sort window and becomes one part), so no
+    # slicing. Units stay bounded by input.rows_per_unit.
+    context.target_max_block_size = None

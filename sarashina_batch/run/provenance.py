@@ -1,0 +1,100 @@
+"""What produced an output: the fingerprint of the settings that decide the vectors, and the
+provenance stamped on every Parquet file (model, revision, prompts, versions, git commit)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+from ..config import RunConfig
+from ..prompts import DOCUMENT_TEMPLATE, QUERY_TEMPLATE, instruction_for
+from .model_source import ResolvedModel
+
+# 2: unit names carry the file's identity; one part per unit (part-<unit>.parquet).
+OUTPUT_LAYOUT_VERSION = 2
+METADATA_PREFIX = "sarashina_batch."  # of every key-value metadata key on the output's Parquet files
+FINGERPRINT_KEY = METADATA_PREFIX + "config_fingerprint"
+LIBRARIES = ("sarashina-batch", "torch", "transformers", "sentence-transformers", "ray", "pyarrow")
+
+
+def fingerprint_fields(config: RunConfig, model: ResolvedModel) -> dict:
+    """What decides the embedding values: a different value here means a different output."""
+    return {
+        "model": model.name if model.revision != "local" else "local",
+        "revision": model.revision,
+        "weights_digest": model.weights_digest,
+        "pooling": "lasttoken",
+        "normalize": config.model.normalize,
+        "max_seq_length": config.model.max_seq_length,
+        "torch_dtype": config.model.torch_dtype,
+        "embedding_dtype": config.output.embedding_dtype,
+        "document_template": DOCUMENT_TEMPLATE,
+        "query_template": QUERY_TEMPLATE,
+        "instruction": instruction_for(config.prompt),
+        "role": config.prompt.role,
+        "role_column": config.prompt.role_column,
+        "text_column": config.input.text_column,
+        "max_chars_per_row": config.input.max_chars_per_row,
+        # Not embedding settings, but they decide the unit and part names a resume relies on.
+        "rows_per_unit": config.input.rows_per_unit,
+        "output_layout": OUTPUT_LAYOUT_VERSION,
+    }
+
+
+def fingerprint(config: RunConfig, model: ResolvedModel) -> str:
+    canonical = json.dumps(fingerprint_fields(config, model), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_commit() -> str | None:
+    """The commit of the job's code, when it runs from a git checkout."""
+    try:
+        here = Path(__file__).resolve().parent
+        return subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return os.environ.get("SARASHINA_BATCH_GIT_COMMIT")
+
+
+def parquet_metadata(config: RunConfig, model: ResolvedModel, run_id: str) -> dict[str, str]:
+    """Key-value metadata written on every output Parquet file (all values are strings)."""
+    fields = fingerprint_fields(config, model)
+    info = {
+        "model_id": model.name,
+        "model_revision": model.revision,
+        "weights_digest": model.weights_digest,
+        "pooling": "lasttoken",
+        "normalize": str(config.model.normalize).lower(),
+        "max_seq_length": str(config.model.max_seq_length),
+        "torch_dtype": config.model.torch_dtype,
+        "embedding_dtype": config.output.embedding_dtype,
+        "prompt_templates": json.dumps(
+            {"document": fields["document_template"], "query": fields["query_template"],
+             "instruction": fields["instruction"]}, ensure_ascii=False),
+        "versions": json.dumps(library_versions()),
+        "git_commit": git_commit() or "unknown",
+        "config_fingerprint": fingerprint(config, model),
+        "run_id": run_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return {METADATA_PREFIX + key: value for key, value in info.items()}
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()

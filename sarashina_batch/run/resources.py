@@ -1,0 +1,51 @@
+"""How much a run asks of the cluster: GPUs per embedding actor and the pool's bounds,
+decided once from the config and what the cluster has or can grow to."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ..config import PreflightError, RunConfig
+from .cluster import ClusterGpus
+
+log = logging.getLogger(__name__)
+
+# Largest actor pool planned from an autoscaler that reports no upper bound.
+UNBOUNDED_POOL = 256
+
+
+@dataclass(frozen=True)
+class Resources:
+    """map_batches resource arguments, decided once from the config and the cluster."""
+
+    gpus_per_actor: float
+    min_actors: int
+    max_actors: int
+
+
+def decide_resources(config: RunConfig, gpus: ClusterGpus) -> Resources:
+    """GPUs per actor and the pool's bounds. The pool may grow to what the cluster can grow
+    to (the autoscaler's limit), not only to the GPUs present when the run starts."""
+    per_actor = config.compute.gpus_per_actor
+    if per_actor is None:
+        per_actor = 1.0 if gpus.now > 0 or (gpus.most or 0) > 0 else 0.0
+    if per_actor > 0 and gpus.now < per_actor:
+        if gpus.most is not None and gpus.most < per_actor:
+            raise PreflightError(
+                f"compute.gpus_per_actor={per_actor:g} but the Ray cluster has {gpus.now:g} GPUs and cannot add any "
+                f"({gpus.source}). Set compute.gpus_per_actor=0 to embed on CPU, or run on a cluster with GPU nodes "
+                "(a GPU worker group in KubeRay, a GPU node type for the cluster launcher)")
+        log.warning("compute.gpus_per_actor=%g but the Ray cluster has %g GPUs now (%s): the embedding stage waits "
+                    "for GPU nodes to join", per_actor, gpus.now, gpus.source)
+    if config.compute.max_actors:
+        max_actors = config.compute.max_actors
+    elif per_actor:
+        reachable = max(gpus.now, gpus.most or 0)
+        max_actors = max(1, min(UNBOUNDED_POOL, int(reachable // per_actor)))
+    else:
+        max_actors = 1
+    min_actors = min(config.compute.min_actors, max_actors)
+    log.info("cluster has %g GPUs now (%s): %g GPU(s) per embedding actor, pool of %d..%d actors",
+             gpus.now, gpus.source, per_actor, min_actors, max_actors)
+    return Resources(per_actor, min_actors, max_actors)

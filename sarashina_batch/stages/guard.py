@@ -1,0 +1,40 @@
+"""What a stage carries to bound how often one unit may be started (run/attempts.py keeps
+the counts): a picklable handle, asked once per unit before any work."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AttemptGuard:
+    """The registry's handle and the bound; registry None: unguarded."""
+
+    registry: Any  # ray.actor.ActorHandle of run.attempts.UnitStarts
+    max_attempts: int
+
+    def refusal(self, stage: str, unit_id: str) -> str | None:
+        """None when the unit may run now; else why it is failed instead."""
+        if self.registry is None:
+            return None
+        import ray
+
+        try:
+            started = ray.get(self.registry.begin.remote(stage, unit_id), timeout=60)
+        except Exception as err:  # noqa: BLE001 - a counter must never fail the work it counts
+            log.warning("unit attempt registry unreachable (%s); %s goes on unguarded", err, unit_id)
+            return None
+        if started <= self.max_attempts:
+            return None
+        # No stage named: on a CPU-only run Ray may fuse read and embed into one worker.
+        return (f"this unit was started {self.max_attempts} times and its worker died each time (host memory, "
+                "or a crash in native code: see the Ray worker logs); it is left for the next run. If it fails "
+                "again, lower input.rows_per_unit or input.max_chars_per_row, or give the workers more memory "
+                f"(compute.max_unit_attempts={self.max_attempts} bounds the starts)")
+
+
+UNGUARDED = AttemptGuard(None, 0)

@@ -1,0 +1,25 @@
+"""The GPU benchmark script runs in one go (on CPU here, scaled down) and its paths agree.
+
+A GPU session runs it for the numbers; CI only makes sure a GPU session will not lose its
+few minutes to a broken script."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_gpu_benchmark_smoke_run_reports_every_path_and_agreement(tmp_path):
+    out = tmp_path / "gpu.json"
+    subprocess.run([sys.executable, str(ROOT / "jobs" / "benchmark_gpu.py"), "--small", "--tokens", "3000",
+                    "--max-seq-length", "512", "--max-tokens-per-batch", "1024", "--json", str(out)],
+                   check=True, cwd=tmp_path, timeout=300, capture_output=True)
+    report = json.loads(out.read_text())
+    assert set(report["results"]) == {"fast", "padded", "st_encode"}
+    assert report["tokens"] >= 3000 and all(r["tokens_per_s"] > 0 for r in report["results"].values())
+    assert report["results"]["padded"]["padding_efficiency"] < 1.0  # the padded path really pads
+    # Same weights, same tokens: the job's embedder and SentenceTransformer.encode agree (fp32).
+    assert report["checks"]["fast_vs_st_encode_min_cosine"] >= 0.99999
+    assert report["checks"]["fast_float32_vs_float32_min_cosine"] >= 0.99999

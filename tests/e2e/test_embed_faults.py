@@ -1,0 +1,219 @@
+"""The job survives crashes: every valid row ends up embedded exactly once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.dataset as pads
+import pytest
+import yaml
+
+from sarashina_batch.commands.embed import run_job
+from sarashina_batch.commands.exits import EXIT_OK
+from sarashina_batch.input.units import UnitName
+from tests.support import job_config
+from tests.support.corpus import write_mixed_corpus
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+SHARDS, ROWS, ROWS_PER_UNIT = 12, 200, 50
+UNITS = SHARDS * ROWS // ROWS_PER_UNIT
+VALID_ROWS = SHARDS * ROWS - 3  # write_mixed_corpus plants 3 bad rows in shard 0
+
+
+@pytest.fixture
+def big_corpus(tmp_path) -> Path:
+    return write_mixed_corpus(tmp_path / "corpus", shards=SHARDS, rows=ROWS)
+
+
+def commits(out_dir: Path) -> dict[str, dict]:
+    # Hidden temporaries (a marker being written) are not markers, and may be renamed meanwhile.
+    return {p.stem: json.loads(p.read_text()) for p in (out_dir / "_commits").glob("[!.]*.json")}
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(what)
+
+
+def assert_exactly_once(out_dir: Path, corpus: Path, shards: int = SHARDS) -> None:
+    valid_rows, units = shards * ROWS - 3, shards * ROWS // ROWS_PER_UNIT
+    table = pads.dataset(str(out_dir), format="parquet").to_table(columns=["id", "source_uri", "source_row"])
+    assert table.num_rows == valid_rows
+    assert len(set(table["id"].to_pylist())) == valid_rows
+    rejected = pads.dataset(str(out_dir / "_rejected"), format="parquet").to_table()
+    assert rejected.num_rows == 3
+    # Only committed parts remain: nothing half-written is readable.
+    listed = {c[key] for c in commits(out_dir).values() for key in ("data_part", "rejected_part") if c[key]}
+    on_disk = {str(p.relative_to(out_dir)) for p in [*out_dir.glob("part-*"), *out_dir.glob("_rejected/part-*")]}
+    assert on_disk == listed
+    assert not list(out_dir.glob(".sbtmp-*")) and not list(out_dir.glob("_rejected/.sbtmp-*"))
+    assert len(commits(out_dir)) == units
+
+
+def test_driver_killed_mid_run_then_resumed(local_ray, tiny_model, big_corpus, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    sections = {"input": {"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT}}
+    config = job_config(str(big_corpus), str(out_dir), tiny_model, **sections)
+    # The first driver joins this test's Ray cluster, so killing it kills only the driver.
+    raw = config.model_dump()
+    raw["compute"]["ray_address"] = local_ray.get_runtime_context().gcs_address
+    config_path = tmp_path / "job.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    driver = subprocess.Popen([sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path)],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(commits(out_dir)) >= 3, 240, "no unit committed")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        driver.kill()
+    first = commits(out_dir)
+    assert 3 <= len(first) < UNITS, "the kill must land mid-run"
+
+    capsys.readouterr()
+    assert run_job(config) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert f"skipped (already done) {len(first)}" in printed
+    final = commits(out_dir)
+    # Units committed before the crash were not embedded again: their markers are untouched.
+    assert all(final[unit] == marker for unit, marker in first.items())
+    assert len({c["run_id"] for c in final.values()}) == 2
+    assert_exactly_once(out_dir, big_corpus)
+
+
+def embed_actor_pids() -> list[int]:
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if "MapBatches(EmbedActor)" in " ".join(p.info["cmdline"] or [])]
+
+
+def test_embedding_actor_killed_mid_run(local_ray, tiny_model, big_corpus, tmp_path):
+    out_dir = tmp_path / "out"
+    config = job_config(str(big_corpus), str(out_dir), tiny_model,
+                        input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT})
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.setdefault("code", run_job(config)))
+    runner.start()
+    wait_for(lambda: len(commits(out_dir)) >= 2 and embed_actor_pids(), 240, "no actor at work")
+    victims = embed_actor_pids()
+    committed_at_kill = len(commits(out_dir))
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    runner.join(400)
+    assert committed_at_kill < UNITS, "the kill must land mid-run"
+    assert outcome["code"] == EXIT_OK
+    assert not set(victims) & set(embed_actor_pids())
+    assert_exactly_once(out_dir, big_corpus)
+
+
+def test_s3_server_restarted_mid_run(local_ray, s3, s3_bucket, tiny_model, big_corpus, capsys):
+    import s3fs
+
+    from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_INCOMPLETE
+
+    fs = s3fs.S3FileSystem(**s3.storage_options())
+    for path in sorted(big_corpus.glob("*.parquet")):
+        fs.put_file(str(path), f"{s3_bucket}/corpus/{path.name}")
+    out = f"{s3_bucket}/out"
+    options = s3.storage_options()
+    config = job_config(f"s3://{s3_bucket}/corpus", f"s3://{out}", tiny_model,
+                        input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT, "storage_options": options},
+                        output={"storage_options": options})
+
+    def s3_commits() -> int:
+        fs.invalidate_cache()
+        try:
+            return len(fs.ls(f"{out}/_commits"))
+        except (FileNotFoundError, OSError):
+            return 0
+
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.setdefault("code", run_job(config)))
+    runner.start()
+    wait_for(lambda: s3_commits() >= 2, 240, "no unit committed")
+    s3.restart()
+    runner.join(400)
+    assert not runner.is_alive(), "the run must retry through the outage or stop, not hang"
+    assert outcome["code"] in (EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR)
+    if outcome["code"] != EXIT_OK:
+        assert run_job(config) == EXIT_OK
+    capsys.readouterr()
+
+    fs.invalidate_cache()
+    table = pads.dataset(out, filesystem=fs, format="parquet").to_table(columns=["id"])
+    assert table.num_rows == VALID_ROWS and len(set(table["id"].to_pylist())) == VALID_ROWS
+    markers = [json.loads(fs.cat_file(key)) for key in fs.ls(f"{out}/_commits")]
+    assert len(markers) == UNITS
+    assert sum(m["embedded"] + m["rejected"] for m in markers) == SHARDS * ROWS
+    listed = {f"{out}/{m['data_part']}" for m in markers if m["data_part"]}
+    assert {k for k in fs.ls(out) if k.rsplit("/", 1)[-1].startswith("part-")} == listed
+
+
+def test_worker_node_lost_mid_run(tiny_model, big_corpus, tmp_path):
+    out_dir = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "tests/support/node_loss_scenario.py", tiny_model, str(big_corpus), str(out_dir), str(ROWS_PER_UNIT)],
+        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("OUTCOME ")]
+    assert lines, done.stdout[-2000:] + done.stderr[-4000:]
+    outcome = json.loads(lines[-1][len("OUTCOME "):])
+    assert 2 <= outcome["committed_before_loss"] < UNITS, outcome
+    assert outcome["first_finished"], outcome
+    # Either the run survived the loss, or a re-run completed it.
+    assert outcome["first"] == EXIT_OK or outcome["second"] == EXIT_OK, (outcome, done.stderr[-3000:])
+    assert_exactly_once(out_dir, big_corpus)
+
+
+def test_unit_that_kills_its_worker_fails_alone(local_ray, tiny_model, tmp_path):
+    """Ray retries a dead worker's work without limit; a unit that kills its worker every
+    time is failed alone after max_unit_attempts starts, the rest of the run commits, and
+    the next run (on healthy workers) completes it."""
+    from sarashina_batch.commands.exits import EXIT_INCOMPLETE
+    from tests.support.poison_scenario import DIES_EMBEDDING, DIES_READING
+
+    shards = 6  # the poisoned documents are in shards 2 and 5
+    corpus = write_mixed_corpus(tmp_path / "corpus", shards=shards, rows=ROWS)
+    out_dir, attempts, deaths = tmp_path / "out", 2, tmp_path / "deaths.txt"
+    done = subprocess.run(
+        [sys.executable, "tests/support/poison_scenario.py", tiny_model, str(corpus), str(out_dir), str(ROWS_PER_UNIT),
+         str(attempts), str(deaths)],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("OUTCOME ")]
+    assert lines, done.stdout[-2000:] + done.stderr[-4000:]
+    assert json.loads(lines[-1][len("OUTCOME "):])["code"] == EXIT_INCOMPLETE
+    # A read task's worker and the embedding actor each died exactly `attempts` times: Ray
+    # retried the task and restarted the actor, and the guard stopped both at the bound.
+    assert sorted(deaths.read_text().split("\n")[:-1]) == ["embed actor"] * attempts + ["read task"] * attempts
+
+    # Every unit but the two poisoned ones is committed; the two are failed with the reason.
+    first = commits(out_dir)
+    assert len(first) == shards * ROWS // ROWS_PER_UNIT - 2
+    manifest = json.loads(next((out_dir / "_manifest").glob("*.json")).read_text())
+    failed = {f["unit"]: f for f in manifest["failed_units"]}
+    assert all(f"started {attempts} times" in f["error"] for f in failed.values()), failed
+    # Documents are named s<shard>-<row>: the failed units are the ones that hold them.
+    poisoned = {(int(shard[1:]), int(row) // ROWS_PER_UNIT * ROWS_PER_UNIT)
+                for shard, row in (doc.split("-") for doc in (DIES_READING, DIES_EMBEDDING))}
+    assert {(int(Path(f["source_uri"]).stem.split("-")[1]), UnitName.parse(unit).first_row)
+            for unit, f in failed.items()} == poisoned, failed
+
+    # The next run, on workers that do not die, embeds the two units and nothing else.
+    assert run_job(job_config(str(corpus), str(out_dir), tiny_model,
+                              input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT})) == EXIT_OK
+    final = commits(out_dir)
+    assert all(final[unit] == marker for unit, marker in first.items())
+    assert set(final) - set(first) == set(failed)
+    assert_exactly_once(out_dir, corpus, shards)

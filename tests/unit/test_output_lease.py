@@ -1,0 +1,52 @@
+"""The one-writer lease on local disk: one live holder, expiry, a killed driver (no Ray)."""
+
+import json
+import time
+
+import pytest
+
+from sarashina_batch.output.layout import OutputLayout
+from sarashina_batch.output.lease import LeaseHeld, LeaseLost, OutputLease, needs_sweep
+
+
+def test_one_live_lease_per_output(tmp_path):
+    layout = OutputLayout(str(tmp_path), {})
+    first = OutputLease(layout, "run-a", ttl_s=30)
+    assert first.acquire() is None
+    with pytest.raises(LeaseHeld, match="written by run run-a .*output.lease_wait_s"):
+        OutputLease(layout, "run-b", ttl_s=30).acquire()
+    first.release(clean=True)
+    second = OutputLease(layout, "run-b", ttl_s=30)
+    previous = second.acquire()
+    assert previous.run_id == "run-a" and not needs_sweep(previous)
+    second.check()
+
+
+def test_an_expired_lease_is_taken_over_and_its_owner_stops_committing(tmp_path):
+    layout = OutputLayout(str(tmp_path), {})
+    stalled = OutputLease(layout, "run-a", ttl_s=1)
+    stalled.acquire()  # and then never renews: a hung or dead driver
+    time.sleep(1.2)
+    successor = OutputLease(layout, "run-b", ttl_s=30)
+    previous = successor.acquire()
+    assert previous.run_id == "run-a" and needs_sweep(previous)
+    stalled.start_heartbeat()  # it wakes up: its renewal must fail, not overwrite the successor's
+    time.sleep(1.5)
+    with pytest.raises(LeaseLost, match="taken over"):
+        stalled.check()
+    assert json.loads((tmp_path / "_lease.json").read_text())["run_id"] == "run-b"
+    stalled.release(clean=True)
+    assert json.loads((tmp_path / "_lease.json").read_text())["state"] == "held"
+
+
+def test_the_lease_of_a_killed_driver_on_this_host_is_taken_over_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    layout = OutputLayout(str(tmp_path), {})
+    script = f"from sarashina_batch.output.layout import OutputLayout; from sarashina_batch.output.lease import OutputLease; " \
+             f"OutputLease(OutputLayout({str(tmp_path)!r}, {{}}), 'run-killed', ttl_s=300).acquire()"
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)  # exits holding the lease
+    assert json.loads((tmp_path / "_lease.json").read_text())["state"] == "held"
+    previous = OutputLease(layout, "run-next", ttl_s=300).acquire()
+    assert previous.run_id == "run-killed" and needs_sweep(previous)

@@ -1,0 +1,66 @@
+import pytest
+
+from sarashina_batch.secrets import expand_env, redact, safe_options, secret_values
+from sarashina_batch.storage import errors as storage_errors
+from sarashina_batch.storage.errors import StorageError, describe, explained, is_transient, with_retries
+
+
+def test_env_references_are_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SB_TEST_SECRET", "s3cr3t-value")
+    options = {"key": "AKIA", "secret": "${env:SB_TEST_SECRET}", "client_kwargs": {"endpoint_url": "http://x"}}
+    assert expand_env(options)["secret"] == "s3cr3t-value"
+    assert secret_values(options) == ["AKIA", "s3cr3t-value"]
+    assert safe_options(options) == {"key": "***", "secret": "${env:SB_TEST_SECRET}",
+                                     "client_kwargs": {"endpoint_url": "http://x"}}
+    assert redact("failed with s3cr3t-value", secret_values(options)) == "failed with ***"
+
+
+def test_missing_env_reference_names_the_variable():
+    with pytest.raises(ValueError, match="SB_NOT_SET_ANYWHERE"):
+        expand_env({"secret": "${env:SB_NOT_SET_ANYWHERE}"})
+
+
+@pytest.mark.parametrize("err, transient", [
+    (ConnectionResetError("reset"), True),
+    (TimeoutError("read timed out"), True),
+    (OSError("An error occurred (SlowDown): Please reduce your request rate"), True),
+    (OSError("503 Service Unavailable"), True),
+    (FileNotFoundError("nope"), False),
+    (PermissionError("Access Denied"), False),
+    (ValueError("bad parquet"), False),
+])
+def test_transient_or_permanent(err, transient):
+    assert is_transient(err) is transient
+
+
+def test_transient_errors_are_retried_then_succeed(monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(storage_errors.time, "sleep", sleeps.append)
+    calls = iter([ConnectionResetError("reset"), OSError("SlowDown"), "done"])
+
+    def flaky():
+        value = next(calls)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    assert with_retries(flaky, "test") == "done"
+    assert len(sleeps) == 2 and sleeps[1] > sleeps[0] * 0.9  # backoff grows
+
+
+def test_permanent_errors_are_not_retried(monkeypatch):
+    monkeypatch.setattr(storage_errors.time, "sleep", lambda s: pytest.fail("slept on a permanent error"))
+    with pytest.raises(StorageError, match=r"output s3://b/out: access denied .* check the credentials"):
+        explained(lambda: (_ for _ in ()).throw(PermissionError("Access Denied")), "s3://b/out", "output", "x")
+
+
+def test_messages_name_the_uri_and_the_fix():
+    assert describe(FileNotFoundError("The specified bucket does not exist"), "s3://nb/x", "input") == \
+        "input s3://nb/x: the bucket does not exist; create it or fix input.uri"
+    assert "check output.storage_options.endpoint_url" in describe(
+        ConnectionRefusedError("Could not connect to the endpoint URL"), "s3://b/o", "output")
+
+
+def test_unset_env_reference_hides_the_other_secrets(monkeypatch):
+    monkeypatch.delenv("SB_UNSET_VAR", raising=False)
+    assert secret_values({"key": "${env:SB_UNSET_VAR}", "secret": "literal-secret"}) == ["literal-secret"]
