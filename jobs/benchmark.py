@@ -60,8 +60,11 @@ def main() -> None:
     texts = _write_corpus(settings["corpus"], workdir / "corpus")
     lengths = _token_counts(model, texts, job["model"]["max_seq_length"])
     (workdir / "meta.json").write_text(json.dumps({"model": model, "tokens": int(lengths.sum())}))
-    print(f"corpus: {len(texts):,} docs, {lengths.sum():,} tokens (median {np.median(lengths):.0f}, "
-          f"p99 {np.percentile(lengths, 99):.0f}, max {lengths.max()}) in {workdir}; model {model}", flush=True)
+    print(
+        f"corpus: {len(texts):,} docs, {lengths.sum():,} tokens (median {np.median(lengths):.0f}, "
+        f"p99 {np.percentile(lengths, 99):.0f}, max {lengths.max()}) in {workdir}; model {model}",
+        flush=True,
+    )
 
     results = {}
     for case in args.cases.split(","):
@@ -71,6 +74,7 @@ def main() -> None:
         print(f"  {case}: {time.perf_counter() - started:.1f} s", flush=True)
     planned = planned_padding_efficiency(lengths)
     _report(results, len(texts), int(lengths.sum()), args.json, settings, job, model, planned)
+    return None
 
 
 def planned_padding_efficiency(lengths: np.ndarray, rows: int = 100_000) -> dict:
@@ -84,9 +88,10 @@ def planned_padding_efficiency(lengths: np.ndarray, rows: int = 100_000) -> dict
     sample = np.random.default_rng(0).choice(lengths, size=rows)
     planned = {}
     for device, budget in (("gpu", GPU_TOKEN_BUDGET), ("cpu", CPU_TOKEN_BUDGET)):
-        windows = [sample[i:i + unit] for i in range(0, rows, unit)]
-        planned[f"{device}_budget_{budget}"] = float(np.mean(
-            [padding_efficiency(w, cut_micro_batches(w, budget)) for w in windows]))
+        windows = [sample[i : i + unit] for i in range(0, rows, unit)]
+        planned[f"{device}_budget_{budget}"] = float(
+            np.mean([padding_efficiency(w, cut_micro_batches(w, budget)) for w in windows])
+        )
     return {"rows_per_unit": unit, **planned}
 
 
@@ -118,8 +123,11 @@ def _write_corpus(corpus: dict, folder: Path) -> list[str]:
     from sarashina_batch.sample_corpus_gen import SENTENCES
 
     rng = np.random.default_rng(corpus["seed"])
-    chars = np.clip(rng.lognormal(np.log(corpus["median_chars"]), corpus["sigma"], corpus["docs"]).astype(int),
-                    10, corpus["max_chars"])
+    chars = np.clip(
+        rng.lognormal(np.log(corpus["median_chars"]), corpus["sigma"], corpus["docs"]).astype(int),
+        10,
+        corpus["max_chars"],
+    )
     pool = SENTENCES + TRAINING_SENTENCES
     texts = []
     for n in chars:
@@ -128,10 +136,11 @@ def _write_corpus(corpus: dict, folder: Path) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     per_shard = -(-len(texts) // corpus["shards"])
     for shard in range(corpus["shards"]):
-        chunk = texts[shard * per_shard:(shard + 1) * per_shard]
+        chunk = texts[shard * per_shard : (shard + 1) * per_shard]
         ids = [f"doc-{shard}-{i:06d}" for i in range(len(chunk))]
-        pq.write_table(pa.table({"doc_id": ids, "text": chunk}), folder / f"shard-{shard:03d}.parquet",
-                       row_group_size=200)
+        pq.write_table(
+            pa.table({"doc_id": ids, "text": chunk}), folder / f"shard-{shard:03d}.parquet", row_group_size=200
+        )
     return texts
 
 
@@ -188,9 +197,13 @@ def _embedder(model, job):
     from sarashina_batch.model.embedder import Embedder
 
     config = RunConfig.model_validate(job)
-    return config, Embedder(model, torch_dtype=config.model.torch_dtype,
-                            attn_implementation=config.model.attn_implementation,
-                            packing=config.batching.packing, max_tokens_per_batch=config.batching.max_tokens_per_batch)
+    return config, Embedder(
+        model,
+        torch_dtype=config.model.torch_dtype,
+        attn_implementation=config.model.attn_implementation,
+        packing=config.batching.packing,
+        max_tokens_per_batch=config.batching.max_tokens_per_batch,
+    )
 
 
 def _tokenized(model, workdir, max_len):
@@ -210,7 +223,7 @@ def _case_embed_stage(model, workdir, job, settings):
     unit, windows, start = config.input.rows_per_unit, [], 0
     for shard_rows in _rows_per_shard(workdir):
         for first in range(0, shard_rows, unit):
-            windows.append(TokenRows.from_lists(ids[start + first:start + min(first + unit, shard_rows)]))
+            windows.append(TokenRows.from_lists(ids[start + first : start + min(first + unit, shard_rows)]))
         start += shard_rows
     embedder.embed_token_ids(TokenRows.from_lists(ids[:8]))  # warm-up
     _sync(embedder.device)
@@ -221,9 +234,15 @@ def _case_embed_stage(model, workdir, job, settings):
     _sync(embedder.device)
     seconds = time.perf_counter() - started
     tokens = sum(len(i) for i in ids)
-    return {"seconds": seconds, "tokens": tokens, "padding_efficiency": tokens / computed,
-            "threads": torch.get_num_threads(), "device": embedder.device,
-            "path": "packed" if embedder.packed else "padded", "attention": embedder.attention}
+    return {
+        "seconds": seconds,
+        "tokens": tokens,
+        "padding_efficiency": tokens / computed,
+        "threads": torch.get_num_threads(),
+        "device": embedder.device,
+        "path": "packed" if embedder.packed else "padded",
+        "attention": embedder.attention,
+    }
 
 
 def _case_st_encode(model, workdir, job, settings):
@@ -232,8 +251,11 @@ def _case_st_encode(model, workdir, job, settings):
     from sarashina_batch.model.embedder import pick_device, resolve_torch_dtype
 
     device = pick_device()
-    st = SentenceTransformer(model, device=device,
-                             model_kwargs={"dtype": resolve_torch_dtype(job["model"].get("torch_dtype", "auto"), device)})
+    st = SentenceTransformer(
+        model,
+        device=device,
+        model_kwargs={"dtype": resolve_torch_dtype(job["model"].get("torch_dtype", "auto"), device)},
+    )
     st.max_seq_length = job["model"]["max_seq_length"]
     prompts = _prompts(workdir)
     st.encode(prompts[:8])
@@ -243,10 +265,12 @@ def _case_st_encode(model, workdir, job, settings):
     _sync(device)
     seconds = time.perf_counter() - started
     # Its padding, recomputed: it sorts all texts by characters and pads each batch of 32.
-    lengths = np.array([len(i) for i in st.tokenizer(prompts, truncation=True, max_length=st.max_seq_length)["input_ids"]])
+    lengths = np.array(
+        [len(i) for i in st.tokenizer(prompts, truncation=True, max_length=st.max_seq_length)["input_ids"]]
+    )
     order = np.argsort([-len(p) for p in prompts], kind="stable")
     size = settings["st_batch_size"]
-    computed = sum(len(b) * lengths[b].max() for b in (order[i:i + size] for i in range(0, len(order), size)))
+    computed = sum(len(b) * lengths[b].max() for b in (order[i : i + size] for i in range(0, len(order), size)))
     return {"seconds": seconds, "tokens": int(lengths.sum()), "padding_efficiency": float(lengths.sum() / computed)}
 
 
@@ -291,13 +315,25 @@ def _case_job(model, workdir, job, settings):
     total = time.perf_counter() - started
     ray.shutdown()
     counts = result.totals.counts
-    return {"seconds": total - ray_start, "seconds_with_ray_start": total, "ray_start_seconds": ray_start,
-            "tokens": counts["tokens"], "rows": counts["rows"], "embedded": counts["embedded"],
-            "padding_efficiency": counts["tokens"] / counts["padded_tokens"], "complete": result.complete}
+    return {
+        "seconds": total - ray_start,
+        "seconds_with_ray_start": total,
+        "ray_start_seconds": ray_start,
+        "tokens": counts["tokens"],
+        "rows": counts["rows"],
+        "embedded": counts["embedded"],
+        "padding_efficiency": counts["tokens"] / counts["padded_tokens"],
+        "complete": result.complete,
+    }
 
 
-CASE_FUNCTIONS = {"tokenize": _case_tokenize, "embed_stage": _case_embed_stage, "st_encode": _case_st_encode,
-                  "naive": _case_naive, "job": _case_job}
+CASE_FUNCTIONS = {
+    "tokenize": _case_tokenize,
+    "embed_stage": _case_embed_stage,
+    "st_encode": _case_st_encode,
+    "naive": _case_naive,
+    "job": _case_job,
+}
 
 
 def _sync(device: str) -> None:
@@ -324,7 +360,7 @@ class PeakMemory:
             try:
                 rss = sum(p.memory_info().rss for p in [self._me, *self._me.children(recursive=True)])
                 self.peak = max(self.peak, rss)
-            except Exception:  # noqa: BLE001, S110 - a child that exited between listing and reading
+            except Exception:  # noqa: BLE001 - a child that exited between listing and reading
                 pass
             self._stop.wait(0.2)
 
@@ -347,8 +383,9 @@ class PeakMemory:
 # --------------------------------------------------------------------------- the report
 
 
-def _report(results: dict, docs: int, tokens: int, json_path: str, settings: dict, job: dict, model: str,
-            planned: dict) -> None:
+def _report(
+    results: dict, docs: int, tokens: int, json_path: str, settings: dict, job: dict, model: str, planned: dict
+) -> None:
     import platform
 
     import torch
@@ -356,39 +393,74 @@ def _report(results: dict, docs: int, tokens: int, json_path: str, settings: dic
     rows = []
     for case, r in results.items():
         docs_per_s = docs / r["seconds"]
-        rows.append({"case": case, "seconds": r["seconds"], "docs_per_s": docs_per_s,
-                     "tokens_per_s": r["tokens"] / r["seconds"], **r})
+        rows.append(
+            {
+                "case": case,
+                "seconds": r["seconds"],
+                "docs_per_s": docs_per_s,
+                "tokens_per_s": r["tokens"] / r["seconds"],
+                **r,
+            }
+        )
         if case == "job":
-            rows.append({"case": "job+ray_start", "docs_per_s": docs / r["seconds_with_ray_start"],
-                         "tokens_per_s": r["tokens"] / r["seconds_with_ray_start"],
-                         **r, "seconds": r["seconds_with_ray_start"]})
-    print(f"\n{docs:,} docs, {tokens:,} tokens; {os.cpu_count()} CPUs"
-          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"))
+            rows.append(
+                {
+                    "case": "job+ray_start",
+                    "docs_per_s": docs / r["seconds_with_ray_start"],
+                    "tokens_per_s": r["tokens"] / r["seconds_with_ray_start"],
+                    **r,
+                    "seconds": r["seconds_with_ray_start"],
+                }
+            )
+    print(
+        f"\n{docs:,} docs, {tokens:,} tokens; {os.cpu_count()} CPUs"
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU")
+    )
     print(f"{'case':<14}{'seconds':>9}{'docs/s':>9}{'tokens/s':>11}{'padding eff':>13}{'peak mem GiB':>14}")
     for r in rows:
         eff = f"{r['padding_efficiency']:.3f}" if r.get("padding_efficiency") else "-"
-        print(f"{r['case']:<14}{r['seconds']:>9.1f}{r['docs_per_s']:>9.1f}{r['tokens_per_s']:>11,.0f}{eff:>13}"
-              f"{r['peak_rss_gib']:>14.2f}")
+        print(
+            f"{r['case']:<14}{r['seconds']:>9.1f}{r['docs_per_s']:>9.1f}{r['tokens_per_s']:>11,.0f}{eff:>13}"
+            f"{r['peak_rss_gib']:>14.2f}"
+        )
     by = {r["case"]: r for r in rows}
     ratios = {}
     if "job" in by and "embed_stage" in by:
         ratios["job_vs_embed_stage"] = by["job"]["tokens_per_s"] / by["embed_stage"]["tokens_per_s"]
     if "job" in by and "st_encode" in by:
         ratios["job_vs_st_encode"] = by["job"]["tokens_per_s"] / by["st_encode"]["tokens_per_s"]
-        ratios["job_with_ray_start_vs_st_encode"] = by["job+ray_start"]["tokens_per_s"] / by["st_encode"]["tokens_per_s"]
+        ratios["job_with_ray_start_vs_st_encode"] = (
+            by["job+ray_start"]["tokens_per_s"] / by["st_encode"]["tokens_per_s"]
+        )
     if "tokenize" in by and "embed_stage" in by:
         # Cores that tokenizing needs to keep one embed actor fed (size compute.cpus_per_read_task by it).
         ratios["tokenizer_cores_per_embed_actor"] = by["embed_stage"]["tokens_per_s"] / by["tokenize"]["tokens_per_s"]
     for name, value in ratios.items():
         print(f"{name}: {value:.3g}")
-    print("padding efficiency the defaults plan for 100,000 rows of these lengths: "
-          + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in planned.items()))
-    Path(json_path).write_text(json.dumps({
-        "docs": docs, "tokens": tokens, "cpus": os.cpu_count(), "platform": platform.platform(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "torch": torch.__version__,
-        "model": model, "settings": settings, "job": job, "results": rows, "ratios": ratios,
-        "planned_padding_efficiency": planned,
-    }, indent=2, default=str))
+    print(
+        "padding efficiency the defaults plan for 100,000 rows of these lengths: "
+        + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in planned.items())
+    )
+    Path(json_path).write_text(
+        json.dumps(
+            {
+                "docs": docs,
+                "tokens": tokens,
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                "torch": torch.__version__,
+                "model": model,
+                "settings": settings,
+                "job": job,
+                "results": rows,
+                "ratios": ratios,
+                "planned_padding_efficiency": planned,
+            },
+            indent=2,
+            default=str,
+        )
+    )
     print(f"written to {json_path}")
 
 

@@ -33,8 +33,15 @@ import numpy as np
 
 from sarashina_batch.model.flops import SARASHINA_V2_1B, model_flops, peak_flops
 
-SMALL = {**SARASHINA_V2_1B, "hidden_size": 224, "intermediate_size": 784, "num_hidden_layers": 2,
-         "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 4096}
+SMALL = {
+    **SARASHINA_V2_1B,
+    "hidden_size": 224,
+    "intermediate_size": 784,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "vocab_size": 4096,
+}
 
 
 def main() -> None:
@@ -61,32 +68,55 @@ def main() -> None:
     rng = np.random.default_rng(1)
     token_ids = [rng.integers(10, shapes["vocab_size"], size=n) for n in lengths]
     texts = [" ".join(f"w{i}" for i in ids) for ids in token_ids]  # one word = one token (WordLevel)
-    print(f"{'GPU ' + torch.cuda.get_device_name() if cuda else 'CPU (smoke run)'}; model built in "
-          f"{time.perf_counter() - started:.0f} s; {len(lengths):,} rows, {lengths.sum():,} tokens "
-          f"(median {np.median(lengths):.0f}, p99 {np.percentile(lengths, 99):.0f}, max {lengths.max()})", flush=True)
+    print(
+        f"{'GPU ' + torch.cuda.get_device_name() if cuda else 'CPU (smoke run)'}; model built in "
+        f"{time.perf_counter() - started:.0f} s; {len(lengths):,} rows, {lengths.sum():,} tokens "
+        f"(median {np.median(lengths):.0f}, p99 {np.percentile(lengths, 99):.0f}, max {lengths.max()})",
+        flush=True,
+    )
 
     peak = args.peak_tflops * 1e12 if args.peak_tflops else peak_flops(torch.cuda.get_device_name() if cuda else "")
     flops = model_flops(shapes, lengths)
     results, outputs = {}, {}
     for path in args.paths.split(","):
         seconds, outputs[path], extra = RUNNERS[path](folder, token_ids, texts, args, device, dtype)
-        results[path] = {"seconds": seconds, "tokens_per_s": lengths.sum() / seconds, "docs_per_s": len(lengths) / seconds,
-                         "mfu": flops / seconds / peak if peak else None, **extra}
+        results[path] = {
+            "seconds": seconds,
+            "tokens_per_s": lengths.sum() / seconds,
+            "docs_per_s": len(lengths) / seconds,
+            "mfu": flops / seconds / peak if peak else None,
+            **extra,
+        }
         if cuda:
             results[path]["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
             torch.cuda.reset_peak_memory_stats()
-        print(f"  {path:<10} {seconds:7.1f} s {results[path]['tokens_per_s']:>12,.0f} tokens/s  "
-              f"MFU {_pct(results[path]['mfu'])}  {extra}", flush=True)
+        print(
+            f"  {path:<10} {seconds:7.1f} s {results[path]['tokens_per_s']:>12,.0f} tokens/s  "
+            f"MFU {_pct(results[path]['mfu'])}  {extra}",
+            flush=True,
+        )
     checks = agreement(folder, token_ids, texts, outputs, args, device, dtype)
     if "fast" in results and "st_encode" in results:
         checks["fast_vs_st_encode_speedup"] = results["fast"]["tokens_per_s"] / results["st_encode"]["tokens_per_s"]
     for name, value in checks.items():
         print(f"  {name}: {value:.6f}" if isinstance(value, float) else f"  {name}: {value}")
-    Path(args.json).write_text(json.dumps({
-        "gpu": torch.cuda.get_device_name() if cuda else None, "torch": torch.__version__, "shapes": shapes,
-        "rows": len(lengths), "tokens": int(lengths.sum()), "peak_flops": peak, "model_flops": flops,
-        "results": results, "checks": checks, "total_seconds": time.perf_counter() - started,
-    }, indent=2))
+    Path(args.json).write_text(
+        json.dumps(
+            {
+                "gpu": torch.cuda.get_device_name() if cuda else None,
+                "torch": torch.__version__,
+                "shapes": shapes,
+                "rows": len(lengths),
+                "tokens": int(lengths.sum()),
+                "peak_flops": peak,
+                "model_flops": flops,
+                "results": results,
+                "checks": checks,
+                "total_seconds": time.perf_counter() - started,
+            },
+            indent=2,
+        )
+    )
     print(f"done in {time.perf_counter() - started:.0f} s; written to {args.json}")
 
 
@@ -111,8 +141,14 @@ def build_model(folder: Path, shapes: dict, device: str, dtype) -> None:
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "<pad>": 3, **{f"w{i}": i for i in range(10, shapes["vocab_size"])}}
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>",
-                                        pad_token="<pad>", padding_side="right")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        padding_side="right",
+    )
     config = LlamaConfig(bos_token_id=1, eos_token_id=2, pad_token_id=3, **shapes)
     torch.manual_seed(0)
     previous = torch.get_default_dtype()
@@ -128,15 +164,21 @@ def build_model(folder: Path, shapes: dict, device: str, dtype) -> None:
     del model
     # Loaded in its final dtype (bf16 halves what is read and written again).
     transformer = Transformer(str(hf), max_seq_length=8192, model_kwargs={"dtype": dtype})
-    SentenceTransformer(modules=[transformer, Pooling(shapes["hidden_size"], pooling_mode="lasttoken")],
-                        device="cpu").save(str(folder / "st"))
+    SentenceTransformer(
+        modules=[transformer, Pooling(shapes["hidden_size"], pooling_mode="lasttoken")], device="cpu"
+    ).save(str(folder / "st"))
 
 
 def _embedder(folder, args, device, dtype, **kwargs):
     from sarashina_batch.model.embedder import Embedder
 
-    return Embedder(str(folder / "st"), device=device, torch_dtype=str(dtype).removeprefix("torch."),
-                    max_tokens_per_batch=args.max_tokens_per_batch, **kwargs)
+    return Embedder(
+        str(folder / "st"),
+        device=device,
+        torch_dtype=str(dtype).removeprefix("torch."),
+        max_tokens_per_batch=args.max_tokens_per_batch,
+        **kwargs,
+    )
 
 
 def _run_embedder(embedder, token_ids):
@@ -150,8 +192,11 @@ def _run_embedder(embedder, token_ids):
         window = embedder.embed_token_ids(rows)
         _sync()
         seconds = time.perf_counter() - started
-    extra = {"path": "packed" if embedder.packed else "padded", "attention": embedder.attention,
-             "padding_efficiency": float(rows.lengths.sum() / window.padded_len.sum())}
+    extra = {
+        "path": "packed" if embedder.packed else "padded",
+        "attention": embedder.attention,
+        "padding_efficiency": float(rows.lengths.sum() / window.padded_len.sum()),
+    }
     if busy.samples:
         extra["gpu_busy"] = busy.mean
     return seconds, window.embeddings, extra
@@ -162,7 +207,9 @@ def run_fast(folder, token_ids, texts, args, device, dtype):
 
 
 def run_padded(folder, token_ids, texts, args, device, dtype):
-    return _run_embedder(_embedder(folder, args, device, dtype, attn_implementation="sdpa", packing="padded"), token_ids)
+    return _run_embedder(
+        _embedder(folder, args, device, dtype, attn_implementation="sdpa", packing="padded"), token_ids
+    )
 
 
 def run_st_encode(folder, token_ids, texts, args, device, dtype):
@@ -194,7 +241,8 @@ def agreement(folder, token_ids, texts, outputs, args, device, dtype) -> dict:
         reference = _embedder(folder, args, device, torch.float32, attn_implementation="sdpa", packing="padded")
         expected = reference.embed_token_ids([token_ids[i] for i in sample]).embeddings
         checks[f"fast_{str(dtype).removeprefix('torch.')}_vs_float32_min_cosine"] = float(
-            _cosine(outputs["fast"][sample], expected).min())
+            _cosine(outputs["fast"][sample], expected).min()
+        )
     return checks
 
 

@@ -77,9 +77,15 @@ def measure(corpus: Path, out: Path, sweep: bool) -> dict:
     finished = time.perf_counter()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"input listing s": listed - started, "output state s": finished - listed, "python peak MiB": peak / 2**20,
-            "committed": len(prepared.committed), "stale removed": prepared.removed_units,
-            "swept": prepared.swept_files, "files": prepared.reconciliation.files}
+    return {
+        "input listing s": listed - started,
+        "output state s": finished - listed,
+        "python peak MiB": peak / 2**20,
+        "committed": len(prepared.committed),
+        "stale removed": prepared.removed_units,
+        "swept": prepared.swept_files,
+        "files": prepared.reconciliation.files,
+    }
 
 
 def main() -> None:
@@ -93,8 +99,10 @@ def main() -> None:
     started = time.perf_counter()
     corpus, out = build(args.folder, args.files, args.units, args.strays)
     parts = sum(1 for _ in os.scandir(out)) + sum(1 for _ in os.scandir(out / "_rejected"))
-    print(f"built {args.files:,} shards, {args.units:,} committed units, {parts:,} parts "
-          f"({args.strays:,} unlisted) in {time.perf_counter() - started:.0f} s")
+    print(
+        f"built {args.files:,} shards, {args.units:,} committed units, {parts:,} parts "
+        f"({args.strays:,} unlisted) in {time.perf_counter() - started:.0f} s"
+    )
     clean = measure(corpus, out, sweep=False)
     print(f"after a clean run (no sweep): {_line(clean)}")
     swept = measure(corpus, out, sweep=True)
@@ -128,9 +136,11 @@ def duplicate_costs(folder: Path, parts: int, rows: int = 20_000) -> None:
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     found = duplicate_ids(str(folder), {})
-    print(f"duplicate ids, per run: {per_unit * 1000:.1f} ms per {rows:,}-row unit (inside the write task); "
-          f"whole output on demand (sarashina-batch duplicates): {parts * rows:,} ids in {parts} parts, "
-          f"{found['seconds']:.1f} s, {found['ids']:,} repeated ids found")
+    print(
+        f"duplicate ids, per run: {per_unit * 1000:.1f} ms per {rows:,}-row unit (inside the write task); "
+        f"whole output on demand (sarashina-batch duplicates): {parts * rows:,} ids in {parts} parts, "
+        f"{found['seconds']:.1f} s, {found['ids']:,} repeated ids found"
+    )
 
 
 def _line(result: dict) -> str:

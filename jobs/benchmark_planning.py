@@ -50,7 +50,8 @@ def plan(folder: Path) -> tuple[int, float, float, float]:
     listed = time.perf_counter() - started
     units = 0
     for batch in unit_dataset(shards.table, set(), storage_options={}, rows_per_unit=20_000).iter_batches(
-            batch_size=None, batch_format="pyarrow"):
+        batch_size=None, batch_format="pyarrow"
+    ):
         units += batch.num_rows
     elapsed = time.perf_counter() - started
     _, python_peak = tracemalloc.get_traced_memory()
@@ -72,9 +73,11 @@ def main() -> None:
         folder = args.folder / str(count)
         make_shards(folder, count)
         units, listed, elapsed, python_peak = plan(folder)
-        print(f"{count:>7,} shards -> {units:,} units: listing {listed:.1f} s, planning total {elapsed:.1f} s "
-              f"({count / elapsed:,.0f} shards/s); driver Python peak {python_peak:.1f} MiB, "
-              f"driver RSS high-water {driver_rss_mib():,.0f} MiB")
+        print(
+            f"{count:>7,} shards -> {units:,} units: listing {listed:.1f} s, planning total {elapsed:.1f} s "
+            f"({count / elapsed:,.0f} shards/s); driver Python peak {python_peak:.1f} MiB, "
+            f"driver RSS high-water {driver_rss_mib():,.0f} MiB"
+        )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ def make_corpus(folder: Path, files: int, units_per_file: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     template = folder / "template.bin"
     rows = ROWS_PER_UNIT * units_per_file
-    pq.write_table(pa.table({"text": [f"吾輩は猫である。{i}" for i in range(rows)]}), template,
-                   row_group_size=ROWS_PER_UNIT)
+    pq.write_table(
+        pa.table({"text": [f"吾輩は猫である。{i}" for i in range(rows)]}), template, row_group_size=ROWS_PER_UNIT
+    )
     data = template.read_bytes()
     template.unlink()
     for index in range(files):
@@ -55,8 +56,9 @@ def mark_committed(output: Path, corpus: Path, files: int, units_per_file: int, 
         for unit in range(units_per_file):
             if marked >= int(total * fraction):
                 return marked
-            name = str(UnitName(shard["digest"], shard["identity"], unit, units_per_file, unit * ROWS_PER_UNIT,
-                                ROWS_PER_UNIT))
+            name = str(
+                UnitName(shard["digest"], shard["identity"], unit, units_per_file, unit * ROWS_PER_UNIT, ROWS_PER_UNIT)
+            )
             (commits / f"{name}.json").write_text(json.dumps({"unit": name, "rows": ROWS_PER_UNIT}))
             marked += 1
     return marked
@@ -107,13 +109,15 @@ def main() -> None:
     listing = time.perf_counter() - started
     del committed
 
-    config = RunConfig.model_validate({
-        "input": {"uri": str(corpus), "rows_per_unit": ROWS_PER_UNIT},
-        "output": {"uri": str(output)},
-        "model": {"name": str(model), "max_seq_length": 64},
-        "batching": {"max_tokens_per_batch": 2048},
-        "compute": {"gpus_per_actor": 0, "max_actors": 1, "cpus_per_read_task": 0.5},
-    })
+    config = RunConfig.model_validate(
+        {
+            "input": {"uri": str(corpus), "rows_per_unit": ROWS_PER_UNIT},
+            "output": {"uri": str(output)},
+            "model": {"name": str(model), "max_seq_length": 64},
+            "batching": {"max_tokens_per_batch": 2048},
+            "compute": {"gpus_per_actor": 0, "max_actors": 1, "cpus_per_read_task": 0.5},
+        }
+    )
     sampler = PeakWorkerMemory()
     sampler.start()
     started = time.perf_counter()
@@ -125,10 +129,12 @@ def main() -> None:
     nothing_left = time.perf_counter() - started
     total = args.files * args.units_per_file
     print(f"plan of {total:,} units, all committed: run that embeds nothing {nothing_left:.1f} s (exit {again})")
-    print(f"plan of {total:,} units, {marked:,} committed ({args.committed:.0%}): resume run {elapsed:.1f} s "
-          f"(exit {code}); listing {marked:,} commit markers {listing:.2f} s; "
-          f"driver peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; "
-          f"largest Ray worker peak RSS {sampler.peak_mib:,.0f} MiB")
+    print(
+        f"plan of {total:,} units, {marked:,} committed ({args.committed:.0%}): resume run {elapsed:.1f} s "
+        f"(exit {code}); listing {marked:,} commit markers {listing:.2f} s; "
+        f"driver peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; "
+        f"largest Ray worker peak RSS {sampler.peak_mib:,.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Command line.
 
-  sarashina-batch embed      --config FILE [--input URI] [--output URI] [--model ID] [--set key=value ...]
-  sarashina-batch plan       (the embed flags) [--sample N] [--throughput FILE] [--json]
-  sarashina-batch nightly    (the embed flags but --mode) [--verify-sample N] [--dry-run]
-  sarashina-batch verify     --output URI [--sample N] [--min-cosine C] [--model ID_OR_PATH] [--json]
-  sarashina-batch inspect    --output URI [--json]
-  sarashina-batch duplicates --output URI
-  sarashina-batch make-tiny-model DIR
+sarashina-batch embed      --config FILE [--input URI] [--output URI] [--model ID] [--set key=value ...]
+sarashina-batch plan       (the embed flags) [--sample N] [--throughput FILE] [--json]
+sarashina-batch nightly    (the embed flags but --mode) [--verify-sample N] [--dry-run]
+sarashina-batch verify     --output URI [--sample N] [--min-cosine C] [--model ID_OR_PATH] [--json]
+sarashina-batch inspect    --output URI [--json]
+sarashina-batch duplicates --output URI
+sarashina-batch make-tiny-model DIR
 """
 
 from __future__ import annotations
@@ -24,18 +24,24 @@ OUTPUT_COMMANDS = ("verify", "inspect", "duplicates")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sarashina-batch", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="sarashina-batch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     embed = commands.add_parser("embed", help="embed a Parquet corpus")
     add_run_flags(embed)
     embed.add_argument("--log-level", default="INFO")
-    plan = commands.add_parser("plan", help="estimate a run (files, rows, tokens, GPU hours, cost, what a resume "
-                                            "skips) and find configuration errors, without embedding or writing")
+    plan = commands.add_parser(
+        "plan",
+        help="estimate a run (files, rows, tokens, GPU hours, cost, what a resume "
+        "skips) and find configuration errors, without embedding or writing",
+    )
     add_run_flags(plan)
     plan.add_argument("--sample", type=int, default=2000, help="texts tokenized to estimate tokens (default 2000)")
-    plan.add_argument("--throughput", help="YAML table of GPU types (tokens_per_second, usd_per_hour) "
-                                           "replacing or adding to the built-in one")
+    plan.add_argument(
+        "--throughput",
+        help="YAML table of GPU types (tokens_per_second, usd_per_hour) replacing or adding to the built-in one",
+    )
     plan.add_argument("--seed", type=int, default=0)
     plan.add_argument("--json", action="store_true", help="print JSON for scripts")
     plan.add_argument("--log-level", default="WARNING")
@@ -43,8 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     add_run_flags(nightly)
     add_nightly_flags(nightly)
     nightly.add_argument("--log-level", default="INFO")
-    verify = commands.add_parser("verify", help="check an output's invariants and re-embed a sample with the "
-                                                "reference SentenceTransformer")
+    verify = commands.add_parser(
+        "verify", help="check an output's invariants and re-embed a sample with the reference SentenceTransformer"
+    )
     add_output_flags(verify)
     verify.add_argument("--sample", type=int, default=100, help="output rows re-embedded (default 100)")
     verify.add_argument("--min-cosine", type=float, default=0.99, help="lowest cosine accepted (default 0.99)")
@@ -53,8 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--device", help="torch device of the reference model (default: cuda when present)")
     verify.add_argument("--json", action="store_true", help="print JSON for scripts")
     verify.add_argument("--log-level", default="WARNING")
-    inspect = commands.add_parser("inspect", help="an output's versions, provenance, fingerprint, run history, "
-                                                  "totals")
+    inspect = commands.add_parser("inspect", help="an output's versions, provenance, fingerprint, run history, totals")
     add_output_flags(inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON for scripts")
     inspect.add_argument("--log-level", default="WARNING")
@@ -99,8 +105,15 @@ def _dispatch(args: argparse.Namespace, config) -> int:
     if args.command == "verify":
         from .commands.verify import run_verify
 
-        return run_verify(config, sample=args.sample, min_cosine=args.min_cosine, model=args.model,
-                          seed=args.seed, device=args.device, as_json=args.json)
+        return run_verify(
+            config,
+            sample=args.sample,
+            min_cosine=args.min_cosine,
+            model=args.model,
+            seed=args.seed,
+            device=args.device,
+            as_json=args.json,
+        )
     if args.command == "inspect":
         from .commands.inspect import run_inspect
 

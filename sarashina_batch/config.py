@@ -46,18 +46,23 @@ class InputConfig(_Strict):
 
 
 class OutputConfig(_Strict):
-    uri: str = Field(description="Folder (local path or object-store URI) the embeddings are written to. May hold "
-                     "{model}, {revision} and {fingerprint}: each model/prompt version then gets a folder of its own "
-                     "and _latest.json at the fixed part of the path names the newest complete one.")
+    uri: str = Field(
+        description="Folder (local path or object-store URI) the embeddings are written to. May hold "
+        "{model}, {revision} and {fingerprint}: each model/prompt version then gets a folder of its own "
+        "and _latest.json at the fixed part of the path names the newest complete one."
+    )
 
     @field_validator("uri")
     @classmethod
     def _known_placeholders(cls, uri: str) -> str:
         unknown = [name for name in PLACEHOLDER.findall(uri) if name not in URI_PLACEHOLDERS]
         if unknown:
-            raise ValueError(f"unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)} in output.uri; "
-                             f"use {', '.join('{' + p + '}' for p in URI_PLACEHOLDERS)}")
+            raise ValueError(
+                f"unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)} in output.uri; "
+                f"use {', '.join('{' + p + '}' for p in URI_PLACEHOLDERS)}"
+            )
         return uri
+
     storage_options: dict[str, Any] = Field(
         default_factory=dict, repr=False, description="fsspec storage options for the output (same rules as input)."
     )
@@ -71,12 +76,16 @@ class OutputConfig(_Strict):
         "non-empty folder that is not a sarashina-batch output.",
     )
     lease_ttl_s: float = Field(
-        300, ge=10, description="The run's lease on the output expires this long after its last renewal "
-        "(renewed every fifth of it); a run that stopped renewing can then be taken over."
+        300,
+        ge=10,
+        description="The run's lease on the output expires this long after its last renewal "
+        "(renewed every fifth of it); a run that stopped renewing can then be taken over.",
     )
     lease_wait_s: float = Field(
-        0, ge=0, description="When another live run holds the output: 0 refuses at once, naming it; more waits "
-        "up to this many seconds for it to finish."
+        0,
+        ge=0,
+        description="When another live run holds the output: 0 refuses at once, naming it; more waits "
+        "up to this many seconds for it to finish.",
     )
 
 
@@ -95,8 +104,9 @@ class ModelConfig(_Strict):
     )
     normalize: bool = Field(True, description="L2-normalise embeddings (similarity is cosine either way).")
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention"] = Field(
-        "auto", description="Attention kernel passed to transformers; auto: flash_attention_2 on a GPU where "
-        "the flash-attn package is installed, else sdpa."
+        "auto",
+        description="Attention kernel passed to transformers; auto: flash_attention_2 on a GPU where "
+        "the flash-attn package is installed, else sdpa.",
     )
 
 
@@ -114,13 +124,16 @@ class BatchingConfig(_Strict):
     whole unit by length and cuts it into micro-batches by this budget."""
 
     max_tokens_per_batch: int | None = Field(
-        None, ge=1, description="Budget of a micro-batch: rows x padded length (packed: the one sequence's "
-        "length) never exceeds it; a longer row goes alone. Unset: 16384 on a GPU, 2048 on a CPU (measured)."
+        None,
+        ge=1,
+        description="Budget of a micro-batch: rows x padded length (packed: the one sequence's "
+        "length) never exceeds it; a longer row goes alone. Unset: 16384 on a GPU, 2048 on a CPU (measured).",
     )
     packing: Literal["auto", "padded", "packed"] = Field(
-        "auto", description="packed: rows back to back in one sequence, no padding; padded: rows padded to the "
+        "auto",
+        description="packed: rows back to back in one sequence, no padding; padded: rows padded to the "
         "longest of their length-sorted micro-batch; auto: packed with a varlen attention kernel "
-        "(flash_attention_2, flex_attention), else padded (SDPA would compute attention across a whole pack)."
+        "(flash_attention_2, flex_attention), else padded (SDPA would compute attention across a whole pack).",
     )
 
 
@@ -134,29 +147,39 @@ class ComputeConfig(_Strict):
     )
     min_actors: int = Field(1, ge=1, description="Smallest size of the autoscaling embedding actor pool.")
     max_actors: int | None = Field(
-        None, ge=1, description="Largest pool size; unset: as many actors as the GPUs the cluster has, or can "
-        "grow to (its autoscaler's limit), allow, at most 256; 1 on a CPU-only run."
+        None,
+        ge=1,
+        description="Largest pool size; unset: as many actors as the GPUs the cluster has, or can "
+        "grow to (its autoscaler's limit), allow, at most 256; 1 on a CPU-only run.",
     )
     torch_threads: int | None = Field(
-        None, ge=1, description="Threads torch computes with in a CPU-only embedding actor; unset: every core "
-        "of its node (Ray would grant it one per reserved CPU). GPU actors keep Ray's setting."
+        None,
+        ge=1,
+        description="Threads torch computes with in a CPU-only embedding actor; unset: every core "
+        "of its node (Ray would grant it one per reserved CPU). GPU actors keep Ray's setting.",
     )
     cpus_per_read_task: float = Field(
-        1.0, gt=0, description="CPUs per read+tokenize task. Give each GPU enough free cores that tokenizing keeps "
-        "up: GPU tokens/s divided by one core's tokenizer rate (jobs/benchmark.py measures both)."
+        1.0,
+        gt=0,
+        description="CPUs per read+tokenize task. Give each GPU enough free cores that tokenizing keeps "
+        "up: GPU tokens/s divided by one core's tokenizer rate (jobs/benchmark.py measures both).",
     )
     cpus_per_write_task: float = Field(0.5, gt=0, description="CPUs per write task (mostly waiting on I/O).")
     max_unit_attempts: int = Field(
-        3, ge=1, description="Times a unit may be started in each stage (read, embed, write). Ray retries work lost to "
+        3,
+        ge=1,
+        description="Times a unit may be started in each stage (read, embed, write). Ray retries work lost to "
         "a dead worker or node without limit; a unit whose worker dies this many times (host memory, a crash in "
-        "native code) is failed alone and left for the next run."
+        "native code) is failed alone and left for the next run.",
     )
     max_pipeline_restarts: int = Field(
         2, ge=0, description="Times a run resumes itself from its committed units after Ray loses a node or actor."
     )
     progress_interval_s: float = Field(
-        30, ge=0, description="Seconds between progress lines in the driver's log (units, rows, tokens, rate, "
-        "share of the input, ETA); 0: one line at the end only."
+        30,
+        ge=0,
+        description="Seconds between progress lines in the driver's log (units, rows, tokens, rate, "
+        "share of the input, ETA); 0: one line at the end only.",
     )
     ray_address: str | None = Field(
         None,
@@ -210,14 +233,14 @@ def reference_table() -> str:
 # Settings of earlier releases, and what replaced them.
 REMOVED_KEYS = {
     "compute.max_task_retries": "Ray Data retries work lost to a dead worker or node itself (Ray 2.60 deprecates "
-                                "per-stage retry bounds); compute.max_unit_attempts fails a unit that kills its "
-                                "worker every time",
+    "per-stage retry bounds); compute.max_unit_attempts fails a unit that kills its "
+    "worker every time",
     "compute.max_actor_restarts": "Ray Data restarts a dead embedding actor itself (Ray 2.60 deprecates per-stage "
-                                  "restart bounds); compute.max_unit_attempts fails a unit that kills its actor "
-                                  "every time",
+    "restart bounds); compute.max_unit_attempts fails a unit that kills its actor "
+    "every time",
     "batching.sort_window_rows": "each embedding call sorts one whole work unit; size it with input.rows_per_unit",
     "output.report_duplicate_ids": "each run counts ids repeated inside a unit; `sarashina-batch duplicates` "
-                                   "checks the whole output",
+    "checks the whole output",
 }
 
 
@@ -278,8 +301,9 @@ def closest_key(key: str) -> str | None:
     if moved:
         return moved[0]
     leaves = {name.rsplit(".", 1)[-1]: name for name in known}
-    near = (difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-            or [leaves[m] for m in difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.75)])
+    near = difflib.get_close_matches(key, known, n=1, cutoff=0.75) or [
+        leaves[m] for m in difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.75)
+    ]
     return near[0] if near else None
 
 
@@ -292,7 +316,11 @@ def _explain(err: ValidationError, path: str | Path | None) -> str:
             lines.append(f"  {key}: no longer a setting; {REMOVED_KEYS[key]}")
         elif problem["type"] == "extra_forbidden":
             hint = closest_key(key)
-            hint = f"did you mean {hint}?" if hint else "check the spelling against the config reference in docs/configuration.md"
+            hint = (
+                f"did you mean {hint}?"
+                if hint
+                else "check the spelling against the config reference in docs/configuration.md"
+            )
             lines.append(f"  {key}: unknown key; {hint}")
         elif problem["type"] == "missing":
             lines.append(f"  {key}: required; set it in the YAML file or with --set {key}=...")

@@ -15,14 +15,17 @@ from typing import Any
 
 ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
 # Keys whose whole value is a secret in any fsspec backend we support.
-_SECRET_KEYS = re.compile(r"(secret|token|password|passwd|key|credential|auth|sas|signature|connection_string)",
-                          re.IGNORECASE)
+_SECRET_KEYS = re.compile(
+    r"(secret|token|password|passwd|key|credential|auth|sas|signature|connection_string)", re.IGNORECASE
+)
 # Secret fields inside connection strings and URLs.
-_CONNECTION_SECRET = re.compile(r"(AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)=([^;]+)",
-                                re.IGNORECASE)
+_CONNECTION_SECRET = re.compile(
+    r"(AccountKey|SharedAccessKey|SharedAccessSignature|Password|Pwd)=([^;]+)", re.IGNORECASE
+)
 _URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s:]+)(?::([^/@\s]*))?@")
-_URL_SIGNATURE = re.compile(r"([?&](?:sig|signature|x-amz-signature|x-amz-credential|token|sv)=)([^&\s]+)",
-                            re.IGNORECASE)
+_URL_SIGNATURE = re.compile(
+    r"([?&](?:sig|signature|x-amz-signature|x-amz-credential|token|sv)=)([^&\s]+)", re.IGNORECASE
+)
 MASK = "***"
 
 
@@ -33,8 +36,10 @@ def resolve(value: str) -> str:
         return value
     name = match.group(1)
     if name not in os.environ:
-        raise ValueError(f"a storage option refers to environment variable {name}, which is not set; "
-                         f"export {name} on every node, or write the value in the config")
+        raise ValueError(
+            f"a storage option refers to environment variable {name}, which is not set; "
+            f"export {name} on every node, or write the value in the config"
+        )
     return os.environ[name]
 
 
@@ -77,8 +82,10 @@ def _embedded_secrets(text: str) -> list[str]:
 def safe_options(options: Any, secret_key: bool = False) -> Any:
     """Options fit for a manifest: secrets masked at any depth, env references kept as written."""
     if isinstance(options, dict):
-        return {key: safe_options(value, secret_key or bool(_SECRET_KEYS.search(str(key))))
-                for key, value in options.items()}
+        return {
+            key: safe_options(value, secret_key or bool(_SECRET_KEYS.search(str(key))))
+            for key, value in options.items()
+        }
     if isinstance(options, list | tuple):
         return [safe_options(value, secret_key) for value in options]
     if not isinstance(options, str) or ENV_REF.match(options):

@@ -29,9 +29,12 @@ def add_output_flags(command: argparse.ArgumentParser) -> None:
 def config_from(args: argparse.Namespace, output_only: bool = False) -> RunConfig:
     """The validated config the flags name (ConfigError when it is not one)."""
     overrides = dict(parse_override(item) for item in args.set)
-    for key, value in (("input.uri", getattr(args, "input", None)), ("output.uri", args.output),
-                       ("model.name", None if output_only else getattr(args, "model", None)),
-                       ("output.mode", getattr(args, "mode", None))):
+    for key, value in (
+        ("input.uri", getattr(args, "input", None)),
+        ("output.uri", args.output),
+        ("model.name", None if output_only else getattr(args, "model", None)),
+        ("output.mode", getattr(args, "mode", None)),
+    ):
         if value is not None:
             overrides[key] = value
     if output_only:

@@ -28,12 +28,16 @@ PARTS_PER_TASK = 16
 
 def run_duplicates(config: RunConfig) -> int:
     """The `duplicates` command: exit 1 when an id occurs more than once."""
+
     def action() -> int:
-        found = duplicate_ids(config.output.uri, config.output.storage_options,
-                              connect=lambda: connect_ray(config.compute.ray_address))
-        print(f"{found['ids']:,} ids occur more than once in {found['parts']:,} committed parts of "
-              f"{config.output.uri} ({found['seconds']:.1f} s)"
-              + (f"; e.g. {', '.join(found['examples'][:5])}" if found["ids"] else ""))
+        found = duplicate_ids(
+            config.output.uri, config.output.storage_options, connect=lambda: connect_ray(config.compute.ray_address)
+        )
+        print(
+            f"{found['ids']:,} ids occur more than once in {found['parts']:,} committed parts of "
+            f"{config.output.uri} ({found['seconds']:.1f} s)"
+            + (f"; e.g. {', '.join(found['examples'][:5])}" if found["ids"] else "")
+        )
         return EXIT_CHECK_FAILED if found["ids"] else EXIT_OK
 
     return guarded(config, "duplicates", action)
@@ -50,17 +54,21 @@ def duplicate_ids(output_uri: str, storage_options: dict[str, Any], connect=lamb
     layout = OutputLayout(output_uri, storage_options)
     markers = layout.read_markers()
     if not markers and layout.read_run_info() is None:
-        raise NotAnOutput(f"{layout.uri} is not a sarashina-batch output (no {RUN_INFO} or commit markers); "
-                          "check --output")
+        raise NotAnOutput(
+            f"{layout.uri} is not a sarashina-batch output (no {RUN_INFO} or commit markers); check --output"
+        )
     existing = set(layout.list_names())  # a part its marker names but that is gone is verify's to report
     parts = sorted(layout.path(m.data_part) for m in markers if m.data_part and m.data_part in existing)
     result: dict[str, Any] = {"ids": 0, "examples": [], "parts": len(parts)}
     if parts:
         connect()
-        chunks = [{"paths": parts[i:i + PARTS_PER_TASK]} for i in range(0, len(parts), PARTS_PER_TASK)]
+        chunks = [{"paths": parts[i : i + PARTS_PER_TASK]} for i in range(0, len(parts), PARTS_PER_TASK)]
         ids = ray.data.from_items(chunks).map_batches(
-            _read_ids, fn_kwargs={"uri": output_uri, "storage_options": storage_options},
-            batch_size=1, batch_format="pyarrow")
+            _read_ids,
+            fn_kwargs={"uri": output_uri, "storage_options": storage_options},
+            batch_size=1,
+            batch_format="pyarrow",
+        )
         repeated = ids.groupby(C.ID).count().filter(expr=col("count()") > 1)
         result["examples"] = [row[C.ID] for row in repeated.take(EXAMPLES)]
         result["ids"] = repeated.count() if result["examples"] else 0

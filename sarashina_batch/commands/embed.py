@@ -29,8 +29,11 @@ def run_job(config: RunConfig) -> int:
 def _run(config: RunConfig) -> int:
     config = with_builtin_model(config)
     if not Path(config.model.name).is_dir():
-        print(f"Model {config.model.name} is downloaded from the Hugging Face hub at your request; "
-              "Sarashina weights are under the Sarashina Model NonCommercial License.", file=sys.stderr)
+        print(
+            f"Model {config.model.name} is downloaded from the Hugging Face hub at your request; "
+            "Sarashina weights are under the Sarashina Model NonCommercial License.",
+            file=sys.stderr,
+        )
     model = resolve_model(config.model.name, config.model.revision)
     template = config.output.uri
     config, values = with_version(config, model)
@@ -68,8 +71,9 @@ def _move_latest(template: str, config: RunConfig, run_id: str, values: dict[str
     return move_latest(root, version, run_id, values)[1]
 
 
-def _manifest(config: RunConfig, model: ResolvedModel, run_id: str, started: datetime, state: str,
-              **outcome) -> RunManifest:
+def _manifest(
+    config: RunConfig, model: ResolvedModel, run_id: str, started: datetime, state: str, **outcome
+) -> RunManifest:
     """A run's history entry: who, when, with what, and how it ended (secrets masked)."""
     shown = config.model_dump()
     shown["input"]["storage_options"] = safe_options(config.input.storage_options)
@@ -89,24 +93,48 @@ def _manifest(config: RunConfig, model: ResolvedModel, run_id: str, started: dat
     return RunManifest.from_json(redact_all(manifest.to_json(), config_secrets(config)))
 
 
-def _write_failed_manifest(config: RunConfig, model: ResolvedModel, run_id: str, started: datetime,
-                           record: RunRecord, err: Exception) -> None:
+def _write_failed_manifest(
+    config: RunConfig, model: ResolvedModel, run_id: str, started: datetime, record: RunRecord, err: Exception
+) -> None:
     try:
         totals = record.totals
-        OutputLayout(config.output.uri, config.output.storage_options).write_manifest(_manifest(
-            config, model, run_id, started, "failed", error=f"{type(err).__name__}: {err}",
-            summary={"units_committed": totals.units_committed, "units_failed": totals.units_failed,
-                     **totals.counts, "seconds": (datetime.now(UTC) - started).total_seconds()}))
+        OutputLayout(config.output.uri, config.output.storage_options).write_manifest(
+            _manifest(
+                config,
+                model,
+                run_id,
+                started,
+                "failed",
+                error=f"{type(err).__name__}: {err}",
+                summary={
+                    "units_committed": totals.units_committed,
+                    "units_failed": totals.units_failed,
+                    **totals.counts,
+                    "seconds": (datetime.now(UTC) - started).total_seconds(),
+                },
+            )
+        )
     except Exception as write_err:  # noqa: BLE001 - the run's own error is what the user must see
         log.warning("could not record the failed run in the output's history: %s", write_err)
 
 
 def _write_manifest(config: RunConfig, model: ResolvedModel, result: RunResult, started: datetime) -> str:
     layout = OutputLayout(config.output.uri, config.output.storage_options)
-    return layout.write_manifest(_manifest(
-        config, model, result.run_id, started, "complete" if result.complete else "incomplete",
-        summary=_summary_numbers(result), files=result.files, units_removed=result.units_removed,
-        files_swept=result.files_swept, pipeline_restarts=result.restarts, failed_units=result.totals.failures))
+    return layout.write_manifest(
+        _manifest(
+            config,
+            model,
+            result.run_id,
+            started,
+            "complete" if result.complete else "incomplete",
+            summary=_summary_numbers(result),
+            files=result.files,
+            units_removed=result.units_removed,
+            files_swept=result.files_swept,
+            pipeline_restarts=result.restarts,
+            failed_units=result.totals.failures,
+        )
+    )
 
 
 def _summary_numbers(result: RunResult) -> dict:
@@ -140,11 +168,16 @@ def summary_text(result: RunResult, manifest_path: str) -> str:
     lines = [
         f"sarashina-batch run {result.run_id}: {state}",
         f"  rows embedded {n['embedded']:,} | rejected {n['rejected']:,}{_by_reason(n)} | truncated {n['truncated']:,}",
-        (f"  units committed {n['units_committed']:,} | skipped (already done) {n['units_skipped']:,} | "
-         f"failed {n['units_failed']:,} | removed (input changed or gone) {n['units_removed']:,}"),
-        (f"  input files {result.shards:,}: unchanged {files.get('unchanged', 0):,} | added {files.get('added', 0):,} | "
-         f"changed {files.get('changed', 0):,} | removed {files.get('removed', 0):,} | "
-         f"resumed {files.get('resumed', 0):,}"),
+        (
+            f"  units committed {n['units_committed']:,} | skipped (already done) {n['units_skipped']:,} | "
+            f"failed {n['units_failed']:,} | removed (input changed or gone) {n['units_removed']:,}"
+        ),
+        (
+            f"  input files {result.shards:,}: unchanged {files.get('unchanged', 0):,} | "
+            f"added {files.get('added', 0):,} | changed {files.get('changed', 0):,} | "
+            f"removed {files.get('removed', 0):,} | "
+            f"resumed {files.get('resumed', 0):,}"
+        ),
         f"  tokens {n['tokens']:,} | padding efficiency {efficiency}",
         f"  time {n['seconds']:.1f} s | {n['docs_per_second']:.1f} docs/s | {n['tokens_per_second']:.0f} tokens/s",
         f"  output {result.output_uri}",
@@ -155,10 +188,10 @@ def summary_text(result: RunResult, manifest_path: str) -> str:
     if result.files_swept:
         lines.append(f"  swept {result.files_swept:,} files that no commit marker listed (left by an interrupted run)")
     if n["duplicate_ids"]:
-        lines.append(f"  WARNING {n['duplicate_ids']:,} ids occur more than once inside a unit; the input has "
-                     "duplicate ids (sarashina-batch duplicates --output ... checks the whole output)")
+        lines.append(
+            f"  WARNING {n['duplicate_ids']:,} ids occur more than once inside a unit; the input has "
+            "duplicate ids (sarashina-batch duplicates --output ... checks the whole output)"
+        )
     for failure in result.totals.failures[:10]:
         lines.append(f"  FAILED {failure['source_uri']}: {failure['error']}")
     return "\n".join(lines)
-
-

@@ -21,6 +21,7 @@ from .exits import EXIT_OK, guarded, print_report
 
 def run_inspect(config: RunConfig, as_json: bool = False) -> int:
     """The `inspect` command: a versioned root lists its versions, an output its history."""
+
     def action() -> int:
         versions = inspect_versions(config.output.uri, config.output.storage_options)
         if versions is not None:
@@ -38,8 +39,10 @@ def inspect_output(layout: OutputLayout) -> dict[str, Any]:
     markers = layout.read_markers()
     runs = layout.read_manifests()
     if info is None and not markers and not runs:
-        raise NotAnOutput(f"{layout.uri} is not a sarashina-batch output (no {RUN_INFO}, commit markers or run "
-                          "manifests); check --output")
+        raise NotAnOutput(
+            f"{layout.uri} is not a sarashina-batch output (no {RUN_INFO}, commit markers or run "
+            "manifests); check --output"
+        )
     lease = layout.read_lease()
     return {
         "output": layout.uri,
@@ -72,27 +75,40 @@ def inspect_versions(uri: str, storage_options: dict) -> dict[str, Any] | None:
         fields = info.fields if info else {}
         runs = [run_summary(run) for run in layout.read_manifests()]
         committed = totals(layout.read_markers())
-        versions.append({"uri": layout.uri, "fingerprint": info.fingerprint if info else None,
-                         "model": fields.get("model"), "revision": fields.get("revision"),
-                         "created_at": info.created_at if info else None,
-                         "latest": latest is not None and latest.uri == layout.uri,
-                         "runs": len(runs), "last_run": runs[-1] if runs else None,
-                         "embedded": committed["embedded"], "units": committed["units"]})
+        versions.append(
+            {
+                "uri": layout.uri,
+                "fingerprint": info.fingerprint if info else None,
+                "model": fields.get("model"),
+                "revision": fields.get("revision"),
+                "created_at": info.created_at if info else None,
+                "latest": latest is not None and latest.uri == layout.uri,
+                "runs": len(runs),
+                "last_run": runs[-1] if runs else None,
+                "embedded": committed["embedded"],
+                "units": committed["units"],
+            }
+        )
     return {"root": root.uri, "latest": latest.to_json() if latest else None, "versions": versions}
 
 
 def format_versions(report: dict[str, Any]) -> str:
     latest = report["latest"]
-    lines = [f"versioned output {report['root']}",
-             f"  latest -> {latest['uri']} (run {latest.get('run_id')}, {latest.get('updated_at')})" if latest
-             else "  latest: none yet (no version has completed a run)",
-             f"  versions ({len(report['versions'])}):"]
+    lines = [
+        f"versioned output {report['root']}",
+        f"  latest -> {latest['uri']} (run {latest.get('run_id')}, {latest.get('updated_at')})"
+        if latest
+        else "  latest: none yet (no version has completed a run)",
+        f"  versions ({len(report['versions'])}):",
+    ]
     for v in report["versions"]:
         last = v["last_run"] or {}
         lines.append(f"    {'*' if v['latest'] else ' '} {v['uri']}")
-        lines.append(f"      fingerprint {v['fingerprint']} | model {v['model']} @ {v['revision']} | created "
-                     f"{v['created_at']} | embedded {v['embedded']:,} in {v['units']:,} units | runs {v['runs']} "
-                     f"(last {last.get('run_id')}: {last.get('state')})")
+        lines.append(
+            f"      fingerprint {v['fingerprint']} | model {v['model']} @ {v['revision']} | created "
+            f"{v['created_at']} | embedded {v['embedded']:,} in {v['units']:,} units | runs {v['runs']} "
+            f"(last {last.get('run_id')}: {last.get('state')})"
+        )
     return "\n".join(lines)
 
 
@@ -119,7 +135,7 @@ def part_provenance(layout: OutputLayout, markers: list[CommitMarker]) -> dict[s
     newest = max(with_parts, key=lambda m: m.committed_at)
     path = layout.path(newest.data_part)
     raw = key_value_metadata(with_retries(lambda: footer(layout.fs, path), f"footer of {path}"))
-    found = {key[len(METADATA_PREFIX):]: value for key, value in raw.items() if key.startswith(METADATA_PREFIX)}
+    found = {key[len(METADATA_PREFIX) :]: value for key, value in raw.items() if key.startswith(METADATA_PREFIX)}
     for key in ("prompt_templates", "versions"):
         if key in found:
             found[key] = json.loads(found[key])
@@ -135,8 +151,20 @@ def run_summary(run: RunManifest) -> dict[str, Any]:
         "fingerprint": run.fingerprint,
         "model": run.model.get("name"),
         "revision": run.model.get("revision"),
-        **{key: run.summary.get(key) for key in ("embedded", "rejected", "tokens", "units_committed", "units_skipped",
-                                                 "units_failed", "units_removed", "seconds", "tokens_per_second")},
+        **{
+            key: run.summary.get(key)
+            for key in (
+                "embedded",
+                "rejected",
+                "tokens",
+                "units_committed",
+                "units_skipped",
+                "units_failed",
+                "units_removed",
+                "seconds",
+                "tokens_per_second",
+            )
+        },
         "files": run.files,
         "failed_units": len(run.failed_units),
     }
@@ -148,10 +176,17 @@ def versions(runs: list[RunManifest]) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for run in runs:
         key = run.fingerprint or "unknown"
-        entry = found.setdefault(key, {"fingerprint": key, "model": run.model.get("name"),
-                                       "revision": run.model.get("revision"),
-                                       "weights_digest": run.model.get("weights_digest"), "runs": 0,
-                                       "first_run": run.run_id})
+        entry = found.setdefault(
+            key,
+            {
+                "fingerprint": key,
+                "model": run.model.get("name"),
+                "revision": run.model.get("revision"),
+                "weights_digest": run.model.get("weights_digest"),
+                "runs": 0,
+                "first_run": run.run_id,
+            },
+        )
         entry["runs"] += 1
         entry["last_run"] = run.run_id
     return list(found.values())
@@ -160,42 +195,66 @@ def versions(runs: list[RunManifest]) -> list[dict[str, Any]]:
 def format_report(report: dict[str, Any]) -> str:
     t = report["totals"]
     settings = report["settings"]
-    lines = [f"output {report['output']}",
-             f"  fingerprint {report['fingerprint'] or 'none'}"]
+    lines = [f"output {report['output']}", f"  fingerprint {report['fingerprint'] or 'none'}"]
     if settings:
-        lines.append("  settings " + ", ".join(f"{key} {settings[key]}" for key in (
-            "model", "revision", "max_seq_length", "normalize", "torch_dtype", "embedding_dtype", "role",
-            "text_column") if key in settings))
+        lines.append(
+            "  settings "
+            + ", ".join(
+                f"{key} {settings[key]}"
+                for key in (
+                    "model",
+                    "revision",
+                    "max_seq_length",
+                    "normalize",
+                    "torch_dtype",
+                    "embedding_dtype",
+                    "role",
+                    "text_column",
+                )
+                if key in settings
+            )
+        )
     reasons = ", ".join(f"{reason} {count:,}" for reason, count in t["rejected_by_reason"].items())
     efficiency = f"{t['padding_efficiency']:.1%}" if t["padding_efficiency"] is not None else "n/a"
     lines += [
-        (f"  committed: units {t['units']:,} from {t['input_files']:,} input files | rows {t['rows']:,} | "
-         f"embedded {t['embedded']:,} | rejected {t['rejected']:,}" + (f" ({reasons})" if reasons else "")),
-        (f"  tokens {t['tokens']:,} | padding efficiency {efficiency} | truncated {t['truncated']:,} | "
-         f"parts {t['data_parts']:,} data + {t['rejected_parts']:,} rejected"),
+        (
+            f"  committed: units {t['units']:,} from {t['input_files']:,} input files | rows {t['rows']:,} | "
+            f"embedded {t['embedded']:,} | rejected {t['rejected']:,}" + (f" ({reasons})" if reasons else "")
+        ),
+        (
+            f"  tokens {t['tokens']:,} | padding efficiency {efficiency} | truncated {t['truncated']:,} | "
+            f"parts {t['data_parts']:,} data + {t['rejected_parts']:,} rejected"
+        ),
     ]
     provenance = report["provenance"]
     if provenance:
         versions = provenance.get("versions", {})
-        lines.append(f"  provenance (newest part): model {provenance.get('model_id')} @ {provenance.get('model_revision')}"
-                     f" | weights sha256 {str(provenance.get('weights_digest'))[:16]}... | written by run "
-                     f"{provenance.get('run_id')} at {provenance.get('created_at')} | git {provenance.get('git_commit')}")
+        lines.append(
+            f"  provenance (newest part): model {provenance.get('model_id')} @ {provenance.get('model_revision')}"
+            f" | weights sha256 {str(provenance.get('weights_digest'))[:16]}... | written by run "
+            f"{provenance.get('run_id')} at {provenance.get('created_at')} | git {provenance.get('git_commit')}"
+        )
         lines.append("  libraries " + ", ".join(f"{name} {version}" for name, version in versions.items()))
     lines.append(f"  lease {_lease_text(report['lease'])}")
     lines.append(f"  versions written here: {len(report['versions'])}")
     for version in report["versions"]:
-        lines.append(f"    {version['fingerprint']}: {version['model']} @ {version['revision']} "
-                     f"({version['runs']} runs, {version['first_run']} .. {version['last_run']})")
+        lines.append(
+            f"    {version['fingerprint']}: {version['model']} @ {version['revision']} "
+            f"({version['runs']} runs, {version['first_run']} .. {version['last_run']})"
+        )
     lines.append(f"  runs ({len(report['runs'])}, oldest first):")
-    lines.append("    run id                    finished                   state       embedded  rejected  "
-                 "units +new/skip/fail/removed  files +added/~changed/-removed   seconds")
+    lines.append(
+        "    run id                    finished                   state       embedded  rejected  "
+        "units +new/skip/fail/removed  files +added/~changed/-removed   seconds"
+    )
     for run in report["runs"]:
         files = run["files"]
         lines.append(
             f"    {run['run_id']:<25} {run['finished_at'] or '-':<26} {run['state']:<10} {run['embedded'] or 0:>9,} "
             f"{run['rejected'] or 0:>9,}  {run['units_committed'] or 0:>5}/{run['units_skipped'] or 0}/"
             f"{run['units_failed'] or 0}/{run['units_removed'] or 0:<16} {files.get('added', 0):>5}/"
-            f"{files.get('changed', 0)}/{files.get('removed', 0):<22} {run['seconds'] or 0:>8.1f}")
+            f"{files.get('changed', 0)}/{files.get('removed', 0):<22} {run['seconds'] or 0:>8.1f}"
+        )
     return "\n".join(lines)
 
 

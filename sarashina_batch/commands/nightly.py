@@ -28,17 +28,23 @@ DEFAULT_VERIFY_SAMPLE = 100
 
 def add_nightly_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--dry-run", action="store_true", help="run `plan` instead: nothing is embedded or written")
-    command.add_argument("--verify-sample", type=int, default=DEFAULT_VERIFY_SAMPLE,
-                         help=f"output rows re-embedded with the reference model after a complete run "
-                              f"(default {DEFAULT_VERIFY_SAMPLE}; 0 skips)")
+    command.add_argument(
+        "--verify-sample",
+        type=int,
+        default=DEFAULT_VERIFY_SAMPLE,
+        help=f"output rows re-embedded with the reference model after a complete run "
+        f"(default {DEFAULT_VERIFY_SAMPLE}; 0 skips)",
+    )
 
 
 def mode_refusal(args: argparse.Namespace) -> str | None:
     """Why these flags cannot make a nightly run (None: they can). The parsed flags are
     checked, not the command line's text, so every spelling of --mode is caught."""
     if args.mode is not None or any(item.partition("=")[0].strip() == "output.mode" for item in args.set):
-        return ("nightly: the nightly run always resumes; drop --mode / output.mode (use `sarashina-batch embed "
-                "--mode overwrite` for a one-off rebuild)")
+        return (
+            "nightly: the nightly run always resumes; drop --mode / output.mode (use `sarashina-batch embed "
+            "--mode overwrite` for a one-off rebuild)"
+        )
     return None
 
 

@@ -46,9 +46,11 @@ ASSUMED_MFU = 0.5
 EXAMPLE_PRICES = {"H100": 4.0, "H200": 5.0, "B200": 7.0, "A100": 2.0, "L40S": 1.8, "L4": 0.8, "A10G": 1.0}
 
 
-def run_plan(config: RunConfig, sample: int, throughput: str | None = None, seed: int = 0,
-             as_json: bool = False) -> int:
+def run_plan(
+    config: RunConfig, sample: int, throughput: str | None = None, seed: int = 0, as_json: bool = False
+) -> int:
     """The `plan` command: exit 1 when it finds a problem."""
+
     def action() -> int:
         report = plan_run(config, sample=sample, throughput_file=throughput, seed=seed)
         print_report(config, report, format_plan(report), as_json)
@@ -59,8 +61,12 @@ def run_plan(config: RunConfig, sample: int, throughput: str | None = None, seed
 
 def plan_run(config: RunConfig, sample: int = 2000, throughput_file: str | None = None, seed: int = 0) -> dict:
     problems: list[str] = []
-    report: dict[str, Any] = {"input": config.input.uri, "output": config.output.uri, "mode": config.output.mode,
-                              "problems": problems}
+    report: dict[str, Any] = {
+        "input": config.input.uri,
+        "output": config.output.uri,
+        "mode": config.output.mode,
+        "problems": problems,
+    }
     model = _resolve_model(config, problems)
     try:
         listing = list_shards(config.input.uri, config.input.storage_options)
@@ -94,13 +100,19 @@ def _storage_message(err: Exception, uri: str, role: str) -> str:
 
 def _footers(uris: list[str], config: RunConfig, problems: list[str]) -> list[dict[str, Any]]:
     """Rows, row group sizes and columns of every file (footers read in parallel)."""
+
     def read(uri: str) -> dict[str, Any]:
         try:
             metadata = with_retries(lambda: footer_of(uri, config.input.storage_options), f"footer of {uri}")
         except Exception as err:  # noqa: BLE001 - such a file fails alone in a run
             return {"uri": uri, "error": f"{type(err).__name__}: {err}"}
-        return {"uri": uri, "rows": metadata.num_rows, "groups": row_group_sizes(metadata),
-                "size": metadata.serialized_size, "columns": column_names(metadata)}
+        return {
+            "uri": uri,
+            "rows": metadata.num_rows,
+            "groups": row_group_sizes(metadata),
+            "size": metadata.serialized_size,
+            "columns": column_names(metadata),
+        }
 
     with ThreadPoolExecutor(max_workers=FOOTER_THREADS) as pool:
         files = list(pool.map(read, uris))
@@ -110,8 +122,10 @@ def _footers(uris: list[str], config: RunConfig, problems: list[str]) -> list[di
     lacking = [f for f in files if "columns" in f and missing_columns(f["columns"], config)]
     if lacking:
         first = lacking[0]
-        problems.append(missing_columns_message(first["uri"], first["columns"], missing_columns(first["columns"], config))
-                        + (f" ({len(lacking)} of {len(files)} files lack it)" if len(lacking) > 1 else ""))
+        problems.append(
+            missing_columns_message(first["uri"], first["columns"], missing_columns(first["columns"], config))
+            + (f" ({len(lacking)} of {len(files)} files lack it)" if len(lacking) > 1 else "")
+        )
     return [f for f in files if "error" not in f and not missing_columns(f["columns"], config)]
 
 
@@ -130,22 +144,33 @@ def _estimate_tokens(files: list[dict[str, Any]], config: RunConfig, model, samp
     groups = [(f["uri"], index, rows) for f in files for index, rows in enumerate(f["groups"]) if rows]
     total_rows = sum(rows for _, _, rows in groups)
     if not groups or sample <= 0:
-        return {"sampled": 0, "exact": True, "mean_per_row": 0.0, "total": 0, "low": 0, "high": 0, "truncated_share": 0.0,
-                "rejected_share": 0.0, "flops_per_token": model_flops(SARASHINA_V2_1B, np.array([1]))}
+        return {
+            "sampled": 0,
+            "exact": True,
+            "mean_per_row": 0.0,
+            "total": 0,
+            "low": 0,
+            "high": 0,
+            "truncated_share": 0.0,
+            "rejected_share": 0.0,
+            "flops_per_token": model_flops(SARASHINA_V2_1B, np.array([1])),
+        }
     rng = np.random.default_rng(seed)
     exact = total_rows <= sample  # a small input is counted, not sampled
     if exact:
         picks = np.arange(len(groups))
     else:
         weights = np.array([rows for _, _, rows in groups], dtype=np.float64)
-        picks = rng.choice(len(groups), size=max(1, math.ceil(sample / ROWS_PER_SAMPLED_GROUP)),
-                           p=weights / weights.sum())
+        picks = rng.choice(
+            len(groups), size=max(1, math.ceil(sample / ROWS_PER_SAMPLED_GROUP)), p=weights / weights.sum()
+        )
     settings = prepare_settings(config, model)
 
     def sample_group(pick: int):
         uri, index, rows = groups[pick]
-        table = with_retries(lambda: read_row_group(uri, config.input.storage_options, index, list(settings.columns)),
-                             f"sampling {uri}")
+        table = with_retries(
+            lambda: read_row_group(uri, config.input.storage_options, index, list(settings.columns)), f"sampling {uri}"
+        )
         if exact:
             return table
         take = np.random.default_rng([seed, pick]).choice(rows, size=min(rows, ROWS_PER_SAMPLED_GROUP), replace=False)
@@ -166,9 +191,14 @@ def _estimate_tokens(files: list[dict[str, Any]], config: RunConfig, model, samp
     lengths = tokens[tokens > 0]
     flops = model_flops(SARASHINA_V2_1B, lengths) / max(1, int(lengths.sum())) if len(lengths) else 0.0
     return {
-        "sampled": len(tokens), "sampled_row_groups": len(picks), "exact": exact,
-        "mean_per_row": mean, "median_per_row": float(np.median(tokens)), "max_sampled": int(tokens.max()),
-        "total": round(mean * total_rows), "low": round(max(0.0, mean - 1.96 * spread) * total_rows),
+        "sampled": len(tokens),
+        "sampled_row_groups": len(picks),
+        "exact": exact,
+        "mean_per_row": mean,
+        "median_per_row": float(np.median(tokens)),
+        "max_sampled": int(tokens.max()),
+        "total": round(mean * total_rows),
+        "low": round(max(0.0, mean - 1.96 * spread) * total_rows),
         "high": round((mean + 1.96 * spread) * total_rows),
         "truncated_share": float(np.concatenate([c[1] for c in counted]).mean()),
         "rejected_share": float(np.concatenate([c[2] for c in counted]).mean()),
@@ -199,15 +229,21 @@ def _resume_view(config: RunConfig, listing, model, files: list[dict[str, Any]],
     refusal = mode_refusal(layout.uri, config.output.mode, len(committed))
     if refusal:
         problems.append(refusal)
-    conflict = model and configuration_conflict(layout.uri, info, fingerprint(config, model),
-                                                fingerprint_fields(config, model))
+    conflict = model and configuration_conflict(
+        layout.uri, info, fingerprint(config, model), fingerprint_fields(config, model)
+    )
     if conflict:
         problems.append(f"a run refuses this output: {conflict}")
     todo = reconcile(listing, committed)
     done_in_pending = sum(UnitName.parse(u).num_rows for u in todo.committed_pending)
     pending_rows = sum(rows_by_uri.get(uri, 0) for uri in todo.pending["uri"].to_pylist())
-    view.update(state="resume", files=todo.files, units_skipped=todo.units_skipped, units_removed=len(todo.stale),
-                rows_to_embed=max(0, pending_rows - done_in_pending))
+    view.update(
+        state="resume",
+        files=todo.files,
+        units_skipped=todo.units_skipped,
+        units_removed=len(todo.stale),
+        rows_to_embed=max(0, pending_rows - done_in_pending),
+    )
     return view
 
 
@@ -233,8 +269,12 @@ def _resources(config: RunConfig, problems: list[str]) -> dict:
     except PreflightError as err:
         problems.append(str(err))
         return {"gpus_now": gpus.now, "gpus_most": gpus.most}
-    return {"gpus_now": gpus.now, "gpus_most": gpus.most, "gpus_per_actor": resources.gpus_per_actor,
-            "max_actors": resources.max_actors}
+    return {
+        "gpus_now": gpus.now,
+        "gpus_most": gpus.most,
+        "gpus_per_actor": resources.gpus_per_actor,
+        "max_actors": resources.max_actors,
+    }
 
 
 def throughput_table(path: str | None, flops_per_token: float) -> dict[str, dict[str, Any]]:
@@ -242,8 +282,11 @@ def throughput_table(path: str | None, flops_per_token: float) -> dict[str, dict
     table = {}
     for gpu, price in EXAMPLE_PRICES.items():
         rate = ASSUMED_MFU * PEAK_BF16[gpu] / flops_per_token if flops_per_token else 0.0
-        table[gpu] = {"tokens_per_second": rate, "usd_per_hour": price,
-                      "basis": f"estimate: {ASSUMED_MFU:.0%} of the dense bf16 peak; example price"}
+        table[gpu] = {
+            "tokens_per_second": rate,
+            "usd_per_hour": price,
+            "basis": f"estimate: {ASSUMED_MFU:.0%} of the dense bf16 peak; example price",
+        }
     if path:
         given = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         for gpu, values in given.items():
@@ -257,9 +300,16 @@ def _cost(tokens: float, flops_per_token: float, throughput_file: str | None) ->
         rate = float(entry.get("tokens_per_second") or 0)
         hours = tokens / rate / 3600 if rate else None
         price = entry.get("usd_per_hour")
-        rows.append({"gpu": gpu, "tokens_per_second": rate, "gpu_hours": hours, "usd_per_hour": price,
-                     "usd": hours * price if hours is not None and price is not None else None,
-                     "basis": entry.get("basis")})
+        rows.append(
+            {
+                "gpu": gpu,
+                "tokens_per_second": rate,
+                "gpu_hours": hours,
+                "usd_per_hour": price,
+                "usd": hours * price if hours is not None and price is not None else None,
+                "basis": entry.get("basis"),
+            }
+        )
     return rows
 
 
@@ -267,39 +317,54 @@ def format_plan(report: dict[str, Any]) -> str:
     lines = [f"plan: {report['input']} -> {report['output']} (output.mode {report['mode']})"]
     files = report.get("files")
     if files:
-        lines.append(f"  input: {files['files']:,} files | {files['rows']:,} rows | {files['row_groups']:,} row groups "
-                     f"| {files['units']:,} work units")
+        lines.append(
+            f"  input: {files['files']:,} files | {files['rows']:,} rows | {files['row_groups']:,} row groups "
+            f"| {files['units']:,} work units"
+        )
     tokens = report.get("tokens")
     if tokens and tokens["sampled"]:
-        how = "counted in every text" if tokens["exact"] else (
-            f"from {tokens['sampled']:,} texts in {tokens['sampled_row_groups']:,} row groups")
-        lines.append(f"  tokens ({how}, the model's tokenizer): "
-                     f"~{tokens['total']:,} (95%: {tokens['low']:,}..{tokens['high']:,}) | per row mean "
-                     f"{tokens['mean_per_row']:.0f}, median {tokens['median_per_row']:.0f} | truncated "
-                     f"{tokens['truncated_share']:.1%} | rejected {tokens['rejected_share']:.1%}")
+        how = (
+            "counted in every text"
+            if tokens["exact"]
+            else (f"from {tokens['sampled']:,} texts in {tokens['sampled_row_groups']:,} row groups")
+        )
+        lines.append(
+            f"  tokens ({how}, the model's tokenizer): "
+            f"~{tokens['total']:,} (95%: {tokens['low']:,}..{tokens['high']:,}) | per row mean "
+            f"{tokens['mean_per_row']:.0f}, median {tokens['median_per_row']:.0f} | truncated "
+            f"{tokens['truncated_share']:.1%} | rejected {tokens['rejected_share']:.1%}"
+        )
     resume = report.get("resume")
     if resume:
         if resume["state"] == "resume":
             f = resume["files"]
-            lines.append(f"  output: resume skips {resume['units_skipped']:,} committed units ({f['unchanged']:,} files "
-                         f"unchanged); embeds {f['added']:,} added, {f['changed']:,} changed and {f['resumed']:,} "
-                         f"partly done files; removes {resume['units_removed']:,} units of changed or removed "
-                         f"({f['removed']:,}) files")
+            lines.append(
+                f"  output: resume skips {resume['units_skipped']:,} committed units ({f['unchanged']:,} files "
+                f"unchanged); embeds {f['added']:,} added, {f['changed']:,} changed and {f['resumed']:,} "
+                f"partly done files; removes {resume['units_removed']:,} units of changed or removed "
+                f"({f['removed']:,}) files"
+            )
         else:
             lines.append(f"  output: {resume['state']}")
-        lines.append(f"  to embed: {resume['rows_to_embed']:,} rows"
-                     + (f", ~{tokens['mean_per_row'] * resume['rows_to_embed']:,.0f} tokens" if tokens else ""))
+        lines.append(
+            f"  to embed: {resume['rows_to_embed']:,} rows"
+            + (f", ~{tokens['mean_per_row'] * resume['rows_to_embed']:,.0f} tokens" if tokens else "")
+        )
     resources = report.get("resources")
     if resources and "max_actors" in resources:
-        lines.append(f"  compute: {resources['gpus_per_actor']:g} GPU per actor, pool up to "
-                     f"{resources['max_actors']} actors (GPUs now {resources['gpus_now']:g})")
+        lines.append(
+            f"  compute: {resources['gpus_per_actor']:g} GPU per actor, pool up to "
+            f"{resources['max_actors']} actors (GPUs now {resources['gpus_now']:g})"
+        )
     if report.get("cost"):
         lines.append("  GPU hours and cost of the rows to embed (Sarashina-Embedding-v2-1B):")
         lines.append(f"    {'gpu':<6} {'tokens/s':>10} {'GPU hours':>10} {'USD':>10}  basis")
         for row in report["cost"]:
             hours = f"{row['gpu_hours']:.2f}" if row["gpu_hours"] is not None else "-"
             usd = f"{row['usd']:,.2f}" if row["usd"] is not None else "-"
-            lines.append(f"    {row['gpu']:<6} {row['tokens_per_second']:>10,.0f} {hours:>10} {usd:>10}  {row['basis']}")
+            lines.append(
+                f"    {row['gpu']:<6} {row['tokens_per_second']:>10,.0f} {hours:>10} {usd:>10}  {row['basis']}"
+            )
     lines.append(f"  problems: {len(report['problems'])}" if report["problems"] else "  problems: none found")
     lines += [f"  PROBLEM {problem}" for problem in report["problems"]]
     return "\n".join(lines)

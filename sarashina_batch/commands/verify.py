@@ -57,28 +57,58 @@ class Verification:
         return not self.problems
 
     def as_dict(self) -> dict[str, Any]:
-        return {"output": self.output, "passed": self.passed, "units": self.units, "parts": self.parts,
-                "rows": self.rows, "sample": self.sample, "problems": self.problems}
+        return {
+            "output": self.output,
+            "passed": self.passed,
+            "units": self.units,
+            "parts": self.parts,
+            "rows": self.rows,
+            "sample": self.sample,
+            "problems": self.problems,
+        }
 
 
-def run_verify(config: RunConfig, sample: int, min_cosine: float, model: str | None = None, seed: int | None = None,
-               device: str | None = None, as_json: bool = False) -> int:
+def run_verify(
+    config: RunConfig,
+    sample: int,
+    min_cosine: float,
+    model: str | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    as_json: bool = False,
+) -> int:
     """The `verify` command (of the version `latest` names, given a versioned root): exit 1
     when a check fails."""
+
     def action() -> int:
-        layout = OutputLayout(latest_or_self(config.output.uri, config.output.storage_options),
-                              config.output.storage_options)
-        result = verify_output(layout, sample=sample, min_cosine=min_cosine, model=model,
-                               storage_options=config.input.storage_options, seed=seed, device=device)
+        layout = OutputLayout(
+            latest_or_self(config.output.uri, config.output.storage_options), config.output.storage_options
+        )
+        result = verify_output(
+            layout,
+            sample=sample,
+            min_cosine=min_cosine,
+            model=model,
+            storage_options=config.input.storage_options,
+            seed=seed,
+            device=device,
+        )
         print_report(config, result.as_dict(), format_verification(result), as_json)
         return EXIT_OK if result.passed else EXIT_CHECK_FAILED
 
     return guarded(config, "verify", action)
 
 
-def verify_output(layout: OutputLayout, sample: int = 100, min_cosine: float = 0.99, model: str | None = None,
-                  storage_options: dict | None = None, seed: int | None = None, device: str | None = None,
-                  max_problems: int = 50) -> Verification:
+def verify_output(
+    layout: OutputLayout,
+    sample: int = 100,
+    min_cosine: float = 0.99,
+    model: str | None = None,
+    storage_options: dict | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    max_problems: int = 50,
+) -> Verification:
     info = layout.read_run_info()
     if info is None:
         raise NotAnOutput(f"{layout.uri} is not a sarashina-batch output (no {RUN_INFO}); check --output")
@@ -92,8 +122,16 @@ def verify_output(layout: OutputLayout, sample: int = 100, min_cosine: float = 0
     if sample and data:
         rows = _sample_rows(layout, data, sample, np.random.default_rng(seed))
         _check_vectors(rows, info.fields, result)
-        _compare_with_reference(rows, info.fields, part_provenance(layout, markers), model, storage_options or {},
-                                min_cosine, device, result)
+        _compare_with_reference(
+            rows,
+            info.fields,
+            part_provenance(layout, markers),
+            model,
+            storage_options or {},
+            min_cosine,
+            device,
+            result,
+        )
     del result.problems[max_problems:]
     return result
 
@@ -103,8 +141,9 @@ def _check_parts(layout: OutputLayout, markers: list[CommitMarker], fingerprint:
     expected = {}  # part path (relative) -> (rows, marker)
     for marker in markers:
         if marker.fingerprint not in (None, fingerprint):
-            result.problems.append(f"marker of unit {marker.unit} carries fingerprint {marker.fingerprint}, "
-                                   f"the output's is {fingerprint}")
+            result.problems.append(
+                f"marker of unit {marker.unit} carries fingerprint {marker.fingerprint}, the output's is {fingerprint}"
+            )
         if marker.embedded + marker.rejected != marker.rows:
             result.problems.append(f"marker of unit {marker.unit}: embedded + rejected != rows")
         for part, count in ((marker.data_part, "embedded"), (marker.rejected_part, "rejected")):
@@ -112,8 +151,9 @@ def _check_parts(layout: OutputLayout, markers: list[CommitMarker], fingerprint:
                 expected[part] = (marker.count(count), marker)
             elif marker.count(count):
                 key = "data_part" if count == "embedded" else "rejected_part"
-                result.problems.append(f"marker of unit {marker.unit} counts {marker.count(count)} {count} rows but "
-                                       f"names no {key}")
+                result.problems.append(
+                    f"marker of unit {marker.unit} counts {marker.count(count)} {count} rows but names no {key}"
+                )
 
     def part_footer(relative: str):
         try:
@@ -205,32 +245,46 @@ def _source_texts(rows: pa.Table, text_column: str, storage_options: dict) -> li
                 read = read_rows(parquet, source_rows[order], [text_column])
         except FileNotFoundError:
             continue  # the source is gone: its rows count as stale
-        for index, text in zip(order, classify_texts(read[text_column])[0]):
+        for index, text in zip(order, classify_texts(read[text_column])[0], strict=True):
             texts[index] = text
     return texts
 
 
-def _compare_with_reference(rows: pa.Table, settings: dict, provenance: dict | None, model: str | None,
-                            storage_options: dict, min_cosine: float, device: str | None,
-                            result: Verification) -> None:
+def _compare_with_reference(
+    rows: pa.Table,
+    settings: dict,
+    provenance: dict | None,
+    model: str | None,
+    storage_options: dict,
+    min_cosine: float,
+    device: str | None,
+    result: Verification,
+) -> None:
     provenance = provenance or {}
     name = model or provenance.get("model_id")
     revision = provenance.get("model_revision")
     revision = None if revision in (None, "local") else revision
     found = resolve_model(name, revision)
     if provenance.get("weights_digest") and found.weights_digest != provenance["weights_digest"]:
-        result.problems.append(f"the model at {name} is not the one that wrote this output (weights sha256 "
-                               f"{found.weights_digest[:16]}..., the output's {provenance['weights_digest'][:16]}...); "
-                               "pass --model with the right folder or hub id")
+        result.problems.append(
+            f"the model at {name} is not the one that wrote this output (weights sha256 "
+            f"{found.weights_digest[:16]}..., the output's {provenance['weights_digest'][:16]}...); "
+            "pass --model with the right folder or hub id"
+        )
         return
     texts = _source_texts(rows, settings["text_column"], storage_options)
-    current = [text is not None and text_hash(text) == stored for text, stored in zip(texts, rows[C.TEXT_HASH].to_pylist())]
+    current = [
+        text is not None and text_hash(text) == stored
+        for text, stored in zip(texts, rows[C.TEXT_HASH].to_pylist(), strict=True)
+    ]
     keep = np.flatnonzero(current)
     result.sample["stale"] = int(len(current) - len(keep))
     if not len(keep):
         return
-    prefixes = {"document": DOCUMENT_TEMPLATE.format(text=""),
-                "query": QUERY_TEMPLATE.format(instruction=settings.get("instruction"), text="")}
+    prefixes = {
+        "document": DOCUMENT_TEMPLATE.format(text=""),
+        "query": QUERY_TEMPLATE.format(instruction=settings.get("instruction"), text=""),
+    }
     roles = rows[C.ROLE].to_pylist()
     cut = settings.get("max_chars_per_row") or None
     # sentence-transformers 4.0.2 (the model card's pin) strips prompt + text before tokenizing.
@@ -238,35 +292,47 @@ def _compare_with_reference(rows: pa.Table, settings: dict, provenance: dict | N
     reference = _reference_vectors(name, revision, settings, inputs, device)
     stored = _vectors(rows)[keep]
     cosine = (stored * reference).sum(1) / np.maximum(
-        np.linalg.norm(stored, axis=1) * np.linalg.norm(reference, axis=1), 1e-12)
+        np.linalg.norm(stored, axis=1) * np.linalg.norm(reference, axis=1), 1e-12
+    )
     ids = rows[C.ID].to_pylist()
     below = np.flatnonzero(~(cosine >= min_cosine))
     for row in below[:10]:
         result.problems.append(f"row {ids[keep[row]]}: cosine {cosine[row]:.5f} with the reference, below {min_cosine}")
-    result.sample.update(compared=len(keep), min_cosine=float(np.nanmin(cosine)), mean_cosine=float(np.nanmean(cosine)),
-                         below_threshold=len(below), threshold=min_cosine)
+    result.sample.update(
+        compared=len(keep),
+        min_cosine=float(np.nanmin(cosine)),
+        mean_cosine=float(np.nanmean(cosine)),
+        below_threshold=len(below),
+        threshold=min_cosine,
+    )
 
 
-def _reference_vectors(name: str, revision: str | None, settings: dict, inputs: list[str],
-                       device: str | None) -> np.ndarray:
+def _reference_vectors(
+    name: str, revision: str | None, settings: dict, inputs: list[str], device: str | None
+) -> np.ndarray:
     from sentence_transformers import SentenceTransformer
 
     from ..model.embedder import pick_device
 
     reference = SentenceTransformer(name, revision=revision, device=pick_device(device))
     reference.max_seq_length = settings["max_seq_length"]
-    return reference.encode(inputs, batch_size=8, normalize_embeddings=bool(settings.get("normalize")),
-                            convert_to_numpy=True).astype(np.float32)
+    return reference.encode(
+        inputs, batch_size=8, normalize_embeddings=bool(settings.get("normalize")), convert_to_numpy=True
+    ).astype(np.float32)
 
 
 def format_verification(result: Verification) -> str:
     sample = result.sample
-    lines = [f"verify {result.output}: {'PASSED' if result.passed else 'FAILED'}",
-             f"  units {result.units:,} | parts {result.parts:,} | embedded rows {result.rows:,}"]
+    lines = [
+        f"verify {result.output}: {'PASSED' if result.passed else 'FAILED'}",
+        f"  units {result.units:,} | parts {result.parts:,} | embedded rows {result.rows:,}",
+    ]
     if "compared" in sample:
-        lines.append(f"  sample {sample['rows']:,} rows: compared {sample['compared']:,} with the reference "
-                     f"SentenceTransformer, stale {sample['stale']:,} | cosine min {sample['min_cosine']:.6f} "
-                     f"mean {sample['mean_cosine']:.6f} | below {sample['threshold']}: {sample['below_threshold']:,}")
+        lines.append(
+            f"  sample {sample['rows']:,} rows: compared {sample['compared']:,} with the reference "
+            f"SentenceTransformer, stale {sample['stale']:,} | cosine min {sample['min_cosine']:.6f} "
+            f"mean {sample['mean_cosine']:.6f} | below {sample['threshold']}: {sample['below_threshold']:,}"
+        )
     elif sample:
         lines.append(f"  sample {sample.get('rows', 0):,} rows; none compared (stale {sample.get('stale', 0):,})")
     lines += [f"  PROBLEM {problem}" for problem in result.problems]

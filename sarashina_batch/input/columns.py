@@ -17,8 +17,11 @@ SCHEMA_PROBES = 8
 
 def column_settings(config: RunConfig) -> dict[str, str]:
     """Input columns the run reads, by the setting that names them."""
-    named = {"input.text_column": config.input.text_column, "input.id_column": config.input.id_column,
-             "prompt.role_column": config.prompt.role_column}
+    named = {
+        "input.text_column": config.input.text_column,
+        "input.id_column": config.input.id_column,
+        "prompt.role_column": config.prompt.role_column,
+    }
     return {setting: column for setting, column in named.items() if column}
 
 
@@ -33,8 +36,10 @@ def missing_columns_message(uri: str, columns: list[str], missing: dict[str, str
     for setting, column in missing.items():
         near = difflib.get_close_matches(column, columns, n=1, cutoff=0.5)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
-        lines.append(f"{setting} {column!r} is not a column of {uri}{also}; its columns are: {', '.join(columns)}. "
-                     f"Set {setting} to one of them{hint}")
+        lines.append(
+            f"{setting} {column!r} is not a column of {uri}{also}; its columns are: {', '.join(columns)}. "
+            f"Set {setting} to one of them{hint}"
+        )
     return "\n".join(lines)
 
 
@@ -45,8 +50,9 @@ def check_input_columns(uris: list[str], config: RunConfig) -> None:
     probed: list[tuple[str, list[str], dict[str, str]]] = []
     for uri in uris[::step][:SCHEMA_PROBES]:
         try:
-            columns = column_names(with_retries(lambda uri=uri: footer_of(uri, config.input.storage_options),
-                                                f"schema of {uri}"))
+            columns = column_names(
+                with_retries(lambda uri=uri: footer_of(uri, config.input.storage_options), f"schema of {uri}")
+            )
         except Exception as err:  # noqa: BLE001 - an unreadable file fails alone during the run
             log.debug("schema of %s unreadable before the run: %s", uri, err)
             continue

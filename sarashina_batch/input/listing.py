@@ -74,8 +74,11 @@ def list_shards(uri: str, storage_options: dict[str, Any]) -> Listing:
     if _GLOB_CHARS & set(path):
         infos = fs.glob(path, detail=True)
     elif fs.isdir(path):
-        infos = {p: i for p, i in fs.find(path, detail=True).items()
-                 if p.endswith(".parquet") and not _is_hidden(p[len(path):])}
+        infos = {
+            p: i
+            for p, i in fs.find(path, detail=True).items()
+            if p.endswith(".parquet") and not _is_hidden(p[len(path) :])
+        }
     elif fs.exists(path):
         infos = {path: fs.info(path)}
     elif bucket_missing(fs, path):
@@ -84,18 +87,24 @@ def list_shards(uri: str, storage_options: dict[str, Any]) -> Listing:
         raise FileNotFoundError(f"input {uri} does not exist; check input.uri")
     files = sorted(((p, i) for p, i in infos.items() if i.get("type", "file") == "file"), key=lambda item: item[0])
     if not files and _GLOB_CHARS & set(path):
-        raise EmptyInputError(f"input {uri}: the pattern matches no files; check input.uri (the folder part must "
-                                "exist, e.g. s3://bucket/corpus/*.parquet or a folder without a pattern)")
+        raise EmptyInputError(
+            f"input {uri}: the pattern matches no files; check input.uri (the folder part must "
+            "exist, e.g. s3://bucket/corpus/*.parquet or a folder without a pattern)"
+        )
     if not files:
         raise EmptyInputError(f"input {uri} holds no .parquet files; check input.uri")
     uris = [full_uri(fs, p, like=uri) for p, _ in files]
     identities = [identity_text(identity_fields(i)) for _, i in files]
-    return Listing(pa.table({
-        "uri": pa.array(uris, pa.string()),
-        "digest": pa.array([file_digest(u) for u in uris], pa.string()),
-        "identity": pa.array([identity_digest(text) for text in identities], pa.string()),
-        "identity_fields": pa.array(identities, pa.string()),
-    }))
+    return Listing(
+        pa.table(
+            {
+                "uri": pa.array(uris, pa.string()),
+                "digest": pa.array([file_digest(u) for u in uris], pa.string()),
+                "identity": pa.array([identity_digest(text) for text in identities], pa.string()),
+                "identity_fields": pa.array(identities, pa.string()),
+            }
+        )
+    )
 
 
 def input_base(uri: str, storage_options: dict[str, Any]):

@@ -20,8 +20,10 @@ from ..storage.errors import with_retries
 from .parquet import footer_of, row_group_sizes
 
 UNIT_REGEX = r"[0-9a-f]{16}-[0-9a-f]{12}-\d{5,}of\d{5,}-\d{10,}-\d+"
-UNIT_PATTERN = re.compile(r"^(?P<digest>[0-9a-f]{16})-(?P<identity>[0-9a-f]{12})-(?P<index>\d{5,})of"
-                          r"(?P<count>\d{5,})-(?P<first_row>\d{10,})-(?P<num_rows>\d+)$")
+UNIT_PATTERN = re.compile(
+    r"^(?P<digest>[0-9a-f]{16})-(?P<identity>[0-9a-f]{12})-(?P<index>\d{5,})of"
+    r"(?P<count>\d{5,})-(?P<first_row>\d{10,})-(?P<num_rows>\d+)$"
+)
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,10 @@ class UnitName:
     num_rows: int
 
     def __str__(self) -> str:
-        return (f"{self.digest}-{self.identity}-{self.index:05d}of{self.count:05d}-"
-                f"{self.first_row:010d}-{self.num_rows:07d}")
+        return (
+            f"{self.digest}-{self.identity}-{self.index:05d}of{self.count:05d}-"
+            f"{self.first_row:010d}-{self.num_rows:07d}"
+        )
 
     @classmethod
     def parse(cls, text: str) -> UnitName | None:
@@ -43,8 +47,9 @@ class UnitName:
         if not match:
             return None
         g = match.groupdict()
-        return cls(g["digest"], g["identity"], int(g["index"]), int(g["count"]), int(g["first_row"]),
-                   int(g["num_rows"]))
+        return cls(
+            g["digest"], g["identity"], int(g["index"]), int(g["count"]), int(g["first_row"]), int(g["num_rows"])
+        )
 
 
 def split_row_groups(row_group_sizes: list[int], rows_per_unit: int) -> list[tuple[int, int]]:
@@ -67,10 +72,13 @@ def split_row_groups(row_group_sizes: list[int], rows_per_unit: int) -> list[tup
     return units
 
 
-def units_of_file(shard: dict[str, Any], storage_options: dict[str, Any], rows_per_unit: int) -> Iterator[dict[str, Any]]:
+def units_of_file(
+    shard: dict[str, Any], storage_options: dict[str, Any], rows_per_unit: int
+) -> Iterator[dict[str, Any]]:
     """Units of one listed file from its footer; an unreadable footer yields one failed unit.
 
     A file without rows still gets one (empty) unit, so that its marker says it is done."""
+
     def named(index: int, count: int, first_row: int, num_rows: int) -> str:
         return str(UnitName(shard["digest"], shard["identity"], index, count, first_row, num_rows))
 
@@ -85,8 +93,14 @@ def units_of_file(shard: dict[str, Any], storage_options: dict[str, Any], rows_p
         yield _unit(shard, first_row, num_rows, named(index, len(units), first_row, num_rows), file_rows=sum(sizes))
 
 
-def _unit(shard: dict[str, Any], first_row: int, num_rows: int, uid: str, error: str | None = None,
-          file_rows: int | None = None) -> dict[str, Any]:
+def _unit(
+    shard: dict[str, Any],
+    first_row: int,
+    num_rows: int,
+    uid: str,
+    error: str | None = None,
+    file_rows: int | None = None,
+) -> dict[str, Any]:
     return {
         C.UNIT_ID: uid,
         C.UNIT_URI: shard["uri"],

@@ -163,8 +163,14 @@ class Embedder:
         self.budget_caps: dict[int, int] = {}
         if self.packed:
             self._check_packing()
-        log.info("loaded %s on %s as %s (%s, %s micro-batches)", model_name, self.device, dtype, self.attention,
-                 "packed" if self.packed else "padded")
+        log.info(
+            "loaded %s on %s as %s (%s, %s micro-batches)",
+            model_name,
+            self.device,
+            dtype,
+            self.attention,
+            "packed" if self.packed else "padded",
+        )
 
     @staticmethod
     def _check_pooling(model, model_name: str) -> None:
@@ -236,19 +242,26 @@ class Embedder:
             return []
         bucket = _length_bucket(batch.padded_len)
         self.budget_caps[bucket] = min(self.budget_caps.get(bucket, batch.padded_tokens), batch.padded_tokens // 2)
-        log.warning("out of memory on %d rows x %d tokens: halving micro-batches of rows up to %d tokens "
-                    "to %d tokens", len(batch.rows), batch.padded_len, bucket, self.budget_caps[bucket])
+        log.warning(
+            "out of memory on %d rows x %d tokens: halving micro-batches of rows up to %d tokens to %d tokens",
+            len(batch.rows),
+            batch.padded_len,
+            bucket,
+            self.budget_caps[bucket],
+        )
         return split_in_half(batch, lengths)
 
     def _embed_micro_batch(self, rows: TokenRows, batch: MicroBatch, out) -> None:
         if batch.packed:
             ids, positions, last = rows.packed(batch.rows)
-            hidden = self.transformer(input_ids=self._to_device(ids), position_ids=self._to_device(positions),
-                                      use_cache=False).last_hidden_state[0]
+            hidden = self.transformer(
+                input_ids=self._to_device(ids), position_ids=self._to_device(positions), use_cache=False
+            ).last_hidden_state[0]
         else:
             ids, mask = rows.padded(batch.rows, batch.padded_len, self.pad_token_id)
-            hidden = self.transformer(input_ids=self._to_device(ids), attention_mask=self._to_device(mask),
-                                      use_cache=False).last_hidden_state
+            hidden = self.transformer(
+                input_ids=self._to_device(ids), attention_mask=self._to_device(mask), use_cache=False
+            ).last_hidden_state
             # Right padding: a row's last token sits at its length - 1.
             last = np.arange(len(batch.rows)) * batch.padded_len + rows.lengths[batch.rows] - 1
             hidden = hidden.reshape(-1, hidden.shape[-1])

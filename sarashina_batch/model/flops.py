@@ -6,13 +6,31 @@ from __future__ import annotations
 import numpy as np
 
 SARASHINA_V2_1B = {
-    "hidden_size": 1792, "intermediate_size": 6272, "num_hidden_layers": 24, "num_attention_heads": 16,
-    "num_key_value_heads": 8, "head_dim": 112, "vocab_size": 102400, "rope_theta": 500000.0,
-    "max_position_embeddings": 8192, "rms_norm_eps": 1e-5,
+    "hidden_size": 1792,
+    "intermediate_size": 6272,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 8,
+    "head_dim": 112,
+    "vocab_size": 102400,
+    "rope_theta": 500000.0,
+    "max_position_embeddings": 8192,
+    "rms_norm_eps": 1e-5,
 }
 # Dense bf16 peak FLOP/s (no sparsity), from the vendors' data sheets.
-PEAK_BF16 = {"H100 SXM": 989e12, "H100 NVL": 835e12, "H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12,
-             "GH200": 989e12, "B200": 2250e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10G": 70e12}
+PEAK_BF16 = {
+    "H100 SXM": 989e12,
+    "H100 NVL": 835e12,
+    "H100 PCIe": 756e12,
+    "H100": 989e12,
+    "H200": 989e12,
+    "GH200": 989e12,
+    "B200": 2250e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "L4": 121e12,
+    "A10G": 70e12,
+}
 
 
 def model_flops(shapes: dict, lengths: np.ndarray) -> float:
@@ -20,10 +38,12 @@ def model_flops(shapes: dict, lengths: np.ndarray) -> float:
     causal attention (QK^T and AV)."""
     h, layers = shapes["hidden_size"], shapes["num_hidden_layers"]
     kv = shapes["num_key_value_heads"] * shapes["head_dim"]
-    per_layer = h * (shapes["num_attention_heads"] * shapes["head_dim"]) * 2 + h * kv * 2 + 3 * h * shapes["intermediate_size"]
+    per_layer = (
+        h * (shapes["num_attention_heads"] * shapes["head_dim"]) * 2 + h * kv * 2 + 3 * h * shapes["intermediate_size"]
+    )
     params = layers * per_layer  # non-embedding matmul weights (1.04e9 for the real shapes)
     lengths = np.asarray(lengths, dtype=np.float64)
-    return float(2 * params * lengths.sum() + 2 * layers * h * np.sum(lengths ** 2))
+    return float(2 * params * lengths.sum() + 2 * layers * h * np.sum(lengths**2))
 
 
 def peak_flops(name: str) -> float | None:

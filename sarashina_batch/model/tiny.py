@@ -53,9 +53,7 @@ def train_tokenizer(vocab_size: int = 400):
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, unk_token="<unk>"
-    )
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, unk_token="<unk>")
     tokenizer.train_from_iterator(TRAINING_SENTENCES, trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
@@ -69,8 +67,9 @@ def train_tokenizer(vocab_size: int = 400):
     )
 
 
-def build_tiny_model(output_dir: str | Path, seed: int = 0, max_seq_length: int = 8192,
-                     shapes: dict | None = None) -> Path:
+def build_tiny_model(
+    output_dir: str | Path, seed: int = 0, max_seq_length: int = 8192, shapes: dict | None = None
+) -> Path:
     """Write a sentence-transformers model folder (Llama + Unigram + lasttoken) to output_dir.
 
     shapes overrides TINY_SHAPES (benchmarks build a larger model of the same family)."""

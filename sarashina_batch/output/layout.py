@@ -29,8 +29,10 @@ BOOKKEEPING = {RUN_INFO, LEASE, LEASE_LOCK, REJECTED_DIR, COMMITS_DIR, MANIFEST_
 
 # The only data file names this job writes, and the hidden temporaries they are written as.
 PART_PATTERN = re.compile(rf"^part-(?P<unit>{UNIT_REGEX})\.parquet$")
-TEMPORARY_PATTERN = re.compile(rf"^{re.escape(TEMPORARY_PREFIX)}[0-9a-f]{{8}}-(part-{UNIT_REGEX}\.parquet|"
-                               rf"{UNIT_REGEX}\.json)$")
+TEMPORARY_PATTERN = re.compile(
+    rf"^{re.escape(TEMPORARY_PREFIX)}[0-9a-f]{{8}}-(part-{UNIT_REGEX}\.parquet|"
+    rf"{UNIT_REGEX}\.json)$"
+)
 
 
 class NotAnOutput(ValueError):

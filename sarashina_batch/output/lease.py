@@ -70,8 +70,11 @@ class OutputLease:
                 self._acquired_at = time.time()
                 self._expires_at = self._acquired_at + self.ttl_s
                 if holder and holder.state == "held":
-                    log.warning("took over the lease of run %s, which died or stopped renewing it %.0f s ago",
-                                holder.run_id, time.time() - holder.heartbeat_at)
+                    log.warning(
+                        "took over the lease of run %s, which died or stopped renewing it %.0f s ago",
+                        holder.run_id,
+                        time.time() - holder.heartbeat_at,
+                    )
                 return holder
             if time.monotonic() >= deadline:
                 raise LeaseHeld(_held_message(self.layout.uri, holder))
@@ -94,11 +97,16 @@ class OutputLease:
         payload = dataclasses.replace(self._record("released"), clean=clean).to_json()
         try:
             with self._lock:
-                self._token = with_retries(lambda: self.store.write(payload, expected=self._token),
-                                           f"releasing the lease on {self.layout.uri}")
+                self._token = with_retries(
+                    lambda: self.store.write(payload, expected=self._token), f"releasing the lease on {self.layout.uri}"
+                )
         except Exception as err:  # noqa: BLE001 - the run's outcome stands; the lease expires
-            log.warning("could not release the lease on %s (%s); it expires in %.0f s",
-                        self.layout.uri, type(err).__name__, self.ttl_s)
+            log.warning(
+                "could not release the lease on %s (%s); it expires in %.0f s",
+                self.layout.uri,
+                type(err).__name__,
+                self.ttl_s,
+            )
 
     # while running -----------------------------------------------------------
     def check(self) -> None:
@@ -106,8 +114,10 @@ class OutputLease:
         if self._lost:
             raise LeaseLost(self._lost)
         if time.time() > self._expires_at:
-            raise LeaseLost(f"the lease on {self.layout.uri} could not be renewed before it expired; "
-                            "another run may take the output over, so this run stops committing")
+            raise LeaseLost(
+                f"the lease on {self.layout.uri} could not be renewed before it expired; "
+                "another run may take the output over, so this run stops committing"
+            )
 
     def _beat(self) -> None:
         interval = max(1.0, self.ttl_s / 5)
@@ -125,8 +135,15 @@ class OutputLease:
 
     def _record(self, state: str) -> LeaseRecord:
         now = time.time()
-        return LeaseRecord(run_id=self.run_id, state=state, host=socket.gethostname(), pid=os.getpid(),
-                           acquired_at=self._acquired_at or now, heartbeat_at=now, expires_at=now + self.ttl_s)
+        return LeaseRecord(
+            run_id=self.run_id,
+            state=state,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            acquired_at=self._acquired_at or now,
+            heartbeat_at=now,
+            expires_at=now + self.ttl_s,
+        )
 
 
 def _is_free(holder: LeaseRecord) -> bool:
@@ -163,7 +180,9 @@ def needs_sweep(previous: LeaseRecord | None) -> bool:
 def _held_message(uri: str, holder: LeaseRecord) -> str:
     age = time.time() - holder.heartbeat_at
     left = holder.expires_at - time.time()
-    return (f"output {uri} is being written by run {holder.run_id} (host {holder.host}, "
-            f"pid {holder.pid}, last heartbeat {age:.0f} s ago, lease expires in {left:.0f} s). "
-            "Wait for it to finish, set output.lease_wait_s to wait for it, or write to another output.uri; "
-            "if that run is dead, its lease expires by itself and the next run takes over")
+    return (
+        f"output {uri} is being written by run {holder.run_id} (host {holder.host}, "
+        f"pid {holder.pid}, last heartbeat {age:.0f} s ago, lease expires in {left:.0f} s). "
+        "Wait for it to finish, set output.lease_wait_s to wait for it, or write to another output.uri; "
+        "if that run is dead, its lease expires by itself and the next run takes over"
+    )

@@ -49,8 +49,11 @@ def store_for(layout: OutputLayout):
         return GcsStore(layout)
     if found & {"az", "abfs", "abfss"}:
         return AzureStore(layout)
-    log.warning("output %s: this store gets no conditional writes from sarashina-batch; the one-writer lease "
-                "is advisory there (do not start two runs on one output at once)", layout.uri)
+    log.warning(
+        "output %s: this store gets no conditional writes from sarashina-batch; the one-writer lease "
+        "is advisory there (do not start two runs on one output at once)",
+        layout.uri,
+    )
     return AdvisoryStore(layout)
 
 
@@ -116,8 +119,9 @@ class S3Store:
     def write(self, payload: dict[str, Any], expected: str | None) -> str:
         condition = {"IfMatch": expected} if expected else {"IfNoneMatch": "*"}
         try:
-            response = self.fs.call_s3("put_object", Bucket=self.bucket, Key=self.key, Body=_encode(payload),
-                                       **condition)
+            response = self.fs.call_s3(
+                "put_object", Bucket=self.bucket, Key=self.key, Body=_encode(payload), **condition
+            )
         except Exception as err:
             if _is_s3_precondition_failure(err):
                 raise Conflict() from None
@@ -175,13 +179,20 @@ class GcsStore:
         # A multipart upload (metadata + body in one request), as gcsfs itself sends: every
         # GCS implementation checks the precondition on it.
         metadata = json.dumps({"name": self.key, "contentType": "application/json"})
-        body = (f"--{self.BOUNDARY}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{metadata}\r\n"
-                f"--{self.BOUNDARY}\r\nContent-Type: application/json\r\n\r\n").encode()
+        body = (
+            f"--{self.BOUNDARY}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{metadata}\r\n"
+            f"--{self.BOUNDARY}\r\nContent-Type: application/json\r\n\r\n"
+        ).encode()
         body += _encode(payload) + f"\r\n--{self.BOUNDARY}--".encode()
         try:
             written = self.fs.call(
-                "POST", f"{self.fs._location}/upload/storage/v1/b/{{}}/o", self.bucket, uploadType="multipart",
-                ifGenerationMatch=expected or "0", data=body, json_out=True,
+                "POST",
+                f"{self.fs._location}/upload/storage/v1/b/{{}}/o",
+                self.bucket,
+                uploadType="multipart",
+                ifGenerationMatch=expected or "0",
+                data=body,
+                json_out=True,
                 headers={"Content-Type": f'multipart/related; boundary="{self.BOUNDARY}"'},
             )
         except FileExistsError:
@@ -224,8 +235,11 @@ class AzureStore:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
-        condition = ({"overwrite": True, "etag": expected, "match_condition": MatchConditions.IfNotModified}
-                     if expected else {"overwrite": False})
+        condition = (
+            {"overwrite": True, "etag": expected, "match_condition": MatchConditions.IfNotModified}
+            if expected
+            else {"overwrite": False}
+        )
 
         async def upload(client):
             return await client.upload_blob(_encode(payload), **condition)

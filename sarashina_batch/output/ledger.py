@@ -37,8 +37,17 @@ class CommitLedger:
     Holds the ids of this run's committed and failed units (to drop repeated reports), the
     identities of the files still pending, never rows."""
 
-    def __init__(self, layout: OutputLayout, run_id: str, fingerprint: str, identities: dict[str, str],
-                 lease=None, redact=lambda text: text, progress=None, metrics=None):
+    def __init__(
+        self,
+        layout: OutputLayout,
+        run_id: str,
+        fingerprint: str,
+        identities: dict[str, str],
+        lease=None,
+        redact=lambda text: text,
+        progress=None,
+        metrics=None,
+    ):
         self.layout, self.run_id, self.fingerprint = layout, run_id, fingerprint
         self.progress = progress  # a ProgressLog told of each commit, or None
         self.metrics = metrics  # RunMetrics (Ray metrics) told of each commit and failure, or None
@@ -74,19 +83,21 @@ class CommitLedger:
             self.lease.check()
         digest = unit_id.split("-", 1)[0]
         reasons = json.loads(row.get("rejected_reasons") or "{}")
-        self.layout.write_marker(CommitMarker(
-            unit=unit_id,
-            source_uri=row["source_uri"],
-            source_identity=json.loads(self.identities.get(digest, "{}")),
-            source_rows=row["file_rows"],
-            **{name: row[name] or 0 for name in COUNTERS},
-            rejected_by_reason=reasons,
-            data_part=part_name(unit_id) if row["embedded"] else None,
-            rejected_part=f"{REJECTED_DIR}/{part_name(unit_id)}" if row["rejected"] else None,
-            run_id=self.run_id,
-            fingerprint=self.fingerprint,
-            committed_at=time.time(),
-        ))
+        self.layout.write_marker(
+            CommitMarker(
+                unit=unit_id,
+                source_uri=row["source_uri"],
+                source_identity=json.loads(self.identities.get(digest, "{}")),
+                source_rows=row["file_rows"],
+                **{name: row[name] or 0 for name in COUNTERS},
+                rejected_by_reason=reasons,
+                data_part=part_name(unit_id) if row["embedded"] else None,
+                rejected_part=f"{REJECTED_DIR}/{part_name(unit_id)}" if row["rejected"] else None,
+                run_id=self.run_id,
+                fingerprint=self.fingerprint,
+                committed_at=time.time(),
+            )
+        )
         self.done.add(unit_id)
         self.failed.pop(unit_id, None)  # a later attempt succeeded
         self.totals.units_failed = len(self.failed)

@@ -58,8 +58,10 @@ def check_output_is_ours(layout: OutputLayout, input_uri: str, input_options: di
         raise FileNotFoundError(f"output {layout.uri}: the bucket does not exist")
     out, inp = _comparable(layout.uri, layout.fs), _comparable(*input_base(input_uri, input_options))
     if out == inp or out.startswith(inp.rstrip("/") + "/") or inp.startswith(out.rstrip("/") + "/"):
-        raise OutputConflict(f"output {layout.uri} and input {input_uri} overlap; the output must be a folder "
-                             "outside the input (and not contain it): set output.uri to a separate prefix")
+        raise OutputConflict(
+            f"output {layout.uri} and input {input_uri} overlap; the output must be a folder "
+            "outside the input (and not contain it): set output.uri to a separate prefix"
+        )
     names = layout.list_names()
     if RUN_INFO in names:
         return
@@ -68,7 +70,8 @@ def check_output_is_ours(layout: OutputLayout, input_uri: str, input_options: di
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise OutputConflict(
             f"output {layout.uri} holds files that sarashina-batch did not write ({shown}) and no {RUN_INFO}; "
-            "nothing was changed. Choose an empty folder or a new prefix for output.uri")
+            "nothing was changed. Choose an empty folder or a new prefix for output.uri"
+        )
 
 
 def _comparable(uri: str, fs) -> str:
@@ -76,8 +79,9 @@ def _comparable(uri: str, fs) -> str:
 
 
 # under the lease --------------------------------------------------------------
-def prepare_output(layout: OutputLayout, mode: str, fingerprint: str, fields: dict[str, Any],
-                   listing: Listing, sweep: bool) -> PreparedOutput:
+def prepare_output(
+    layout: OutputLayout, mode: str, fingerprint: str, fields: dict[str, Any], listing: Listing, sweep: bool
+) -> PreparedOutput:
     """Apply the mode, remove stale units, sweep if asked; return what is done and what is not."""
     if mode == "overwrite":
         removed = remove_own_files(layout)
@@ -100,8 +104,10 @@ def prepare_output(layout: OutputLayout, mode: str, fingerprint: str, fields: di
 def mode_refusal(uri: str, mode: str, committed: int) -> str | None:
     """Why output.mode refuses this output (None: it does not)."""
     if mode == "error" and committed:
-        return (f"output {uri} already holds {committed} committed units and output.mode is 'error'; "
-                "choose an empty output, or set output.mode=resume or overwrite")
+        return (
+            f"output {uri} already holds {committed} committed units and output.mode is 'error'; "
+            "choose an empty output, or set output.mode=resume or overwrite"
+        )
     return None
 
 
@@ -110,9 +116,11 @@ def configuration_conflict(uri: str, info: RunInfo | None, fingerprint: str, fie
     if info is None or info.fingerprint == fingerprint:
         return None
     changed = info.changed_fields(fields)
-    return (f"output {uri} was written with a different configuration (changed: {', '.join(changed)}); "
-            "write to a new output.uri (one per model/prompt version), or set output.mode=overwrite to replace it. "
-            f"Old values: {json.dumps({k: info.fields.get(k) for k in changed}, ensure_ascii=False)}")
+    return (
+        f"output {uri} was written with a different configuration (changed: {', '.join(changed)}); "
+        "write to a new output.uri (one per model/prompt version), or set output.mode=overwrite to replace it. "
+        f"Old values: {json.dumps({k: info.fields.get(k) for k in changed}, ensure_ascii=False)}"
+    )
 
 
 def _check_fingerprint(layout: OutputLayout, fingerprint: str, fields: dict[str, Any]) -> None:
@@ -156,7 +164,10 @@ def remove_own_files(layout: OutputLayout) -> int:
     """Everything this job writes as data or state, by its exact names; run history stays."""
     own = [layout.path(COMMITS_DIR, name) for name in layout.list_names(COMMITS_DIR) if unit_of_marker(name)]
     for sub in ((), (REJECTED_DIR,)):
-        own += [layout.path(*sub, name) for name in layout.list_names(*sub)
-                if unit_of_part(name) is not None or is_our_temporary(name)]
+        own += [
+            layout.path(*sub, name)
+            for name in layout.list_names(*sub)
+            if unit_of_part(name) is not None or is_our_temporary(name)
+        ]
     own.append(layout.path(RUN_INFO))
     return remove_files(layout.fs, own)

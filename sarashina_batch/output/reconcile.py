@@ -38,7 +38,7 @@ def reconcile(listing: Listing, committed: set[str]) -> Reconciliation:
     result = Reconciliation(listing.table.slice(0, 0), set())
     counts = dict.fromkeys(("unchanged", "added", "changed", "removed", "resumed"), 0)
     digests, identities = listing.table["digest"].to_pylist(), listing.table["identity"].to_pylist()
-    for digest, identity in zip(digests, identities):
+    for digest, identity in zip(digests, identities, strict=True):
         units = by_file.pop(digest, [])
         current = [u for u in units if u.identity == identity]
         result.stale += [str(u) for u in units if u.identity != identity]

@@ -63,16 +63,18 @@ def move_latest(root: OutputLayout, version: OutputLayout, run_id: str, values: 
     current = root.read_latest()
     if current and current.uri != version.uri and current.created_at > created:
         return False, f"latest stays at {current.uri} (a newer version than this one)"
-    root.write_latest(LatestPointer(
-        uri=version.uri,
-        path=version.uri[len(root.uri):].strip("/"),
-        model=values["model"],
-        revision=values["revision"],
-        fingerprint=values["fingerprint"],
-        created_at=created,
-        run_id=run_id,
-        updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-    ))
+    root.write_latest(
+        LatestPointer(
+            uri=version.uri,
+            path=version.uri[len(root.uri) :].strip("/"),
+            model=values["model"],
+            revision=values["revision"],
+            fingerprint=values["fingerprint"],
+            created_at=created,
+            run_id=run_id,
+            updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+    )
     return True, f"latest -> {version.uri}"
 
 
@@ -80,7 +82,7 @@ def list_versions(uri_template: str, storage_options: dict) -> list[str]:
     """URIs of the versions under a versioned output's root (folders holding a fingerprint file)."""
     root_uri = output_root(uri_template)
     root = OutputLayout(root_uri, storage_options)
-    rest = version_pattern(uri_template)[len(root_uri):]
+    rest = version_pattern(uri_template)[len(root_uri) :]
     found = root.fs.glob(join(root.root, rest, RUN_INFO))
     return sorted(full_uri(root.fs, path.rsplit("/", 1)[0], like=uri_template) for path in found)
 

@@ -67,8 +67,10 @@ class UnitAttempts:
         finally:
             self._registry = None
         if restarted:
-            log.warning("Ray re-ran units whose worker died: %s",
-                        ", ".join(f"{n} in the {stage} stage" for stage, n in sorted(restarted.items())))
+            log.warning(
+                "Ray re-ran units whose worker died: %s",
+                ", ".join(f"{n} in the {stage} stage" for stage, n in sorted(restarted.items())),
+            )
 
 
 def _start_registry():

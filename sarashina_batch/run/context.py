@@ -38,13 +38,33 @@ class RunContext:
 def open_run(config: RunConfig, model: ResolvedModel, run_id: str) -> RunContext:
     """List the input, open the output, and check both (nothing is written): a bad input,
     a folder that is not ours or a wrong column fails here, in a second, without a cluster."""
-    listing = explained(lambda: list_shards(config.input.uri, config.input.storage_options),
-                        config.input.uri, "input", "listing the input")
-    layout = explained(lambda: OutputLayout(config.output.uri, config.output.storage_options),
-                       config.output.uri, "output", "opening the output")
-    explained(lambda: check_output_is_ours(layout, config.input.uri, config.input.storage_options),
-              config.output.uri, "output", "checking the output")
+    listing = explained(
+        lambda: list_shards(config.input.uri, config.input.storage_options),
+        config.input.uri,
+        "input",
+        "listing the input",
+    )
+    layout = explained(
+        lambda: OutputLayout(config.output.uri, config.output.storage_options),
+        config.output.uri,
+        "output",
+        "opening the output",
+    )
+    explained(
+        lambda: check_output_is_ours(layout, config.input.uri, config.input.storage_options),
+        config.output.uri,
+        "output",
+        "checking the output",
+    )
     check_input_columns(listing.table["uri"].to_pylist(), config)
-    return RunContext(config, model, run_id, listing, layout, fingerprint(config, model),
-                      fingerprint_fields(config, model), parquet_metadata(config, model, run_id),
-                      config_secrets(config))
+    return RunContext(
+        config,
+        model,
+        run_id,
+        listing,
+        layout,
+        fingerprint(config, model),
+        fingerprint_fields(config, model),
+        parquet_metadata(config, model, run_id),
+        config_secrets(config),
+    )

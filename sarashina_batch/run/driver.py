@@ -68,8 +68,13 @@ def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str, record: R
     log.info("%s", connect_ray(config.compute.ray_address))
     started += time.monotonic() - connecting
     resources = decide_resources(config, cluster_gpus())
-    lease = explained(lambda: OutputLease(run.layout, run_id, config.output.lease_ttl_s, config.output.lease_wait_s),
-                      config.output.uri, "output", "opening the output's lease", writing=True)
+    lease = explained(
+        lambda: OutputLease(run.layout, run_id, config.output.lease_ttl_s, config.output.lease_wait_s),
+        config.output.uri,
+        "output",
+        "opening the output's lease",
+        writing=True,
+    )
     previous = explained(lease.acquire, config.output.uri, "output", "taking the output's lease", writing=True)
     lease.start_heartbeat()
     record = record if record is not None else RunRecord()
@@ -89,8 +94,7 @@ class RunDriver:
 
     def __init__(self, run: RunContext, lease: OutputLease, resources: Resources, record: RunRecord):
         self.context, self.lease, self.resources = run, lease, resources
-        self.ledger = CommitLedger(run.layout, run.run_id, run.fingerprint, {}, lease, run.redact,
-                                   metrics=RunMetrics())
+        self.ledger = CommitLedger(run.layout, run.run_id, run.fingerprint, {}, lease, run.redact, metrics=RunMetrics())
         self.progress = ProgressLog(run.config.compute.progress_interval_s, self.ledger.totals)
         self.ledger.progress = self.progress
         record.totals = self.ledger.totals
@@ -108,9 +112,18 @@ class RunDriver:
             # have finished after the first sweep: whatever no marker claims is removed.
             swept = (swept or 0) + sweep_unlisted(layout, layout.committed_units())
         todo = first.reconciliation
-        return RunResult(self.context.run_id, layout.uri, len(self.context.listing), todo.units_skipped, 0.0,
-                         self.ledger.finish(), files=todo.files, units_removed=first.removed_units,
-                         files_swept=swept, restarts=restarts)
+        return RunResult(
+            self.context.run_id,
+            layout.uri,
+            len(self.context.listing),
+            todo.units_skipped,
+            0.0,
+            self.ledger.finish(),
+            files=todo.files,
+            units_removed=first.removed_units,
+            files_swept=swept,
+            restarts=restarts,
+        )
 
     def _attempts(self, sweep: bool) -> tuple[PreparedOutput, int]:
         """Run the graph; resume it on fresh workers when Ray loses part of it. Returns the
@@ -133,23 +146,37 @@ class RunDriver:
             except Exception as err:
                 if not _lost_to_ray(err) or attempt == config.compute.max_pipeline_restarts:
                     raise
-                log.warning("Ray lost part of the job (%s); resuming from the committed units (%d/%d) on fresh "
-                            "workers", type(err).__name__, attempt + 1, config.compute.max_pipeline_restarts)
+                log.warning(
+                    "Ray lost part of the job (%s); resuming from the committed units (%d/%d) on fresh workers",
+                    type(err).__name__,
+                    attempt + 1,
+                    config.compute.max_pipeline_restarts,
+                )
                 WORKERS.abandon()
                 mode, sweep = "resume", False
         return first, attempt
 
     def _prepare(self, mode: str, sweep: bool) -> PreparedOutput:
         run = self.context
-        prepared = explained(lambda: prepare_output(run.layout, mode, run.fingerprint, run.fields, run.listing, sweep),
-                             run.config.output.uri, "output", "preparing the output", writing=True)
+        prepared = explained(
+            lambda: prepare_output(run.layout, mode, run.fingerprint, run.fields, run.listing, sweep),
+            run.config.output.uri,
+            "output",
+            "preparing the output",
+            writing=True,
+        )
         todo = prepared.reconciliation
-        self.ledger.identities.update(zip(todo.pending["digest"].to_pylist(),
-                                          todo.pending["identity_fields"].to_pylist()))
+        self.ledger.identities.update(
+            zip(todo.pending["digest"].to_pylist(), todo.pending["identity_fields"].to_pylist(), strict=True)
+        )
         self.progress.add_files(todo.pending, todo.committed_pending)
-        log.info("%d shards listed (%s); %d units already committed are skipped; %d stale units removed",
-                 len(run.listing), ", ".join(f"{k} {v}" for k, v in todo.files.items()),
-                 todo.units_skipped, prepared.removed_units)
+        log.info(
+            "%d shards listed (%s); %d units already committed are skipped; %d stale units removed",
+            len(run.listing),
+            ", ".join(f"{k} {v}" for k, v in todo.files.items()),
+            todo.units_skipped,
+            prepared.removed_units,
+        )
         return prepared
 
 
@@ -157,5 +184,6 @@ def _lost_to_ray(err: BaseException) -> bool:
     """A failure of the cluster (node, actor, worker or object lost), not of our code or data."""
     from ray import exceptions as rx
 
-    return isinstance(err, (rx.RayActorError, rx.ObjectLostError, rx.NodeDiedError, rx.WorkerCrashedError,
-                            rx.OwnerDiedError))
+    return isinstance(
+        err, (rx.RayActorError, rx.ObjectLostError, rx.NodeDiedError, rx.WorkerCrashedError, rx.OwnerDiedError)
+    )

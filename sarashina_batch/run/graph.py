@@ -45,8 +45,13 @@ def build_dataset(run: RunContext, todo: Reconciliation, resources: Resources, g
     import ray
 
     config, workers = run.config, WORKERS.runtime_env()
-    ds = unit_dataset(todo.pending, todo.committed_pending, storage_options=config.input.storage_options,
-                      rows_per_unit=config.input.rows_per_unit, runtime_env=workers)
+    ds = unit_dataset(
+        todo.pending,
+        todo.committed_pending,
+        storage_options=config.input.storage_options,
+        rows_per_unit=config.input.rows_per_unit,
+        runtime_env=workers,
+    )
     # One unit per block, so that read tasks spread over the cluster instead of one task
     # reading all units of a file in a row.
     ds = ds.repartition(target_num_rows_per_block=1)
@@ -55,34 +60,52 @@ def build_dataset(run: RunContext, todo: Reconciliation, resources: Resources, g
     # same CPUs as an actor, Ray fuses the two: tokenizing then runs in the actor, which
     # costs little beside a CPU forward pass.
     ds = ds.map_batches(
-        prepare_units, fn_kwargs={"settings": prepare_settings(config, run.model, guard)},
-        batch_size=1, batch_format="pyarrow", num_cpus=config.compute.cpus_per_read_task, runtime_env=workers,
+        prepare_units,
+        fn_kwargs={"settings": prepare_settings(config, run.model, guard)},
+        batch_size=1,
+        batch_format="pyarrow",
+        num_cpus=config.compute.cpus_per_read_task,
+        runtime_env=workers,
     )
     ds = ds.map_batches(
-        EmbedActor, fn_constructor_kwargs={"settings": embed_settings(config, run.model, guard)},
-        batch_size=None, batch_format="pyarrow",
-        num_gpus=resources.gpus_per_actor, num_cpus=config.compute.cpus_per_actor,
+        EmbedActor,
+        fn_constructor_kwargs={"settings": embed_settings(config, run.model, guard)},
+        batch_size=None,
+        batch_format="pyarrow",
+        num_gpus=resources.gpus_per_actor,
+        num_cpus=config.compute.cpus_per_actor,
         resources=config.compute.actor_resources or None,
         compute=ray.data.ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors),
         runtime_env=workers,
     )
     return ds.map_batches(
-        write_parts, fn_kwargs={"settings": write_settings(config, run.metadata, guard)},
-        batch_size=None, batch_format="pyarrow", num_cpus=config.compute.cpus_per_write_task, runtime_env=workers,
+        write_parts,
+        fn_kwargs={"settings": write_settings(config, run.metadata, guard)},
+        batch_size=None,
+        batch_format="pyarrow",
+        num_cpus=config.compute.cpus_per_write_task,
+        runtime_env=workers,
     )
 
 
-def unit_dataset(shards: pa.Table, committed: set[str], storage_options: dict, rows_per_unit: int,
-                 runtime_env: dict | None = None):
+def unit_dataset(
+    shards: pa.Table, committed: set[str], storage_options: dict, rows_per_unit: int, runtime_env: dict | None = None
+):
     """Dataset of the units still to do (footers read in Ray tasks, not on the driver)."""
     import ray
 
     shards = shards.select(["uri", "digest", "identity"])
     chunks = [shards.slice(start, FILES_PER_LISTING_BLOCK) for start in range(0, len(shards), FILES_PER_LISTING_BLOCK)]
     ds = ray.data.from_arrow(chunks or [shards])
-    return ds.flat_map(_pending_units, fn_kwargs={
-        "storage_options": storage_options, "rows_per_unit": rows_per_unit, "committed": committed,
-    }, runtime_env=runtime_env)
+    return ds.flat_map(
+        _pending_units,
+        fn_kwargs={
+            "storage_options": storage_options,
+            "rows_per_unit": rows_per_unit,
+            "committed": committed,
+        },
+        runtime_env=runtime_env,
+    )
 
 
 def _pending_units(shard: dict[str, Any], storage_options: dict, rows_per_unit: int, committed: set[str]):

@@ -14,8 +14,19 @@ from typing import Any
 
 from ..stages.metrics import GPU_MEMORY_BYTES, MICRO_BATCH_SECONDS, PREFIX
 
-__all__ = ["GPU_MEMORY_BYTES", "MICRO_BATCH_SECONDS", "PADDED_TOKENS", "PADDING_EFFICIENCY", "PREFIX", "ROWS_EMBEDDED",
-           "ROWS_REJECTED", "TOKENS", "UNITS_COMMITTED", "UNITS_FAILED", "RunMetrics"]
+__all__ = [
+    "GPU_MEMORY_BYTES",
+    "MICRO_BATCH_SECONDS",
+    "PADDED_TOKENS",
+    "PADDING_EFFICIENCY",
+    "PREFIX",
+    "ROWS_EMBEDDED",
+    "ROWS_REJECTED",
+    "TOKENS",
+    "UNITS_COMMITTED",
+    "UNITS_FAILED",
+    "RunMetrics",
+]
 
 ROWS_EMBEDDED = PREFIX + "rows_embedded"
 ROWS_REJECTED = PREFIX + "rows_rejected"
@@ -43,8 +54,11 @@ class RunMetrics:
     def unit_committed(self, row: dict[str, Any], counts: dict[str, int]) -> None:
         """A committed unit's stats row, and the run's totals with it counted."""
         self.committed.inc()
-        for counter, value in ((self.rows, row["embedded"]), (self.tokens, row["tokens"]),
-                               (self.padded, row["padded_tokens"])):
+        for counter, value in (
+            (self.rows, row["embedded"]),
+            (self.tokens, row["tokens"]),
+            (self.padded, row["padded_tokens"]),
+        ):
             if value:
                 counter.inc(value)
         for reason, count in json.loads(row.get("rejected_reasons") or "{}").items():

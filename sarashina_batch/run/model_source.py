@@ -34,9 +34,11 @@ def resolve_model(name: str, revision: str | None) -> ResolvedModel:
     if Path(name).is_dir():
         return ResolvedModel(name, "local", _folder_weights_digest(Path(name)), None)
     if _looks_like_a_path(name):
-        raise ModelError(f"model.name {name!r} is not a folder on this machine; set it to the folder that holds the "
-                         "model (modules.json, config.json, weights) or to a Hugging Face hub id such as "
-                         "sbintuitions/sarashina-embedding-v2-1b")
+        raise ModelError(
+            f"model.name {name!r} is not a folder on this machine; set it to the folder that holds the "
+            "model (modules.json, config.json, weights) or to a Hugging Face hub id such as "
+            "sbintuitions/sarashina-embedding-v2-1b"
+        )
     return _resolve_hub_model(name, revision)
 
 
@@ -48,8 +50,10 @@ def _looks_like_a_path(name: str) -> bool:
 def _folder_weights_digest(folder: Path) -> str:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if not files:
-        raise ModelError(f"model.name {str(folder)!r} is a folder without weight files ({', '.join(WEIGHT_SUFFIXES)}); "
-                         "point model.name at the folder of a sentence-transformers model")
+        raise ModelError(
+            f"model.name {str(folder)!r} is a folder without weight files ({', '.join(WEIGHT_SUFFIXES)}); "
+            "point model.name at the folder of a sentence-transformers model"
+        )
     combined = hashlib.sha256()
     for path in files:
         combined.update(f"{path.relative_to(folder)}:{_sha256_file(path)}\n".encode())

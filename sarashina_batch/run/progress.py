@@ -38,7 +38,7 @@ class ProgressLog:
         """Files with work left (a resumed attempt lists a subset of the first one's), and
         the units of them committed before (each ~1/count of its file: the name says)."""
         new = {}
-        for digest, fields in zip(pending["digest"].to_pylist(), pending["identity_fields"].to_pylist()):
+        for digest, fields in zip(pending["digest"].to_pylist(), pending["identity_fields"].to_pylist(), strict=True):
             if digest not in self.sizes:
                 new[digest] = self.sizes[digest] = json.loads(fields).get("size", 0)
         for unit in map(UnitName.parse, committed):
@@ -60,11 +60,13 @@ class ProgressLog:
         share = min((self.done_before + self.done_bytes) / total_bytes, 1.0) if total_bytes else None
         # The rate is this run's: bytes it committed per second.
         eta = elapsed * (1 - share) * total_bytes / self.done_bytes if share is not None and self.done_bytes else None
-        return (f"progress: units committed {t.units_committed:,} (failed {t.units_failed:,}) | "
-                f"rows {counts['rows']:,} | tokens {counts['tokens']:,} | "
-                f"{counts['tokens'] / elapsed if elapsed else 0:,.0f} tokens/s | "
-                f"input {'n/a' if share is None else f'{share:.1%}'} of {_size(total_bytes)} | "
-                f"elapsed {_duration(elapsed)} | ETA {'n/a' if eta is None else _duration(eta)}")
+        return (
+            f"progress: units committed {t.units_committed:,} (failed {t.units_failed:,}) | "
+            f"rows {counts['rows']:,} | tokens {counts['tokens']:,} | "
+            f"{counts['tokens'] / elapsed if elapsed else 0:,.0f} tokens/s | "
+            f"input {'n/a' if share is None else f'{share:.1%}'} of {_size(total_bytes)} | "
+            f"elapsed {_duration(elapsed)} | ETA {'n/a' if eta is None else _duration(eta)}"
+        )
 
     def __enter__(self) -> Self:
         if self.interval_s > 0:

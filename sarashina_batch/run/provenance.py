@@ -65,9 +65,12 @@ def git_commit() -> str | None:
     """The commit of the job's code, when it runs from a git checkout."""
     try:
         here = Path(__file__).resolve().parent
-        return subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip() or None
+        return (
+            subprocess.run(
+                ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         return os.environ.get("SARASHINA_BATCH_GIT_COMMIT")
 
@@ -85,8 +88,13 @@ def parquet_metadata(config: RunConfig, model: ResolvedModel, run_id: str) -> di
         "torch_dtype": config.model.torch_dtype,
         "embedding_dtype": config.output.embedding_dtype,
         "prompt_templates": json.dumps(
-            {"document": fields["document_template"], "query": fields["query_template"],
-             "instruction": fields["instruction"]}, ensure_ascii=False),
+            {
+                "document": fields["document_template"],
+                "query": fields["query_template"],
+                "instruction": fields["instruction"],
+            },
+            ensure_ascii=False,
+        ),
         "versions": json.dumps(library_versions()),
         "git_commit": git_commit() or "unknown",
         "config_fingerprint": fingerprint(config, model),

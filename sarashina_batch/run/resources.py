@@ -35,9 +35,15 @@ def decide_resources(config: RunConfig, gpus: ClusterGpus) -> Resources:
             raise PreflightError(
                 f"compute.gpus_per_actor={per_actor:g} but the Ray cluster has {gpus.now:g} GPUs and cannot add any "
                 f"({gpus.source}). Set compute.gpus_per_actor=0 to embed on CPU, or run on a cluster with GPU nodes "
-                "(a GPU worker group in KubeRay, a GPU node type for the cluster launcher)")
-        log.warning("compute.gpus_per_actor=%g but the Ray cluster has %g GPUs now (%s): the embedding stage waits "
-                    "for GPU nodes to join", per_actor, gpus.now, gpus.source)
+                "(a GPU worker group in KubeRay, a GPU node type for the cluster launcher)"
+            )
+        log.warning(
+            "compute.gpus_per_actor=%g but the Ray cluster has %g GPUs now (%s): the embedding stage waits "
+            "for GPU nodes to join",
+            per_actor,
+            gpus.now,
+            gpus.source,
+        )
     if config.compute.max_actors:
         max_actors = config.compute.max_actors
     elif per_actor:
@@ -46,6 +52,12 @@ def decide_resources(config: RunConfig, gpus: ClusterGpus) -> Resources:
     else:
         max_actors = 1
     min_actors = min(config.compute.min_actors, max_actors)
-    log.info("cluster has %g GPUs now (%s): %g GPU(s) per embedding actor, pool of %d..%d actors",
-             gpus.now, gpus.source, per_actor, min_actors, max_actors)
+    log.info(
+        "cluster has %g GPUs now (%s): %g GPU(s) per embedding actor, pool of %d..%d actors",
+        gpus.now,
+        gpus.source,
+        per_actor,
+        min_actors,
+        max_actors,
+    )
     return Resources(per_actor, min_actors, max_actors)

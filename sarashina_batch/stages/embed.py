@@ -111,9 +111,12 @@ def embed_table(embedder, batch: pa.Table, on_window=None) -> pa.Table:
             reasons, details = pa.array(reasons, pa.string()), pa.array(details, pa.string())
     embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim, mask=pa.array(~valid))
     out = batch.drop_columns([C.INPUT_IDS, C.REASON, C.DETAIL])
-    return out.append_column(C.EMBEDDING, embedding).append_column(
-        C.PADDED_LEN, pa.array(padded_len)
-    ).append_column(C.REASON, reasons).append_column(C.DETAIL, details)
+    return (
+        out.append_column(C.EMBEDDING, embedding)
+        .append_column(C.PADDED_LEN, pa.array(padded_len))
+        .append_column(C.REASON, reasons)
+        .append_column(C.DETAIL, details)
+    )
 
 
 def _reject(reasons: list, details: list, failures: dict[str, np.ndarray], ids: pa.ChunkedArray):
@@ -121,7 +124,10 @@ def _reject(reasons: list, details: list, failures: dict[str, np.ndarray], ids: 
     for reason, rows in failures.items():
         for row in rows:
             reasons[row] = reason
-            details[row] = ("the model produced NaN or Inf for this row" if reason == NON_FINITE else
-                            f"{tokens[row]} tokens do not fit in the accelerator's memory even alone; "
-                            "lower model.max_seq_length or use a device with more memory")
+            details[row] = (
+                "the model produced NaN or Inf for this row"
+                if reason == NON_FINITE
+                else f"{tokens[row]} tokens do not fit in the accelerator's memory even alone; "
+                "lower model.max_seq_length or use a device with more memory"
+            )
     return reasons, details

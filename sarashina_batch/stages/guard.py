@@ -31,10 +31,12 @@ class AttemptGuard:
         if started <= self.max_attempts:
             return None
         # No stage named: on a CPU-only run Ray may fuse read and embed into one worker.
-        return (f"this unit was started {self.max_attempts} times and its worker died each time (host memory, "
-                "or a crash in native code: see the Ray worker logs); it is left for the next run. If it fails "
-                "again, lower input.rows_per_unit or input.max_chars_per_row, or give the workers more memory "
-                f"(compute.max_unit_attempts={self.max_attempts} bounds the starts)")
+        return (
+            f"this unit was started {self.max_attempts} times and its worker died each time (host memory, "
+            "or a crash in native code: see the Ray worker logs); it is left for the next run. If it fails "
+            "again, lower input.rows_per_unit or input.max_chars_per_row, or give the workers more memory "
+            f"(compute.max_unit_attempts={self.max_attempts} bounds the starts)"
+        )
 
 
 UNGUARDED = AttemptGuard(None, 0)

@@ -17,10 +17,14 @@ class ActorMetrics:
     def __init__(self):
         from ray.util.metrics import Gauge, Histogram
 
-        self.latency = Histogram(MICRO_BATCH_SECONDS, description="Device time of one micro-batch forward pass.",
-                                 boundaries=LATENCY_BOUNDARIES)
-        self.gpu_memory = Gauge(GPU_MEMORY_BYTES, description="GPU memory held by torch in this actor.",
-                                tag_keys=("kind",))
+        self.latency = Histogram(
+            MICRO_BATCH_SECONDS,
+            description="Device time of one micro-batch forward pass.",
+            boundaries=LATENCY_BOUNDARIES,
+        )
+        self.gpu_memory = Gauge(
+            GPU_MEMORY_BYTES, description="GPU memory held by torch in this actor.", tag_keys=("kind",)
+        )
 
     def window_embedded(self, micro_batch_seconds: list[float], cuda: bool) -> None:
         for seconds in micro_batch_seconds:

@@ -73,10 +73,17 @@ def prepare_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
     if refusal is not None:
         return failed_unit(unit, refusal)
     try:
-        rows = with_retries(lambda: read_unit_rows(
-            unit[C.UNIT_URI], unit[C.UNIT_FIRST_ROW], unit[C.UNIT_NUM_ROWS], list(settings.columns),
-            settings.storage_options, expected_identity=UnitName.parse(unit[C.UNIT_ID]).identity,
-        ), f"reading {unit[C.UNIT_URI]}")
+        rows = with_retries(
+            lambda: read_unit_rows(
+                unit[C.UNIT_URI],
+                unit[C.UNIT_FIRST_ROW],
+                unit[C.UNIT_NUM_ROWS],
+                list(settings.columns),
+                settings.storage_options,
+                expected_identity=UnitName.parse(unit[C.UNIT_ID]).identity,
+            ),
+            f"reading {unit[C.UNIT_URI]}",
+        )
         if rows.num_rows == 0:
             return placeholder(unit)
         return _prepare_rows(unit, rows, settings)
@@ -92,23 +99,26 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
     roles = _roles(rows, settings, reasons, details)
     ids = _ids(rows, settings, uri, source_rows)
     token_ids, num_tokens, truncated = _tokenize(texts, roles, reasons, details, settings)
-    return pa.table({
-        C.ID: ids,
-        C.SOURCE_URI: pa.array([uri] * n, pa.string()),
-        C.SOURCE_ROW: source_rows,
-        C.TEXT_HASH: pa.array([text_hash(t) for t in texts], pa.string()),
-        C.NUM_TOKENS: pa.array(num_tokens, pa.int32()),
-        C.TRUNCATED: pa.array(truncated, pa.bool_()),
-        C.ROLE: pa.array(roles, pa.string()),
-        C.TASK: pa.array([settings.task if r == "query" else None for r in roles], pa.string()),
-        C.REASON: pa.array(reasons, pa.string()),
-        C.DETAIL: pa.array(details, pa.string()),
-        C.UNIT_ID: pa.array([unit[C.UNIT_ID]] * n, pa.string()),
-        C.UNIT_ROWS: pa.array([unit[C.UNIT_NUM_ROWS]] * n, pa.int64()),
-        C.FILE_ROWS: pa.array([unit[C.UNIT_FILE_ROWS]] * n, pa.int64()),
-        C.UNIT_ERROR: pa.nulls(n, pa.string()),
-        C.INPUT_IDS: pa.array(token_ids, pa.list_(pa.int32())),
-    }, schema=PREPARED_SCHEMA)
+    return pa.table(
+        {
+            C.ID: ids,
+            C.SOURCE_URI: pa.array([uri] * n, pa.string()),
+            C.SOURCE_ROW: source_rows,
+            C.TEXT_HASH: pa.array([text_hash(t) for t in texts], pa.string()),
+            C.NUM_TOKENS: pa.array(num_tokens, pa.int32()),
+            C.TRUNCATED: pa.array(truncated, pa.bool_()),
+            C.ROLE: pa.array(roles, pa.string()),
+            C.TASK: pa.array([settings.task if r == "query" else None for r in roles], pa.string()),
+            C.REASON: pa.array(reasons, pa.string()),
+            C.DETAIL: pa.array(details, pa.string()),
+            C.UNIT_ID: pa.array([unit[C.UNIT_ID]] * n, pa.string()),
+            C.UNIT_ROWS: pa.array([unit[C.UNIT_NUM_ROWS]] * n, pa.int64()),
+            C.FILE_ROWS: pa.array([unit[C.UNIT_FILE_ROWS]] * n, pa.int64()),
+            C.UNIT_ERROR: pa.nulls(n, pa.string()),
+            C.INPUT_IDS: pa.array(token_ids, pa.list_(pa.int32())),
+        },
+        schema=PREPARED_SCHEMA,
+    )
 
 
 def count_tokens(rows: pa.Table, settings: PrepareSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,7 +127,11 @@ def count_tokens(rows: pa.Table, settings: PrepareSettings) -> tuple[np.ndarray,
     texts, reasons, details = classify_texts(rows.column(settings.text_column))
     roles = _roles(rows, settings, reasons, details)
     _, num_tokens, truncated = _tokenize(texts, roles, reasons, details, settings)
-    return np.array(num_tokens, dtype=np.int64), np.array(truncated, dtype=bool), np.array([r is not None for r in reasons])
+    return (
+        np.array(num_tokens, dtype=np.int64),
+        np.array(truncated, dtype=bool),
+        np.array([r is not None for r in reasons]),
+    )
 
 
 def _ids(rows: pa.Table, settings: PrepareSettings, uri: str, source_rows: np.ndarray) -> pa.Array:
@@ -127,8 +141,10 @@ def _ids(rows: pa.Table, settings: PrepareSettings, uri: str, source_rows: np.nd
     try:
         return column.cast(pa.string()).combine_chunks()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
-        raise TypeError(f"id column {settings.id_column!r} of {uri} is of type {column.type}, which has no string "
-                        "form; point input.id_column at a string or integer column") from err
+        raise TypeError(
+            f"id column {settings.id_column!r} of {uri} is of type {column.type}, which has no string "
+            "form; point input.id_column at a string or integer column"
+        ) from err
 
 
 def classify_texts(column: pa.ChunkedArray | pa.Array) -> tuple[list, list, list]:
@@ -167,7 +183,10 @@ def _roles(rows: pa.Table, settings: PrepareSettings, reasons: list, details: li
     for i, role in enumerate(roles):
         if not isinstance(role, str) or role not in settings.prefixes:
             if reasons[i] is None:
-                reasons[i], details[i] = INVALID_ROLE, f"{settings.role_column}={role!r}; expected 'query' or 'document'"
+                reasons[i], details[i] = (
+                    INVALID_ROLE,
+                    f"{settings.role_column}={role!r}; expected 'query' or 'document'",
+                )
             roles[i] = None  # never written as a role; the detail keeps what was there
     return roles
 
@@ -198,7 +217,7 @@ def _tokenize(texts, roles, reasons, details, settings: PrepareSettings):
     if at_limit:
         # Only texts that reached the limit can have been cut: ask once more with room for one more.
         longer = tokenizer([prompts[k] for k in at_limit], truncation=True, max_length=limit + 1)["input_ids"]
-        for k, ids in zip(at_limit, longer):
+        for k, ids in zip(at_limit, longer, strict=True):
             truncated[todo[k]] = truncated[todo[k]] or len(ids) > limit
     for k, i in enumerate(todo):
         ids = encoded[k]
@@ -223,21 +242,30 @@ def text_hash(text: str | None) -> str | None:
 def failed_unit(unit: dict[str, Any], error: str | None) -> pa.Table:
     """One row without a source row that carries a unit's failure to the driver's ledger."""
     row = {name: [None] for name in PREPARED_SCHEMA.names}
-    row.update({
-        C.SOURCE_URI: [unit[C.UNIT_URI]],
-        C.UNIT_ID: [unit[C.UNIT_ID]],
-        C.UNIT_ROWS: [unit[C.UNIT_NUM_ROWS]],
-        C.FILE_ROWS: [unit[C.UNIT_FILE_ROWS]],
-        C.UNIT_ERROR: [error],
-    })
+    row.update(
+        {
+            C.SOURCE_URI: [unit[C.UNIT_URI]],
+            C.UNIT_ID: [unit[C.UNIT_ID]],
+            C.UNIT_ROWS: [unit[C.UNIT_NUM_ROWS]],
+            C.FILE_ROWS: [unit[C.UNIT_FILE_ROWS]],
+            C.UNIT_ERROR: [error],
+        }
+    )
     return pa.table(row, schema=PREPARED_SCHEMA)
 
 
 def failed_rows(rows: pa.Table, error: str) -> pa.Table:
     """A prepared unit's rows replaced by the one row that carries the unit's failure."""
     first = rows.slice(0, 1).select([C.SOURCE_URI, C.UNIT_ID, C.UNIT_ROWS, C.FILE_ROWS]).to_pylist()[0]
-    return failed_unit({C.UNIT_URI: first[C.SOURCE_URI], C.UNIT_ID: first[C.UNIT_ID],
-                        C.UNIT_NUM_ROWS: first[C.UNIT_ROWS], C.UNIT_FILE_ROWS: first[C.FILE_ROWS]}, error)
+    return failed_unit(
+        {
+            C.UNIT_URI: first[C.SOURCE_URI],
+            C.UNIT_ID: first[C.UNIT_ID],
+            C.UNIT_NUM_ROWS: first[C.UNIT_ROWS],
+            C.UNIT_FILE_ROWS: first[C.FILE_ROWS],
+        },
+        error,
+    )
 
 
 def placeholder(unit: dict[str, Any]) -> pa.Table:
@@ -249,20 +277,22 @@ def empty_prepared() -> pa.Table:
     return PREPARED_SCHEMA.empty_table()
 
 
-PREPARED_SCHEMA = pa.schema([
-    (C.ID, pa.string()),
-    (C.SOURCE_URI, pa.string()),
-    (C.SOURCE_ROW, pa.int64()),
-    (C.TEXT_HASH, pa.string()),
-    (C.NUM_TOKENS, pa.int32()),
-    (C.TRUNCATED, pa.bool_()),
-    (C.ROLE, pa.string()),
-    (C.TASK, pa.string()),
-    (C.REASON, pa.string()),
-    (C.DETAIL, pa.string()),
-    (C.UNIT_ID, pa.string()),
-    (C.UNIT_ROWS, pa.int64()),
-    (C.FILE_ROWS, pa.int64()),
-    (C.UNIT_ERROR, pa.string()),
-    (C.INPUT_IDS, pa.list_(pa.int32())),
-])
+PREPARED_SCHEMA = pa.schema(
+    [
+        (C.ID, pa.string()),
+        (C.SOURCE_URI, pa.string()),
+        (C.SOURCE_ROW, pa.int64()),
+        (C.TEXT_HASH, pa.string()),
+        (C.NUM_TOKENS, pa.int32()),
+        (C.TRUNCATED, pa.bool_()),
+        (C.ROLE, pa.string()),
+        (C.TASK, pa.string()),
+        (C.REASON, pa.string()),
+        (C.DETAIL, pa.string()),
+        (C.UNIT_ID, pa.string()),
+        (C.UNIT_ROWS, pa.int64()),
+        (C.FILE_ROWS, pa.int64()),
+        (C.UNIT_ERROR, pa.string()),
+        (C.INPUT_IDS, pa.list_(pa.int32())),
+    ]
+)

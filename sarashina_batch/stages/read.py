@@ -20,7 +20,11 @@ class ChangedWhileReadingError(RuntimeError):
 
 
 def read_unit_rows(
-    uri: str, first_row: int, num_rows: int, columns: list[str], storage_options: dict[str, Any],
+    uri: str,
+    first_row: int,
+    num_rows: int,
+    columns: list[str],
+    storage_options: dict[str, Any],
     expected_identity: str | None = None,
 ) -> pa.Table:
     """Rows [first_row, first_row + num_rows) of a Parquet file, only the given columns.
@@ -33,8 +37,9 @@ def read_unit_rows(
         fs.invalidate_cache(path)
         found = identity_digest(identity_fields(fs.info(path)))
         if found != expected_identity:
-            raise ChangedWhileReadingError(f"{uri} changed after the run listed it; the next run embeds its new "
-                                           "version")
+            raise ChangedWhileReadingError(
+                f"{uri} changed after the run listed it; the next run embeds its new version"
+            )
     with open_parquet(fs, path) as parquet:
         available = parquet.schema_arrow.names
         missing = [c for c in columns if c not in available]

@@ -37,21 +37,23 @@ class WriteSettings:
     guard: AttemptGuard = UNGUARDED
 
 
-STATS_SCHEMA = pa.schema([
-    ("unit_id", pa.string()),
-    ("unit_rows", pa.int64()),
-    ("file_rows", pa.int64()),
-    ("source_uri", pa.string()),
-    ("rows", pa.int64()),
-    ("embedded", pa.int64()),
-    ("rejected", pa.int64()),
-    ("tokens", pa.int64()),
-    ("padded_tokens", pa.int64()),
-    ("truncated", pa.int64()),
-    ("duplicate_ids", pa.int64()),
-    ("rejected_reasons", pa.string()),  # JSON {reason: rows}
-    ("error", pa.string()),
-])
+STATS_SCHEMA = pa.schema(
+    [
+        ("unit_id", pa.string()),
+        ("unit_rows", pa.int64()),
+        ("file_rows", pa.int64()),
+        ("source_uri", pa.string()),
+        ("rows", pa.int64()),
+        ("embedded", pa.int64()),
+        ("rejected", pa.int64()),
+        ("tokens", pa.int64()),
+        ("padded_tokens", pa.int64()),
+        ("truncated", pa.int64()),
+        ("duplicate_ids", pa.int64()),
+        ("rejected_reasons", pa.string()),  # JSON {reason: rows}
+        ("error", pa.string()),
+    ]
+)
 
 
 def write_parts(batch: pa.Table, settings: WriteSettings) -> pa.Table:
@@ -73,8 +75,12 @@ def write_parts(batch: pa.Table, settings: WriteSettings) -> pa.Table:
 
 
 def _identity(rows: pa.Table) -> dict[str, Any]:
-    return {"unit_id": rows[C.UNIT_ID][0].as_py(), "unit_rows": rows[C.UNIT_ROWS][0].as_py(),
-            "file_rows": rows[C.FILE_ROWS][0].as_py(), "source_uri": rows[C.SOURCE_URI][0].as_py()}
+    return {
+        "unit_id": rows[C.UNIT_ID][0].as_py(),
+        "unit_rows": rows[C.UNIT_ROWS][0].as_py(),
+        "file_rows": rows[C.FILE_ROWS][0].as_py(),
+        "source_uri": rows[C.SOURCE_URI][0].as_py(),
+    }
 
 
 def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) -> dict[str, Any]:
@@ -84,9 +90,12 @@ def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) ->
         return {**stats, "rows": 0, "error": error}
     rows = rows.filter(pc.is_valid(rows[C.SOURCE_ROW]))  # an empty unit travels as one placeholder row
     if rows.num_rows != stats["unit_rows"]:
-        return {**stats, "rows": rows.num_rows,
-                "error": f"the unit reached the write stage in pieces ({rows.num_rows} of {stats['unit_rows']} rows); "
-                         "nothing was written for it, a re-run retries it"}
+        return {
+            **stats,
+            "rows": rows.num_rows,
+            "error": f"the unit reached the write stage in pieces ({rows.num_rows} of {stats['unit_rows']} rows); "
+            "nothing was written for it, a re-run retries it",
+        }
     rejected_mask = pc.is_valid(rows[C.REASON])
     embedded, rejected = rows.filter(pc.invert(rejected_mask)), rows.filter(rejected_mask)
     stats.update(
@@ -100,17 +109,20 @@ def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) ->
         rejected_reasons=json.dumps(reason_counts(rejected[C.REASON]), sort_keys=True),
     )
     if embedded.num_rows:
-        _write(layout, layout.data_part(stats["unit_id"]), output_table(embedded, settings.embedding_dtype),
-               settings.metadata)
+        _write(
+            layout,
+            layout.data_part(stats["unit_id"]),
+            output_table(embedded, settings.embedding_dtype),
+            settings.metadata,
+        )
     if rejected.num_rows:
-        _write(layout, layout.rejected_part(stats["unit_id"]), rejected.select(C.REJECTED_COLUMNS),
-               settings.metadata)
+        _write(layout, layout.rejected_part(stats["unit_id"]), rejected.select(C.REJECTED_COLUMNS), settings.metadata)
     return stats
 
 
 def reason_counts(reasons: pa.ChunkedArray) -> dict[str, int]:
     counts = pc.value_counts(reasons.drop_null())
-    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
+    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True))
 
 
 def repeated_ids(ids: pa.ChunkedArray) -> int:
@@ -127,8 +139,9 @@ def output_table(rows: pa.Table, embedding_dtype: str) -> pa.Table:
     dim = embedding.type.list_size
     value_type = pa.float16() if embedding_dtype == "float16" else pa.float32()
     table = rows.select(C.OUTPUT_COLUMNS)
-    table = table.set_column(table.schema.get_field_index(C.EMBEDDING), C.EMBEDDING,
-                             embedding.cast(pa.list_(value_type, dim)))
+    table = table.set_column(
+        table.schema.get_field_index(C.EMBEDDING), C.EMBEDDING, embedding.cast(pa.list_(value_type, dim))
+    )
     # One source file per unit: dictionary encoding makes the repeated URI free.
     index = table.schema.get_field_index(C.SOURCE_URI)
     return table.set_column(index, C.SOURCE_URI, pc.dictionary_encode(table[C.SOURCE_URI]))

@@ -17,10 +17,30 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _TRANSIENT_WORDS = (
-    "slowdown", "slow down", "throttl", "toomanyrequests", "too many requests", "503", "500", "502", "504",
-    "internalerror", "internal error", "serviceunavailable", "service unavailable", "requesttimeout",
-    "connection reset", "connection aborted", "connection closed", "broken pipe", "timed out", "timeout",
-    "could not connect", "cannot connect", "server disconnected", "temporarily unavailable",
+    "slowdown",
+    "slow down",
+    "throttl",
+    "toomanyrequests",
+    "too many requests",
+    "503",
+    "500",
+    "502",
+    "504",
+    "internalerror",
+    "internal error",
+    "serviceunavailable",
+    "service unavailable",
+    "requesttimeout",
+    "connection reset",
+    "connection aborted",
+    "connection closed",
+    "broken pipe",
+    "timed out",
+    "timeout",
+    "could not connect",
+    "cannot connect",
+    "server disconnected",
+    "temporarily unavailable",
 )
 _PERMANENT_TYPES = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, KeyError)
 
@@ -41,8 +61,9 @@ def is_transient(err: BaseException) -> bool:
     return any(word in text for word in _TRANSIENT_WORDS)
 
 
-def with_retries(operation: Callable[[], T], what: str, attempts: int = 6, base_delay: float = 0.5,
-                 max_delay: float = 8.0) -> T:
+def with_retries(
+    operation: Callable[[], T], what: str, attempts: int = 6, base_delay: float = 0.5, max_delay: float = 8.0
+) -> T:
     """Run operation; on a transient error wait (exponential backoff with jitter) and retry."""
     for attempt in range(1, attempts + 1):
         try:
@@ -51,8 +72,9 @@ def with_retries(operation: Callable[[], T], what: str, attempts: int = 6, base_
             if attempt == attempts or not is_transient(err):
                 raise
             delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-            log.warning("%s: transient error (%s), retry %d/%d in %.1fs",
-                        what, type(err).__name__, attempt, attempts - 1, delay)
+            log.warning(
+                "%s: transient error (%s), retry %d/%d in %.1fs", what, type(err).__name__, attempt, attempts - 1, delay
+            )
             time.sleep(delay)
     raise AssertionError("unreachable")
 
@@ -62,24 +84,35 @@ def describe(err: BaseException, uri: str, role: str, writing: bool = False) -> 
     text = str(err)
     low = text.lower()
     denied = isinstance(err, PermissionError) or "accessdenied" in low.replace(" ", "")
-    if writing and (denied or isinstance(err, (NotADirectoryError, IsADirectoryError, FileExistsError))
-                    or "read-only" in low):
-        return (f"{role} {uri} cannot be written ({type(err).__name__}: {_first_line(text)}); set {role}.uri to a "
-                "folder this job can write to, or grant write access (file permissions on a local disk; the bucket "
-                f"policy or the credentials in the environment / {role}.storage_options on object storage)")
+    if writing and (
+        denied or isinstance(err, (NotADirectoryError, IsADirectoryError, FileExistsError)) or "read-only" in low
+    ):
+        return (
+            f"{role} {uri} cannot be written ({type(err).__name__}: {_first_line(text)}); set {role}.uri to a "
+            "folder this job can write to, or grant write access (file permissions on a local disk; the bucket "
+            f"policy or the credentials in the environment / {role}.storage_options on object storage)"
+        )
     if isinstance(err, FileNotFoundError) and "bucket" in low:
         return f"{role} {uri}: the bucket does not exist; create it or fix {role}.uri"
     if isinstance(err, FileNotFoundError):
         return f"{role} {uri}: not found; check {role}.uri"
-    if isinstance(err, PermissionError) or "accessdenied" in low.replace(" ", "") or "signature" in low \
-            or "invalidaccesskeyid" in low.replace(" ", ""):
-        return (f"{role} {uri}: access denied ({_first_line(text)}); check the credentials "
-                f"(AWS_* environment, profile, instance role, or {role}.storage_options)")
+    if (
+        isinstance(err, PermissionError)
+        or "accessdenied" in low.replace(" ", "")
+        or "signature" in low
+        or "invalidaccesskeyid" in low.replace(" ", "")
+    ):
+        return (
+            f"{role} {uri}: access denied ({_first_line(text)}); check the credentials "
+            f"(AWS_* environment, profile, instance role, or {role}.storage_options)"
+        )
     if "nocredentials" in type(err).__name__.lower() or "unable to locate credentials" in low:
         return f"{role} {uri}: no credentials found; set them in the environment, a profile or {role}.storage_options"
     if is_transient(err):
-        return (f"{role} {uri}: the storage endpoint could not be reached or kept failing ({_first_line(text)}); "
-                f"check {role}.storage_options.endpoint_url and the network")
+        return (
+            f"{role} {uri}: the storage endpoint could not be reached or kept failing ({_first_line(text)}); "
+            f"check {role}.storage_options.endpoint_url and the network"
+        )
     return f"{role} {uri}: {type(err).__name__}: {_first_line(text)}"
 
 
@@ -87,8 +120,9 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0][:300] if text.strip() else "no detail"
 
 
-def explained(operation: Callable[[], T], uri: str, role: str, what: str, attempts: int = 3,
-              writing: bool = False) -> T:
+def explained(
+    operation: Callable[[], T], uri: str, role: str, what: str, attempts: int = 3, writing: bool = False
+) -> T:
     """with_retries, then a permanent failure re-raised as a StorageError naming uri and fix.
 
     Fewer attempts than the workers' default: this runs before any work, where a wrong

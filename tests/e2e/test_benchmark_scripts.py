@@ -13,9 +13,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_gpu_benchmark_smoke_run_reports_every_path_and_agreement(tmp_path):
     out = tmp_path / "gpu.json"
-    subprocess.run([sys.executable, str(ROOT / "jobs" / "benchmark_gpu.py"), "--small", "--tokens", "3000",
-                    "--max-seq-length", "512", "--max-tokens-per-batch", "1024", "--json", str(out)],
-                   check=True, cwd=tmp_path, timeout=300, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "jobs" / "benchmark_gpu.py"),
+            "--small",
+            "--tokens",
+            "3000",
+            "--max-seq-length",
+            "512",
+            "--max-tokens-per-batch",
+            "1024",
+            "--json",
+            str(out),
+        ],
+        check=True,
+        cwd=tmp_path,
+        timeout=300,
+        capture_output=True,
+    )
     report = json.loads(out.read_text())
     assert set(report["results"]) == {"fast", "padded", "st_encode"}
     assert report["tokens"] >= 3000 and all(r["tokens_per_s"] > 0 for r in report["results"].values())

@@ -22,8 +22,11 @@ def generated_corpus(folder: Path, files: int = 4, rows: int = 500, seed: int = 
     folder.mkdir(parents=True)
     for index in range(files):
         texts = make_documents(rows, seed + index)
-        pq.write_table(pa.table({"doc_id": [f"f{index}-{i}" for i in range(rows)], "text": texts}),
-                       folder / f"shard-{index}.parquet", row_group_size=50)
+        pq.write_table(
+            pa.table({"doc_id": [f"f{index}-{i}" for i in range(rows)], "text": texts}),
+            folder / f"shard-{index}.parquet",
+            row_group_size=50,
+        )
     return folder
 
 
@@ -55,8 +58,21 @@ def test_plan_counts_the_data_and_estimates_tokens_within_ten_percent(tiny_model
     corpus = generated_corpus(tmp_path / "corpus")
     out = tmp_path / "out"
     before = tree(tmp_path)
-    code, report = plan(capsys, "--input", str(corpus), "--output", str(out), "--model", tiny_model,
-                        "--set", "model.max_seq_length=64", "--set", "input.rows_per_unit=120", "--sample", "400")
+    code, report = plan(
+        capsys,
+        "--input",
+        str(corpus),
+        "--output",
+        str(out),
+        "--model",
+        tiny_model,
+        "--set",
+        "model.max_seq_length=64",
+        "--set",
+        "input.rows_per_unit=120",
+        "--sample",
+        "400",
+    )
     assert code == EXIT_OK, report["problems"]
     assert report["files"] == {"files": 4, "rows": 2000, "row_groups": 40, "units": 4 * 5}  # 50-row groups in 120s
     tokens = report["tokens"]
@@ -70,22 +86,39 @@ def test_plan_counts_the_data_and_estimates_tokens_within_ten_percent(tiny_model
     assert tree(tmp_path) == before and not out.exists()
 
 
-def test_plan_says_what_a_resume_would_skip_and_redo_without_touching_the_output(local_ray, tiny_model, tmp_path,
-                                                                                  capsys):
+def test_plan_says_what_a_resume_would_skip_and_redo_without_touching_the_output(
+    local_ray, tiny_model, tmp_path, capsys
+):
     corpus = generated_corpus(tmp_path / "corpus", files=2, rows=60)
     out = tmp_path / "out"
     assert run_job(job_config(str(corpus), str(out), tiny_model)) == EXIT_OK
-    pq.write_table(pa.table({"doc_id": ["n0", "n1", "n2"], "text": ["新しい文書。", "二つ目。", "三つ目。"]}),
-                   corpus / "shard-9.parquet")
+    pq.write_table(
+        pa.table({"doc_id": ["n0", "n1", "n2"], "text": ["新しい文書。", "二つ目。", "三つ目。"]}),
+        corpus / "shard-9.parquet",
+    )
     changed = corpus / "shard-1.parquet"
     pq.write_table(pa.table({"doc_id": [f"c{i}" for i in range(70)], "text": make_documents(70, 99)}), changed)
     os.utime(changed, ns=(1, 1))  # a new identity whatever the clock's resolution
     throughput = tmp_path / "gpus.yaml"
     throughput.write_text("H100: {tokens_per_second: 1000, usd_per_hour: 2.0, basis: measured here}\n")
     before = tree(tmp_path)
-    code, report = plan(capsys, "--input", str(corpus), "--output", str(out), "--model", tiny_model,
-                        "--set", "model.max_seq_length=64", "--set", "input.rows_per_unit=40",
-                        "--set", "batching.max_tokens_per_batch=512", "--throughput", str(throughput))
+    code, report = plan(
+        capsys,
+        "--input",
+        str(corpus),
+        "--output",
+        str(out),
+        "--model",
+        tiny_model,
+        "--set",
+        "model.max_seq_length=64",
+        "--set",
+        "input.rows_per_unit=40",
+        "--set",
+        "batching.max_tokens_per_batch=512",
+        "--throughput",
+        str(throughput),
+    )
     assert code == EXIT_OK, report["problems"]
     resume = report["resume"]
     assert resume["files"] == {"unchanged": 1, "added": 1, "changed": 1, "removed": 0, "resumed": 0}
@@ -101,13 +134,29 @@ def test_plan_reports_every_configuration_error_at_once(local_ray, tiny_model, t
     out = tmp_path / "out"
     assert run_job(job_config(str(corpus), str(out), tiny_model)) == EXIT_OK
     before = tree(tmp_path)
-    code, report = plan(capsys, "--input", str(corpus), "--output", str(out), "--model", tiny_model,
-                        "--set", "input.text_column=body", "--set", "compute.gpus_per_actor=1",
-                        "--set", "output.mode=error", "--set", "model.max_seq_length=32")
+    code, report = plan(
+        capsys,
+        "--input",
+        str(corpus),
+        "--output",
+        str(out),
+        "--model",
+        tiny_model,
+        "--set",
+        "input.text_column=body",
+        "--set",
+        "compute.gpus_per_actor=1",
+        "--set",
+        "output.mode=error",
+        "--set",
+        "model.max_seq_length=32",
+    )
     assert code == 1
     problems = "\n".join(report["problems"])
     assert "input.text_column 'body' is not a column of" in problems and "(2 of 2 files lack it)" in problems
     assert "compute.gpus_per_actor=1 but the Ray cluster has 0 GPUs and cannot add any" in problems
     assert "output.mode is 'error'" in problems
-    assert "was written with a different configuration (changed: max_seq_length, rows_per_unit, text_column)" in problems
+    assert (
+        "was written with a different configuration (changed: max_seq_length, rows_per_unit, text_column)" in problems
+    )
     assert tree(tmp_path) == before

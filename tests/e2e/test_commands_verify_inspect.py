@@ -47,11 +47,20 @@ def test_inspect_shows_totals_provenance_and_every_run(output, capsys):
     assert [r["run_id"] for r in report["runs"]] == [r["run_id"] for r in sorted(runs, key=lambda r: r["finished_at"])]
     first, second = report["runs"]
     assert (first["embedded"], first["rejected"], first["files"]["added"]) == (117, 3, 2)
-    assert (second["embedded"], second["units_skipped"], second["files"]["added"], second["files"]["unchanged"]) == \
-        (30, 4, 1, 2)
+    assert (second["embedded"], second["units_skipped"], second["files"]["added"], second["files"]["unchanged"]) == (
+        30,
+        4,
+        1,
+        2,
+    )
     totals = report["totals"]
-    assert (totals["units"], totals["input_files"], totals["rows"], totals["embedded"], totals["rejected"]) == \
-        (5, 3, 150, 147, 3)
+    assert (totals["units"], totals["input_files"], totals["rows"], totals["embedded"], totals["rejected"]) == (
+        5,
+        3,
+        150,
+        147,
+        3,
+    )
     assert totals["rejected_by_reason"] == {"empty": 2, "null": 1}
     assert report["provenance"]["run_id"] == second["run_id"]  # the newest part
     assert report["provenance"]["config_fingerprint"] == report["fingerprint"]
@@ -110,7 +119,9 @@ def test_verify_fails_on_a_part_outside_any_marker(output, tmp_path, capsys):
 
 def test_verify_fails_when_a_marker_and_its_part_disagree(output, tmp_path, capsys):
     copy = copy_of(output, tmp_path)
-    marker_path = next(p for p in sorted((copy / "_commits").glob("*.json")) if json.loads(p.read_text())["rejected"] == 0)
+    marker_path = next(
+        p for p in sorted((copy / "_commits").glob("*.json")) if json.loads(p.read_text())["rejected"] == 0
+    )
     marker = json.loads(marker_path.read_text())
     marker["embedded"] += 1
     marker["rows"] += 1

@@ -19,15 +19,27 @@ pytestmark = pytest.mark.integration
 def write_bad_corpus(folder: Path) -> Path:
     folder.mkdir(parents=True)
     good = ["東京は晴れ。", "吾輩は猫である。", "富士山は高い。"]
-    pq.write_table(pa.table({
-        "doc_id": ["a0", "a1", "a2", "a3", "a4", "a5", "dup", "dup", "shared"],
-        "text": [None, "", "  \t\n", good[0], good[1], "猫" * 5000, good[2], good[0], good[1]],
-    }), folder / "a-strings.parquet")
-    pq.write_table(pa.table({"doc_id": ["b0", "b1"], "text": pa.array([1, 2], pa.int64())}),
-                   folder / "b-int-text.parquet")
-    pq.write_table(pa.table({"doc_id": ["c0", "c1", "shared"],
-                             "text": pa.array([b"\xff\xfe bad", "日本語".encode(), "良い".encode()], pa.binary())}),
-                   folder / "c-binary-text.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "doc_id": ["a0", "a1", "a2", "a3", "a4", "a5", "dup", "dup", "shared"],
+                "text": [None, "", "  \t\n", good[0], good[1], "猫" * 5000, good[2], good[0], good[1]],
+            }
+        ),
+        folder / "a-strings.parquet",
+    )
+    pq.write_table(
+        pa.table({"doc_id": ["b0", "b1"], "text": pa.array([1, 2], pa.int64())}), folder / "b-int-text.parquet"
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "doc_id": ["c0", "c1", "shared"],
+                "text": pa.array([b"\xff\xfe bad", "日本語".encode(), "良い".encode()], pa.binary()),
+            }
+        ),
+        folder / "c-binary-text.parquet",
+    )
     whole = folder / "d-truncated.parquet"
     pq.write_table(pa.table({"doc_id": ["d0", "d1"], "text": good[:2]}), whole)
     whole.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
@@ -40,8 +52,7 @@ def write_bad_corpus(folder: Path) -> Path:
 def test_every_bad_row_and_file_is_accounted_for(local_ray, tiny_model, tmp_path, capsys):
     corpus = write_bad_corpus(tmp_path / "corpus")
     out_dir = tmp_path / "out"
-    config = job_config(str(corpus), str(out_dir), tiny_model,
-                        input={"id_column": "doc_id", "max_chars_per_row": 1000})
+    config = job_config(str(corpus), str(out_dir), tiny_model, input={"id_column": "doc_id", "max_chars_per_row": 1000})
     assert run_job(config) == EXIT_INCOMPLETE
     printed = capsys.readouterr().out
     assert "INCOMPLETE" in printed and "FAILED" in printed
@@ -51,8 +62,14 @@ def test_every_bad_row_and_file_is_accounted_for(local_ray, tiny_model, tmp_path
     assert embedded.filter(pads.field("id") == "a5")["truncated"].to_pylist() == [True]
     rejected = pads.dataset(str(out_dir / "_rejected"), format="parquet").to_table().to_pylist()
     reasons = {row["id"]: row["reason"] for row in rejected}
-    assert reasons == {"a0": "null", "a1": "empty", "a2": "empty", "b0": "not_string", "b1": "not_string",
-                       "c0": "undecodable"}
+    assert reasons == {
+        "a0": "null",
+        "a1": "empty",
+        "a2": "empty",
+        "b0": "not_string",
+        "b1": "not_string",
+        "c0": "undecodable",
+    }
     assert all(row["detail"] for row in rejected)
 
     [manifest_path] = (out_dir / "_manifest").glob("run-*.json")

@@ -34,8 +34,10 @@ def test_missing_text_column_lists_the_columns(local_ray, tiny_model, tmp_path, 
     out = tmp_path / "out"
     err = failed_run(job_config(str(corpus), str(out), tiny_model), capsys)
     assert "input.text_column 'text' is not a column of" in err
-    assert "(nor of the 2 other files checked); its columns are: doc_id, texts. Set input.text_column to one of " \
-           "them (did you mean 'texts'?)" in err
+    assert (
+        "(nor of the 2 other files checked); its columns are: doc_id, texts. Set input.text_column to one of "
+        "them (did you mean 'texts'?)" in err
+    )
     assert untouched(out)
 
 
@@ -55,13 +57,22 @@ def test_an_input_pattern_that_matches_nothing(local_ray, tiny_model, corpus_dir
     assert untouched(out)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("./models/not-here", "model.name './models/not-here' is not a folder on this machine; set it to the folder"),
-    ("someone/no-such-model", ("model.name 'someone/no-such-model' is neither a folder on this machine nor reachable "
-                              "on the Hugging Face hub")),
-])
-def test_a_model_that_is_neither_a_folder_nor_on_the_hub(local_ray, corpus_dir, tmp_path, capsys, monkeypatch,
-                                                         name, expected):
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("./models/not-here", "model.name './models/not-here' is not a folder on this machine; set it to the folder"),
+        (
+            "someone/no-such-model",
+            (
+                "model.name 'someone/no-such-model' is neither a folder on this machine nor reachable "
+                "on the Hugging Face hub"
+            ),
+        ),
+    ],
+)
+def test_a_model_that_is_neither_a_folder_nor_on_the_hub(
+    local_ray, corpus_dir, tmp_path, capsys, monkeypatch, name, expected
+):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "out"
     err = failed_run(job_config(str(corpus_dir), str(out), name), capsys)
@@ -75,8 +86,7 @@ def test_a_folder_without_weights_is_not_a_model(local_ray, corpus_dir, tmp_path
     assert "is a folder without weight files" in err
 
 
-def test_gpus_asked_of_a_cluster_that_has_none_and_cannot_add_any(local_ray, tiny_model, corpus_dir, tmp_path,
-                                                                  capsys):
+def test_gpus_asked_of_a_cluster_that_has_none_and_cannot_add_any(local_ray, tiny_model, corpus_dir, tmp_path, capsys):
     out = tmp_path / "out"
     config = job_config(str(corpus_dir), str(out), tiny_model, compute={"gpus_per_actor": 1})
     err = failed_run(config, capsys)
@@ -95,8 +105,19 @@ def test_an_output_that_cannot_be_written(local_ray, tiny_model, corpus_dir, tmp
 
 
 def test_an_unknown_key_on_the_command_line_suggests_the_setting(tiny_model, corpus_dir, tmp_path, capsys):
-    code = main(["embed", "--input", str(corpus_dir), "--output", str(tmp_path / "out"), "--model", tiny_model,
-                 "--set", "model.max_seq_lenght=64"])
+    code = main(
+        [
+            "embed",
+            "--input",
+            str(corpus_dir),
+            "--output",
+            str(tmp_path / "out"),
+            "--model",
+            tiny_model,
+            "--set",
+            "model.max_seq_lenght=64",
+        ]
+    )
     assert code == EXIT_ERROR
     assert "model.max_seq_lenght: unknown key; did you mean model.max_seq_length?" in capsys.readouterr().err
 
@@ -141,6 +162,7 @@ def test_an_autoscaler_without_gpu_node_types_cannot_add_gpus(autoscaler_limits,
     config = job_config("in", "out", tiny_model, compute={"gpus_per_actor": 1})
     with pytest.raises(PreflightError, match="cannot add any \\(the autoscaler's node types\\)"):
         decide_resources(config, cluster_gpus())
-    cpu = decide_resources(job_config("in", "out", tiny_model, compute={"gpus_per_actor": None, "max_actors": None}),
-                           cluster_gpus())
+    cpu = decide_resources(
+        job_config("in", "out", tiny_model, compute={"gpus_per_actor": None, "max_actors": None}), cluster_gpus()
+    )
     assert (cpu.gpus_per_actor, cpu.max_actors) == (0.0, 1)

@@ -69,8 +69,12 @@ def test_driver_killed_mid_run_then_resumed(local_ray, tiny_model, big_corpus, t
     raw["compute"]["ray_address"] = local_ray.get_runtime_context().gcs_address
     config_path = tmp_path / "job.yaml"
     config_path.write_text(yaml.safe_dump(raw))
-    driver = subprocess.Popen([sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path)],
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: len(commits(out_dir)) >= 3, 240, "no unit committed")
         driver.send_signal(signal.SIGKILL)
@@ -94,14 +98,16 @@ def test_driver_killed_mid_run_then_resumed(local_ray, tiny_model, big_corpus, t
 def embed_actor_pids() -> list[int]:
     import psutil
 
-    return [p.pid for p in psutil.process_iter(["cmdline"])
-            if "MapBatches(EmbedActor)" in " ".join(p.info["cmdline"] or [])]
+    return [
+        p.pid for p in psutil.process_iter(["cmdline"]) if "MapBatches(EmbedActor)" in " ".join(p.info["cmdline"] or [])
+    ]
 
 
 def test_embedding_actor_killed_mid_run(local_ray, tiny_model, big_corpus, tmp_path):
     out_dir = tmp_path / "out"
-    config = job_config(str(big_corpus), str(out_dir), tiny_model,
-                        input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT})
+    config = job_config(
+        str(big_corpus), str(out_dir), tiny_model, input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT}
+    )
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.setdefault("code", run_job(config)))
     runner.start()
@@ -120,16 +126,20 @@ def test_embedding_actor_killed_mid_run(local_ray, tiny_model, big_corpus, tmp_p
 def test_s3_server_restarted_mid_run(local_ray, s3, s3_bucket, tiny_model, big_corpus, capsys):
     import s3fs
 
-    from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_INCOMPLETE
+    from sarashina_batch.commands.exits import EXIT_INCOMPLETE
 
     fs = s3fs.S3FileSystem(**s3.storage_options())
     for path in sorted(big_corpus.glob("*.parquet")):
         fs.put_file(str(path), f"{s3_bucket}/corpus/{path.name}")
     out = f"{s3_bucket}/out"
     options = s3.storage_options()
-    config = job_config(f"s3://{s3_bucket}/corpus", f"s3://{out}", tiny_model,
-                        input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT, "storage_options": options},
-                        output={"storage_options": options})
+    config = job_config(
+        f"s3://{s3_bucket}/corpus",
+        f"s3://{out}",
+        tiny_model,
+        input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT, "storage_options": options},
+        output={"storage_options": options},
+    )
 
     def s3_commits() -> int:
         fs.invalidate_cache()
@@ -145,8 +155,17 @@ def test_s3_server_restarted_mid_run(local_ray, s3, s3_bucket, tiny_model, big_c
     s3.restart()
     runner.join(400)
     assert not runner.is_alive(), "the run must retry through the outage or stop, not hang"
-    assert outcome["code"] in (EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR)
-    if outcome["code"] != EXIT_OK:
+    # docs/design.md: a storage restart is ridden through, or the run stops cleanly (exit 3,
+    # the units the outage failed listed in its manifest) and a re-run completes. Never a
+    # crash of the whole run (exit 2) for a transient fault.
+    assert outcome["code"] in (EXIT_OK, EXIT_INCOMPLETE), capsys.readouterr().err[-3000:]
+    fs.invalidate_cache()
+    [manifest] = [json.loads(fs.cat_file(key)) for key in fs.ls(f"{out}/_manifest")]
+    assert manifest["state"] == ("complete" if outcome["code"] == EXIT_OK else "incomplete")
+    lease = json.loads(fs.cat_file(f"{out}/_lease.json"))
+    assert lease["state"] == "released"
+    if outcome["code"] == EXIT_INCOMPLETE:
+        assert manifest["failed_units"], manifest
         assert run_job(config) == EXIT_OK
     capsys.readouterr()
 
@@ -163,16 +182,27 @@ def test_s3_server_restarted_mid_run(local_ray, s3, s3_bucket, tiny_model, big_c
 def test_worker_node_lost_mid_run(tiny_model, big_corpus, tmp_path):
     out_dir = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, "tests/support/node_loss_scenario.py", tiny_model, str(big_corpus), str(out_dir), str(ROWS_PER_UNIT)],
-        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
+        [
+            sys.executable,
+            "tests/support/node_loss_scenario.py",
+            tiny_model,
+            str(big_corpus),
+            str(out_dir),
+            str(ROWS_PER_UNIT),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("OUTCOME ")]
     assert lines, done.stdout[-2000:] + done.stderr[-4000:]
-    outcome = json.loads(lines[-1][len("OUTCOME "):])
+    outcome = json.loads(lines[-1][len("OUTCOME ") :])
     assert 2 <= outcome["committed_before_loss"] < UNITS, outcome
     assert outcome["first_finished"], outcome
-    # Either the run survived the loss, or a re-run completed it.
-    assert outcome["first"] == EXIT_OK or outcome["second"] == EXIT_OK, (outcome, done.stderr[-3000:])
+    # docs/design.md: the run resumes itself after a lost node (no re-run by hand).
+    assert outcome["first"] == EXIT_OK, (outcome, done.stderr[-3000:])
     assert_exactly_once(out_dir, big_corpus)
 
 
@@ -187,13 +217,25 @@ def test_unit_that_kills_its_worker_fails_alone(local_ray, tiny_model, tmp_path)
     corpus = write_mixed_corpus(tmp_path / "corpus", shards=shards, rows=ROWS)
     out_dir, attempts, deaths = tmp_path / "out", 2, tmp_path / "deaths.txt"
     done = subprocess.run(
-        [sys.executable, "tests/support/poison_scenario.py", tiny_model, str(corpus), str(out_dir), str(ROWS_PER_UNIT),
-         str(attempts), str(deaths)],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "tests/support/poison_scenario.py",
+            tiny_model,
+            str(corpus),
+            str(out_dir),
+            str(ROWS_PER_UNIT),
+            str(attempts),
+            str(deaths),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("OUTCOME ")]
     assert lines, done.stdout[-2000:] + done.stderr[-4000:]
-    assert json.loads(lines[-1][len("OUTCOME "):])["code"] == EXIT_INCOMPLETE
+    assert json.loads(lines[-1][len("OUTCOME ") :])["code"] == EXIT_INCOMPLETE
     # A read task's worker and the embedding actor each died exactly `attempts` times: Ray
     # retried the task and restarted the actor, and the guard stopped both at the bound.
     assert sorted(deaths.read_text().split("\n")[:-1]) == ["embed actor"] * attempts + ["read task"] * attempts
@@ -205,14 +247,23 @@ def test_unit_that_kills_its_worker_fails_alone(local_ray, tiny_model, tmp_path)
     failed = {f["unit"]: f for f in manifest["failed_units"]}
     assert all(f"started {attempts} times" in f["error"] for f in failed.values()), failed
     # Documents are named s<shard>-<row>: the failed units are the ones that hold them.
-    poisoned = {(int(shard[1:]), int(row) // ROWS_PER_UNIT * ROWS_PER_UNIT)
-                for shard, row in (doc.split("-") for doc in (DIES_READING, DIES_EMBEDDING))}
-    assert {(int(Path(f["source_uri"]).stem.split("-")[1]), UnitName.parse(unit).first_row)
-            for unit, f in failed.items()} == poisoned, failed
+    poisoned = {
+        (int(shard[1:]), int(row) // ROWS_PER_UNIT * ROWS_PER_UNIT)
+        for shard, row in (doc.split("-") for doc in (DIES_READING, DIES_EMBEDDING))
+    }
+    assert {
+        (int(Path(f["source_uri"]).stem.split("-")[1]), UnitName.parse(unit).first_row) for unit, f in failed.items()
+    } == poisoned, failed
 
     # The next run, on workers that do not die, embeds the two units and nothing else.
-    assert run_job(job_config(str(corpus), str(out_dir), tiny_model,
-                              input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT})) == EXIT_OK
+    assert (
+        run_job(
+            job_config(
+                str(corpus), str(out_dir), tiny_model, input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT}
+            )
+        )
+        == EXIT_OK
+    )
     final = commits(out_dir)
     assert all(final[unit] == marker for unit, marker in first.items())
     assert set(final) - set(first) == set(failed)

@@ -43,8 +43,13 @@ def test_job_reads_and_writes_the_store(local_ray, store, bucket, tiny_model, co
     input_uri = upload(store, bucket, corpus_dir)
     output_uri = f"{store.scheme}://{bucket}/embeddings/v1"
     options = store.storage_options()
-    config = job_config(input_uri, output_uri, tiny_model, input={"id_column": "doc_id", "storage_options": options},
-                        output={"storage_options": options, "embedding_dtype": "float16"})
+    config = job_config(
+        input_uri,
+        output_uri,
+        tiny_model,
+        input={"id_column": "doc_id", "storage_options": options},
+        output={"storage_options": options, "embedding_dtype": "float16"},
+    )
     assert run_job(config) == EXIT_OK
     assert "rows embedded 177 | rejected 3" in capsys.readouterr().out
 
@@ -60,8 +65,12 @@ def test_job_reads_and_writes_the_store(local_ray, store, bucket, tiny_model, co
     assert "nothing to embed" in capsys.readouterr().out
 
     # The operator's commands read the store too.
-    sets = ["--set", f"output.storage_options={json.dumps(options)}", "--set",
-            f"input.storage_options={json.dumps(options)}"]
+    sets = [
+        "--set",
+        f"output.storage_options={json.dumps(options)}",
+        "--set",
+        f"input.storage_options={json.dumps(options)}",
+    ]
     assert main(["verify", "--output", output_uri, "--sample", "10", "--seed", "5", *sets]) == EXIT_OK
     assert main(["inspect", "--output", output_uri, "--json", *sets[:2]]) == EXIT_OK
     out = capsys.readouterr().out
@@ -80,8 +89,9 @@ def test_credentials_from_the_sdk_environment_and_no_secret_anywhere(store, buck
     env = {**os.environ, **store.environment()}
     ok = embed_in_process_of_its_own(config, tmp_path, env)
     assert ok.returncode == EXIT_OK, ok.stderr[-3000:]
-    failing = embed_in_process_of_its_own(config, tmp_path, env, "--set",
-                                          f"output.uri={store.scheme}://no-such-{bucket}/out")
+    failing = embed_in_process_of_its_own(
+        config, tmp_path, env, "--set", f"output.uri={store.scheme}://no-such-{bucket}/out"
+    )
     assert failing.returncode == EXIT_ERROR
     assert "does not exist; create it or fix output.uri" in failing.stderr, failing.stderr[-2000:]
 
@@ -90,6 +100,7 @@ def test_credentials_from_the_sdk_environment_and_no_secret_anywhere(store, buck
     markers = [o for o in objects if "/_commits/" in o]
     assert markers and any("/_manifest/" in o for o in objects)
     assert {o.rsplit("/", 1)[-1] for o in objects if o.endswith(".parquet") and "/_rejected/" not in o} == {
-        "part-" + m.rsplit("/", 1)[-1].removesuffix(".json") + ".parquet" for m in markers}
+        "part-" + m.rsplit("/", 1)[-1].removesuffix(".json") + ".parquet" for m in markers
+    }
     if store.secret:  # Azurite's account key (fake-gcs-server is anonymous)
         assert_secret_nowhere(store.secret, [ok, failing], fs, objects)

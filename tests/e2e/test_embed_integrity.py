@@ -54,7 +54,7 @@ class Store:
         root, found = self.key(path), {}
         for key in self.fs.find(root):
             if not key.rsplit("/", 1)[-1].startswith("."):
-                found[key[len(root) + 1:]] = self.fs.cat_file(key)
+                found[key[len(root) + 1 :]] = self.fs.cat_file(key)
         return found
 
     def dataset(self, path: str) -> pa.Table:
@@ -89,8 +89,9 @@ def assert_output_equals_input(store: Store, tables: dict[str, pa.Table], tiny_m
     from sentence_transformers import SentenceTransformer
 
     out = store.dataset("out")
-    expected = {i: t for table in tables.values() for i, t in zip(table["doc_id"].to_pylist(),
-                                                                  table["text"].to_pylist())}
+    expected = {
+        i: t for table in tables.values() for i, t in zip(table["doc_id"].to_pylist(), table["text"].to_pylist())
+    }
     ids = out["id"].to_pylist()
     assert sorted(ids) == sorted(expected), "the output must hold exactly the current input's rows, once"
     assert out["text_hash"].to_pylist() == [text_hash(expected[i]) for i in ids]
@@ -108,8 +109,11 @@ def test_changed_shards_then_one_rerun_mirrors_the_input(local_ray, tiny_model, 
     config = store.config(tiny_model)
     assert run_job(config) == EXIT_OK
     before = store.files("out")
-    same_units = [k[len("_commits/"):-len(".json")] for k, v in before.items()
-                  if k.startswith("_commits/") and json.loads(v)["source_uri"].endswith("same.parquet")]
+    same_units = [
+        k[len("_commits/") : -len(".json")]
+        for k, v in before.items()
+        if k.startswith("_commits/") and json.loads(v)["source_uri"].endswith("same.parquet")
+    ]
     same_files = {k: v for k, v in before.items() if any(u in k for u in same_units)}
     assert len(same_units) == 2 and len(same_files) == 4  # two markers, two data parts
 
@@ -138,7 +142,7 @@ def test_changed_shards_then_one_rerun_mirrors_the_input(local_ray, tiny_model, 
 
 
 def unit_of(part_key: str) -> str:
-    return part_key.rsplit("/", 1)[-1][len("part-"):-len(".parquet")]
+    return part_key.rsplit("/", 1)[-1][len("part-") : -len(".parquet")]
 
 
 def test_strays_of_an_interrupted_run_are_swept(local_ray, tiny_model, store, capsys):
@@ -149,10 +153,13 @@ def test_strays_of_an_interrupted_run_are_swept(local_ray, tiny_model, store, ca
     committed = sorted(unit_of(k) for k in files if k.startswith("part-"))
     # A late writer of an abandoned attempt: a part of a unit no marker lists (same file,
     # same version, another slicing), a half-written temporary, a rejected part.
-    stray_unit = committed[0][:-len("0000000000-0000010")] + "0000000005-0000010"
+    stray_unit = committed[0][: -len("0000000000-0000010")] + "0000000005-0000010"
     stray_unit = stray_unit.replace("-00000of00002-", "-00001of00003-")
-    for key in (f"part-{stray_unit}.parquet", f"_rejected/part-{stray_unit}.parquet",
-                f".sbtmp-0123abcd-part-{stray_unit}.parquet"):
+    for key in (
+        f"part-{stray_unit}.parquet",
+        f"_rejected/part-{stray_unit}.parquet",
+        f".sbtmp-0123abcd-part-{stray_unit}.parquet",
+    ):
         store.fs.pipe_file(store.key(f"out/{key}"), files[f"part-{committed[0]}.parquet"])
     assert store.dataset("out").num_rows == 30, "the stray is readable until it is swept"
     lease = json.loads(files["_lease.json"])
@@ -196,11 +203,14 @@ def test_two_runs_on_one_output(local_ray, tiny_model, store, capsys):
 def test_a_folder_that_is_not_ours_loses_nothing(local_ray, tiny_model, tmp_path, mode, capsys):
     store = Store("local", tmp_path)
     store.put_table("corpus/a.parquet", shard("a", 10), row_group_size=10)
-    lake = {"out/part-00000-5e1f2c3a-4b5d-4c6e-8f90-0123456789ab-c000.snappy.parquet": b"spark data",
-            "out/_SUCCESS": b"", "out/year=2026/part-00001.parquet": b"more"}
+    lake = {
+        "out/part-00000-5e1f2c3a-4b5d-4c6e-8f90-0123456789ab-c000.snappy.parquet": b"spark data",
+        "out/_SUCCESS": b"",
+        "out/year=2026/part-00001.parquet": b"more",
+    }
     for key, data in lake.items():
         store.fs.makedirs(store.key(key).rsplit("/", 1)[0], exist_ok=True)
         store.fs.pipe_file(store.key(key), data)
     assert run_job(store.config(tiny_model, output={"mode": mode})) == EXIT_ERROR
     assert "did not write" in capsys.readouterr().err
-    assert store.files("out") == {k[len("out/"):]: v for k, v in lake.items()}
+    assert store.files("out") == {k[len("out/") :]: v for k, v in lake.items()}

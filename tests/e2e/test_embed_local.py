@@ -23,15 +23,22 @@ def read_output(output_dir):
 
 
 @pytest.mark.parametrize("packing", ["padded", "packed"])
-def test_job_output_matches_reference_and_accounts_for_every_row(local_ray, tiny_model, corpus_dir, tmp_path, capsys,
-                                                                 caplog, packing):
+def test_job_output_matches_reference_and_accounts_for_every_row(
+    local_ray, tiny_model, corpus_dir, tmp_path, capsys, caplog, packing
+):
     from sentence_transformers import SentenceTransformer
 
     caplog.set_level(logging.INFO, logger="sarashina_batch.run.progress")
 
     out_dir = tmp_path / "out"
-    config = job_config(str(corpus_dir), str(out_dir), tiny_model, batching={"packing": packing},
-                        input={"id_column": "doc_id"}, model={"max_seq_length": MAX_LEN})
+    config = job_config(
+        str(corpus_dir),
+        str(out_dir),
+        tiny_model,
+        batching={"packing": packing},
+        input={"id_column": "doc_id"},
+        model={"max_seq_length": MAX_LEN},
+    )
     assert run_job(config) == EXIT_OK
     printed = capsys.readouterr().out
     assert "rows embedded 177 | rejected 3" in printed
@@ -57,11 +64,18 @@ def test_job_output_matches_reference_and_accounts_for_every_row(local_ray, tiny
 
     rejected = pads.dataset(str(out_dir / "_rejected")).to_table()
     assert sorted(zip(rejected["id"].to_pylist(), rejected["reason"].to_pylist())) == [
-        ("s0-005", "null"), ("s0-006", "empty"), ("s0-007", "empty")]
+        ("s0-005", "null"),
+        ("s0-006", "empty"),
+        ("s0-007", "empty"),
+    ]
 
     # Every source row once: embedded or rejected, and in the original place by source_row.
-    rows = sorted(zip(table["source_uri"].to_pylist() + rejected["source_uri"].to_pylist(),
-                      table["source_row"].to_pylist() + rejected["source_row"].to_pylist()))
+    rows = sorted(
+        zip(
+            table["source_uri"].to_pylist() + rejected["source_uri"].to_pylist(),
+            table["source_row"].to_pylist() + rejected["source_row"].to_pylist(),
+        )
+    )
     assert rows == sorted((str(p), r) for p in sorted(corpus_dir.glob("*.parquet")) for r in range(90))
 
 
@@ -71,8 +85,17 @@ def test_output_is_readable_by_duckdb_and_polars_with_provenance(local_ray, tiny
     count = duckdb.sql(f"select count(*), count(distinct id) from read_parquet('{out_dir}/*.parquet')").fetchall()[0]
     assert count == (177, 177)
     frame = pl.read_parquet(f"{out_dir}/*.parquet")
-    assert frame.columns == ["id", "embedding", "source_uri", "source_row", "text_hash", "num_tokens",
-                             "truncated", "role", "task"]
+    assert frame.columns == [
+        "id",
+        "embedding",
+        "source_uri",
+        "source_row",
+        "text_hash",
+        "num_tokens",
+        "truncated",
+        "role",
+        "task",
+    ]
     part = min(out_dir.glob("part-*.parquet"))
     schema = pq.read_schema(part)
     assert schema.field("embedding").type == pa.list_(pa.float32(), 64)
@@ -115,8 +138,13 @@ def test_query_role_matches_reference(local_ray, tiny_model, corpus_dir, tmp_pat
     from sarashina_batch.prompts import INSTRUCTIONS
 
     out_dir = tmp_path / "out"
-    config = job_config(str(corpus_dir), str(out_dir), tiny_model,
-                        prompt={"role": "query", "task": "sts"}, input={"id_column": "doc_id"})
+    config = job_config(
+        str(corpus_dir),
+        str(out_dir),
+        tiny_model,
+        prompt={"role": "query", "task": "sts"},
+        input={"id_column": "doc_id"},
+    )
     assert run_job(config) == EXIT_OK
     table = read_output(out_dir)
     assert set(table["task"].to_pylist()) == {"sts"}
@@ -141,8 +169,9 @@ def test_whitespace_is_stripped_as_the_model_card_release_does(local_ray, tiny_m
     corpus.mkdir()
     pq.write_table(pa.table({"doc_id": [f"w{i}" for i in range(len(texts))], "text": texts}), corpus / "w.parquet")
     out_dir = tmp_path / "out"
-    config = job_config(str(corpus), str(out_dir), tiny_model, input={"id_column": "doc_id"},
-                        model={"max_seq_length": MAX_LEN})
+    config = job_config(
+        str(corpus), str(out_dir), tiny_model, input={"id_column": "doc_id"}, model={"max_seq_length": MAX_LEN}
+    )
     assert run_job(config) == EXIT_OK
     table = read_output(out_dir)
     by_id = dict(zip(table["id"].to_pylist(), table["embedding"].to_pylist()))

@@ -34,8 +34,9 @@ def s3_config(s3, input_uri, output_uri, tiny_model, **sections):
 def test_job_reads_and_writes_s3(local_ray, s3, s3_bucket, tiny_model, corpus_dir, capsys):
     input_uri = upload_corpus(s3, s3_bucket, corpus_dir)
     output_uri = f"s3://{s3_bucket}/embeddings/v1"
-    config = s3_config(s3, input_uri, output_uri, tiny_model, input={"id_column": "doc_id"},
-                       output={"embedding_dtype": "float16"})
+    config = s3_config(
+        s3, input_uri, output_uri, tiny_model, input={"id_column": "doc_id"}, output={"embedding_dtype": "float16"}
+    )
     assert run_job(config) == EXIT_OK
     assert "rows embedded 177 | rejected 3" in capsys.readouterr().out
 
@@ -69,7 +70,9 @@ def test_secret_appears_nowhere(s3, s3_bucket, tiny_model, corpus_dir, tmp_path)
     ok = embed_in_process_of_its_own(config, tmp_path, env)
     assert ok.returncode == EXIT_OK, ok.stderr[-3000:]
     # A failing run too: errors are where secrets usually leak.
-    failing = embed_in_process_of_its_own(config, tmp_path, env, "--set", f"output.uri=s3://no-such-bucket-{s3_bucket}/out")
+    failing = embed_in_process_of_its_own(
+        config, tmp_path, env, "--set", f"output.uri=s3://no-such-bucket-{s3_bucket}/out"
+    )
     assert failing.returncode == EXIT_ERROR and "bucket does not exist" in failing.stderr
 
     fs = s3fs.S3FileSystem(**s3.storage_options())
@@ -81,10 +84,12 @@ def test_secret_appears_nowhere(s3, s3_bucket, tiny_model, corpus_dir, tmp_path)
     assert manifest["config"]["output"]["storage_options"]["secret"] == "${env:SB_E2E_SECRET}"
 
 
-@pytest.mark.parametrize("problem", ["wrong_endpoint", "missing_input_bucket", "missing_output_bucket",
-                                     "wrong_credentials"])
+@pytest.mark.parametrize(
+    "problem", ["wrong_endpoint", "missing_input_bucket", "missing_output_bucket", "wrong_credentials"]
+)
 def test_storage_problems_fail_fast_with_the_fix_and_leave_no_done_work(
-        local_ray, s3, s3_bucket, tiny_model, corpus_dir, capsys, problem):
+    local_ray, s3, s3_bucket, tiny_model, corpus_dir, capsys, problem
+):
     input_uri = upload_corpus(s3, s3_bucket, corpus_dir)
     output_uri = f"s3://{s3_bucket}/out"
     good = s3.storage_options()
@@ -103,8 +108,13 @@ def test_storage_problems_fail_fast_with_the_fix_and_leave_no_done_work(
         output_uri = f"s3://nope-{s3_bucket}/out"
     else:
         output_options = s3.storage_options(secret="not-the-secret")
-    config = job_config(input_uri, output_uri, tiny_model, input={"storage_options": input_options},
-                        output={"storage_options": output_options})
+    config = job_config(
+        input_uri,
+        output_uri,
+        tiny_model,
+        input={"storage_options": input_options},
+        output={"storage_options": output_options},
+    )
     assert run_job(config) == EXIT_ERROR
     err = capsys.readouterr().err
     assert expected in err, err

@@ -19,19 +19,27 @@ from tests.support import job_config
 def test_placeholders_resolve_to_path_safe_values():
     hub = ResolvedModel("sbintuitions/sarashina-embedding-v2-1b", "0123456789abcdef0123", "d" * 64, "0123456789ab")
     values = version_values(hub, "f" * 16)
-    assert values == {"model": "sbintuitions--sarashina-embedding-v2-1b", "revision": "0123456789ab",
-                      "fingerprint": "f" * 16}
+    assert values == {
+        "model": "sbintuitions--sarashina-embedding-v2-1b",
+        "revision": "0123456789ab",
+        "fingerprint": "f" * 16,
+    }
     local = version_values(ResolvedModel("/models/tiny sarashina/", "local", "abcdef0123456789" * 4, None), "1" * 16)
     assert (local["model"], local["revision"]) == ("tiny-sarashina", "local-abcdef012345")
     template = "s3://b/emb/{model}/{revision}/{fingerprint}"
     assert output_root(template) == "s3://b/emb"
-    assert resolve_uri(template, values) == f"s3://b/emb/sbintuitions--sarashina-embedding-v2-1b/0123456789ab/{'f' * 16}"
+    assert (
+        resolve_uri(template, values) == f"s3://b/emb/sbintuitions--sarashina-embedding-v2-1b/0123456789ab/{'f' * 16}"
+    )
     assert output_root("out/web-{model}@{revision}") == "out"
 
 
 def test_an_unknown_placeholder_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match=r"unknown placeholder\(s\) \{date\} in output.uri; use \{model\}, "
-                                          r"\{revision\}, \{fingerprint\}"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown placeholder\(s\) \{date\} in output.uri; use \{model\}, "
+        r"\{revision\}, \{fingerprint\}",
+    ):
         load_config(None, {"input.uri": "in", "output.uri": "out/{model}/{date}"})
 
 
@@ -44,8 +52,9 @@ def latest(root: Path) -> dict:
 
 
 @pytest.mark.integration
-def test_versions_side_by_side_and_latest_moves_only_after_a_complete_newer_run(local_ray, tiny_model, corpus_dir,
-                                                                                tmp_path, capsys, monkeypatch):
+def test_versions_side_by_side_and_latest_moves_only_after_a_complete_newer_run(
+    local_ray, tiny_model, corpus_dir, tmp_path, capsys, monkeypatch
+):
     root = tmp_path / "emb"
     template = str(root / "{model}" / "{revision}" / "{fingerprint}")
     documents = job_config(str(corpus_dir), template, tiny_model)

@@ -35,14 +35,33 @@ def head_node(tmp_path_factory):
     temp_dir = Path("/tmp") / f"rayjob-{os.getpid()}-{port}"  # unix socket paths must stay short
     with open(tmp_path / "head.log", "wb") as head_log:  # the child keeps its own descriptor
         head = subprocess.Popen(
-            [ray_bin, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-             f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
-             f"--runtime-env-agent-port={runtime_env}", f"--metrics-export-port={metrics}",
-             f"--node-manager-port={node_manager}", f"--object-manager-port={object_manager}",
-             f"--ray-client-server-port={client}", "--min-worker-port=30000", "--max-worker-port=30999",
-             f"--temp-dir={temp_dir}", "--disable-usage-stats"],
-            env=env, stdout=head_log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                ray_bin,
+                "start",
+                "--head",
+                "--block",
+                f"--port={port}",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=2",
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dashboard}",
+                f"--dashboard-agent-listen-port={agent}",
+                f"--dashboard-agent-grpc-port={agent_grpc}",
+                f"--runtime-env-agent-port={runtime_env}",
+                f"--metrics-export-port={metrics}",
+                f"--node-manager-port={node_manager}",
+                f"--object-manager-port={object_manager}",
+                f"--ray-client-server-port={client}",
+                "--min-worker-port=30000",
+                "--max-worker-port=30999",
+                f"--temp-dir={temp_dir}",
+                "--disable-usage-stats",
+            ],
+            env=env,
+            stdout=head_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     address = f"http://127.0.0.1:{dashboard}"
     try:
@@ -80,10 +99,28 @@ def test_ray_job_submit_embeds_the_corpus(head_node, tiny_model, corpus_dir, tmp
     ray_bin, address, env = head_node
     out_dir = tmp_path / "out"
     command = [
-        ray_bin, "job", "submit", "--address", address, "--working-dir", str(REPO), "--",
-        sys.executable, "jobs/embed.py", "--config", "configs/quickstart.yaml",
-        "--input", str(corpus_dir), "--output", str(out_dir), "--model", tiny_model,
-        "--set", "input.id_column=doc_id", "--set", "model.max_seq_length=64",
+        ray_bin,
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--working-dir",
+        str(REPO),
+        "--",
+        sys.executable,
+        "jobs/embed.py",
+        "--config",
+        "configs/quickstart.yaml",
+        "--input",
+        str(corpus_dir),
+        "--output",
+        str(out_dir),
+        "--model",
+        tiny_model,
+        "--set",
+        "input.id_column=doc_id",
+        "--set",
+        "model.max_seq_length=64",
     ]
     for _ in range(30):
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=420, check=False)
@@ -116,10 +153,23 @@ def test_the_nightly_command_line_dry_run_then_run_on_the_cluster(head_node, tin
     embeds, moves latest and verifies a sample."""
     ray_bin, address, env = head_node
     root = tmp_path / "emb"
-    nightly = ["jobs/reembed.py", "--config", "configs/nightly.yaml", "--model", tiny_model,
-               "--input", str(corpus_dir), "--output", str(root / "{model}" / "{revision}" / "{fingerprint}"),
-               "--set", "compute.gpus_per_actor=0", "--set", "model.max_seq_length=64",
-               "--set", "input.rows_per_unit=40"]
+    nightly = [
+        "jobs/reembed.py",
+        "--config",
+        "configs/nightly.yaml",
+        "--model",
+        tiny_model,
+        "--input",
+        str(corpus_dir),
+        "--output",
+        str(root / "{model}" / "{revision}" / "{fingerprint}"),
+        "--set",
+        "compute.gpus_per_actor=0",
+        "--set",
+        "model.max_seq_length=64",
+        "--set",
+        "input.rows_per_unit=40",
+    ]
     dry = submit(ray_bin, address, env, *nightly, "--dry-run")
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
     assert "input: 2 files | 180 rows" in dry.stdout and "problems: none found" in dry.stdout

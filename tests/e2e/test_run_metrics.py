@@ -91,4 +91,5 @@ def test_metrics_are_reported_during_a_run(local_ray, tiny_model, corpus_dir, tm
     assert any(ratio is not None and gauge == pytest.approx(ratio) for gauge, ratio in efficiency), efficiency
     # The embedding actor timed its micro-batches (the histogram's +Inf bucket counts them all).
     assert after.get((M.MICRO_BATCH_SECONDS + "_bucket", "+Inf"), 0) > before.get(
-        (M.MICRO_BATCH_SECONDS + "_bucket", "+Inf"), 0)
+        (M.MICRO_BATCH_SECONDS + "_bucket", "+Inf"), 0
+    )

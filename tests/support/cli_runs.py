@@ -17,8 +17,17 @@ def embed_in_process_of_its_own(config: dict, tmp_path: Path, env: dict, *extra:
     """`sarashina-batch embed --config` (DEBUG logging) on a config written to tmp_path."""
     config_path = tmp_path / "job.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    cli = [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path), "--log-level", "DEBUG",
-           *extra]
+    cli = [
+        sys.executable,
+        "-m",
+        "sarashina_batch.cli",
+        "embed",
+        "--config",
+        str(config_path),
+        "--log-level",
+        "DEBUG",
+        *extra,
+    ]
     return subprocess.run(cli, capture_output=True, text=True, timeout=400, cwd=REPO, check=False, env=env)
 
 

@@ -81,9 +81,23 @@ class Azurite:
         env = {**os.environ, "AZURITE_ACCOUNTS": f"{self.account}:{self.secret}"}
         self.log = open(self.workdir / "azurite.log", "wb")  # noqa: SIM115 - kept open for the server's life
         self.process = subprocess.Popen(
-            [binary, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", str(self.workdir),
-             "--skipApiVersionCheck", "--loose", "--silent"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                binary,
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(self.port),
+                "--location",
+                str(self.workdir),
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -105,8 +119,10 @@ class Azurite:
 
     @property
     def connection_string(self) -> str:
-        return (f"DefaultEndpointsProtocol=http;AccountName={self.account};AccountKey={self.secret};"
-                f"BlobEndpoint=http://127.0.0.1:{self.port}/{self.account};")
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={self.account};AccountKey={self.secret};"
+            f"BlobEndpoint=http://127.0.0.1:{self.port}/{self.account};"
+        )
 
     def storage_options(self) -> dict:
         return {"connection_string": self.connection_string}

@@ -17,14 +17,25 @@ def unit(index: int, count: int = 2, identity: str = IDENTITY, uri: str = URI) -
 
 
 def stats(*rows):
-    base = {name: None for name in STATS_SCHEMA.names}
+    base = dict.fromkeys(STATS_SCHEMA.names)
     return pa.Table.from_pylist([{**base, **row} for row in rows], schema=STATS_SCHEMA)
 
 
 def unit_stats(uid, rows=10, embedded=9, error=None):
-    return {"unit_id": uid, "unit_rows": 10, "file_rows": 20, "source_uri": URI, "rows": rows, "embedded": embedded,
-            "rejected": rows - embedded, "tokens": 5 * embedded, "padded_tokens": 6 * embedded, "truncated": 0,
-            "duplicate_ids": 0, "error": error}
+    return {
+        "unit_id": uid,
+        "unit_rows": 10,
+        "file_rows": 20,
+        "source_uri": URI,
+        "rows": rows,
+        "embedded": embedded,
+        "rejected": rows - embedded,
+        "tokens": 5 * embedded,
+        "padded_tokens": 6 * embedded,
+        "truncated": 0,
+        "duplicate_ids": 0,
+        "error": error,
+    }
 
 
 def new_ledger(tmp_path, lease=None):
@@ -34,8 +45,16 @@ def new_ledger(tmp_path, lease=None):
 
 
 def listing_of(*files) -> Listing:
-    return Listing(pa.table({"uri": [u for u, _ in files], "digest": [file_digest(u) for u, _ in files],
-                             "identity": [i for _, i in files], "identity_fields": ["{}"] * len(files)}))
+    return Listing(
+        pa.table(
+            {
+                "uri": [u for u, _ in files],
+                "digest": [file_digest(u) for u, _ in files],
+                "identity": [i for _, i in files],
+                "identity_fields": ["{}"] * len(files),
+            }
+        )
+    )
 
 
 def commit(root, uid):

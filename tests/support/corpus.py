@@ -27,6 +27,9 @@ def write_mixed_corpus(folder: Path, shards: int = 2, rows: int = 90) -> Path:
         if shard == 0:
             texts[5], texts[6], texts[7] = None, "", " \n\t "
         ids = [f"s{shard}-{i:03d}" for i in range(rows)]
-        pq.write_table(pa.table({"doc_id": ids, "text": pa.array(texts, pa.string())}),
-                       folder / f"part-{shard:03d}.parquet", row_group_size=25)
+        pq.write_table(
+            pa.table({"doc_id": ids, "text": pa.array(texts, pa.string())}),
+            folder / f"part-{shard:03d}.parquet",
+            row_group_size=25,
+        )
     return folder

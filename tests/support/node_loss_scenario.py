@@ -29,9 +29,13 @@ def main(model: str, corpus: str, output: str, rows_per_unit: int) -> None:
     worker = cluster.add_node(num_cpus=1, resources=GPU_LIKE, object_store_memory=300 * MIB)
     # As the job's own connect_ray does: heavy imports in every worker before any task.
     ray.init(address=cluster.address, log_to_driver=False, runtime_env={"worker_process_setup_hook": SETUP_HOOK})
-    config = job_config(corpus, output, model,
-                        input={"id_column": "doc_id", "rows_per_unit": rows_per_unit},
-                        compute={"actor_resources": GPU_LIKE, "cpus_per_actor": 1})
+    config = job_config(
+        corpus,
+        output,
+        model,
+        input={"id_column": "doc_id", "rows_per_unit": rows_per_unit},
+        compute={"actor_resources": GPU_LIKE, "cpus_per_actor": 1},
+    )
     outcome: dict = {}
     runner = threading.Thread(target=lambda: outcome.setdefault("first", run_job(config)))
     runner.start()

@@ -60,12 +60,20 @@ def main(model: str, corpus: str, output: str, rows_per_unit: int, max_attempts:
 
     os.environ["PYTHONPATH"] = str(REPO)  # the workers import this module for the hook
     os.environ["POISON_DEATHS"] = deaths
-    ray.init(num_cpus=2, log_to_driver=False,
-             runtime_env={"worker_process_setup_hook": "tests.support.poison_scenario.poison_workers"})
+    ray.init(
+        num_cpus=2,
+        log_to_driver=False,
+        runtime_env={"worker_process_setup_hook": "tests.support.poison_scenario.poison_workers"},
+    )
     # Read tasks asking for other CPUs than the actor keep Ray from fusing them into it, so
     # that a read task's worker and the embedding actor die apart, as on a GPU cluster.
-    config = job_config(corpus, output, model, input={"id_column": "doc_id", "rows_per_unit": rows_per_unit},
-                        compute={"max_unit_attempts": max_attempts, "cpus_per_read_task": 0.5})
+    config = job_config(
+        corpus,
+        output,
+        model,
+        input={"id_column": "doc_id", "rows_per_unit": rows_per_unit},
+        compute={"max_unit_attempts": max_attempts, "cpus_per_read_task": 0.5},
+    )
     code = run_job(config)
     print("OUTCOME " + json.dumps({"code": code}), flush=True)
     ray.shutdown()

@@ -42,26 +42,55 @@ class SeaweedS3:
         return f"http://127.0.0.1:{self.port}"
 
     def storage_options(self, key: str | None = None, secret: str | None = None) -> dict:
-        return {"key": key or self.access_key, "secret": secret or self.secret_key, "client_kwargs": {"endpoint_url": self.endpoint, "region_name": "us-east-1"}}
+        return {
+            "key": key or self.access_key,
+            "secret": secret or self.secret_key,
+            "client_kwargs": {"endpoint_url": self.endpoint, "region_name": "us-east-1"},
+        }
 
     def start(self, timeout: float = 60) -> SeaweedS3:
         weed = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "s3.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "tests", "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "tests",
+                            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
         ports = free_ports(9)
         self.port = ports[0]
         command = [
-            weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3",
-            f"-s3.port={ports[0]}", f"-s3.port.grpc={ports[1]}", f"-s3.config={config}",
-            f"-master.port={ports[2]}", f"-master.port.grpc={ports[3]}",
-            f"-volume.port={ports[4]}", f"-volume.port.grpc={ports[5]}",
-            f"-filer.port={ports[6]}", f"-filer.port.grpc={ports[7]}", f"-metricsPort={ports[8]}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false",  # as AWS: no bucket, no write
-            "-master.volumeSizeLimitMB=32", "-volume.max=200", "-master.telemetry=false",
+            weed,
+            "server",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-s3",
+            f"-s3.port={ports[0]}",
+            f"-s3.port.grpc={ports[1]}",
+            f"-s3.config={config}",
+            f"-master.port={ports[2]}",
+            f"-master.port.grpc={ports[3]}",
+            f"-volume.port={ports[4]}",
+            f"-volume.port.grpc={ports[5]}",
+            f"-filer.port={ports[6]}",
+            f"-filer.port.grpc={ports[7]}",
+            f"-metricsPort={ports[8]}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-s3.autoCreateBucket=false",  # as AWS: no bucket, no write
+            "-master.volumeSizeLimitMB=32",
+            "-volume.max=200",
+            "-master.telemetry=false",
         ]
         self.command = command
         self.log = open(self.workdir / "weed.log", "ab")  # noqa: SIM115 - kept open for restarts
@@ -91,15 +120,18 @@ class SeaweedS3:
         from botocore.session import get_session
 
         return get_session().create_client(
-            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key, region_name="us-east-1",
-            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10))
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
+        )
 
     def restart(self) -> None:
         """Kill and start again on the same ports and data (a crash of the store)."""
         self.stop(grace=0)
-        self.process = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready(60)
 
     def stop(self, grace: float = 3) -> None:

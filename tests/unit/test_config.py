@@ -23,20 +23,26 @@ def test_unknown_key_is_rejected_with_its_name(tmp_path):
         load_config(write(tmp_path, "input: {uri: in, txt_column: body}\noutput: {uri: out}\n"))
 
 
-@pytest.mark.parametrize("key, meant", [
-    ("input.max_seq_length", "model.max_seq_length"),  # right name, wrong section
-    ("batching.max_token_per_batch", "batching.max_tokens_per_batch"),
-    ("compute.max_actor", "compute.max_actors"),
-    ("batchin", "batching"),
-])
+@pytest.mark.parametrize(
+    "key, meant",
+    [
+        ("input.max_seq_length", "model.max_seq_length"),  # right name, wrong section
+        ("batching.max_token_per_batch", "batching.max_tokens_per_batch"),
+        ("compute.max_actor", "compute.max_actors"),
+        ("batchin", "batching"),
+    ],
+)
 def test_unknown_key_suggests_the_closest_setting(tmp_path, key, meant):
     with pytest.raises(ConfigError, match=rf"{key}: unknown key; did you mean {meant}\?"):
         load_config(write(tmp_path, "input: {uri: in}\noutput: {uri: out}\n"), {key: 1})
 
 
 def test_unknown_key_without_a_near_setting_points_at_the_reference(tmp_path):
-    with pytest.raises(ConfigError, match=r"compute\.colour: unknown key; check the spelling against the config "
-                                          r"reference in docs/configuration\.md"):
+    with pytest.raises(
+        ConfigError,
+        match=r"compute\.colour: unknown key; check the spelling against the config "
+        r"reference in docs/configuration\.md",
+    ):
         load_config(write(tmp_path, "input: {uri: in}\noutput: {uri: out}\n"), {"compute.colour": 1})
 
 

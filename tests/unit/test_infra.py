@@ -39,8 +39,11 @@ def strict(schema: dict) -> dict:
 
     def tighten(item):
         if isinstance(item, dict):
-            if ("properties" in item and "additionalProperties" not in item
-                    and not item.get("x-kubernetes-preserve-unknown-fields")):
+            if (
+                "properties" in item
+                and "additionalProperties" not in item
+                and not item.get("x-kubernetes-preserve-unknown-fields")
+            ):
                 item["additionalProperties"] = False
             for value in item.values():
                 tighten(value)
@@ -54,8 +57,20 @@ def strict(schema: dict) -> dict:
 
 def test_infra_holds_each_kind_we_document():
     kinds = sorted(obj["kind"] for _, obj in manifests())
-    assert kinds == sorted(["RayJob", "RayCronJob", "RayCluster", "CronJob", "ServiceAccount", "ServiceAccount",
-                            "Role", "RoleBinding", "PersistentVolumeClaim", "Job"])
+    assert kinds == sorted(
+        [
+            "RayJob",
+            "RayCronJob",
+            "RayCluster",
+            "CronJob",
+            "ServiceAccount",
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "PersistentVolumeClaim",
+            "Job",
+        ]
+    )
 
 
 @pytest.mark.parametrize("tag", KUBERAY_TAGS)
@@ -84,7 +99,7 @@ def test_kubernetes_objects_match_the_upstream_schemas():
     import kubernetes_validate
 
     checked = 0
-    for name, obj in manifests():
+    for _, obj in manifests():
         if obj["kind"] in KUBERAY_KINDS:
             continue
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
@@ -121,7 +136,7 @@ def test_the_rayjob_autoscales_is_bounded_and_cleans_up():
     assert gpu["minReplicas"] == 0 < gpu["maxReplicas"]
     pod = gpu["template"]["spec"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
-    assert 0 < spec["activeDeadlineSeconds"] and spec["ttlSecondsAfterFinished"] <= 600
+    assert spec["activeDeadlineSeconds"] > 0 and spec["ttlSecondsAfterFinished"] <= 600
     assert spec["shutdownAfterJobFinishes"] is True
     for template in (cluster["headGroupSpec"]["template"], gpu["template"], spec["submitterPodTemplate"]):
         assert template["spec"]["serviceAccountName"] == "sarashina-batch"

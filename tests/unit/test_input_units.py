@@ -20,8 +20,11 @@ def test_units_follow_the_footer_and_carry_the_identity(tmp_path):
     pq.write_table(pa.table({"text": ["a"] * 30}), tmp_path / "a.parquet", row_group_size=10)
     [shard] = list_shards(str(tmp_path), {}).table.to_pylist()
     planned = list(units_of_file(shard, {}, rows_per_unit=15))
-    assert [(u["first_row"], u["num_rows"], u["file_rows"]) for u in planned] == [(0, 10, 30), (10, 10, 30),
-                                                                                  (20, 10, 30)]
+    assert [(u["first_row"], u["num_rows"], u["file_rows"]) for u in planned] == [
+        (0, 10, 30),
+        (10, 10, 30),
+        (20, 10, 30),
+    ]
     assert {UnitName.parse(u["_unit_id"]).identity for u in planned} == {shard["identity"]}
     assert all(u["_unit_error"] is None for u in planned)
 

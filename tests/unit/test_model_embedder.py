@@ -19,7 +19,11 @@ from tests.support.corpus import LONG_TEXT, mixed_texts
 
 @pytest.fixture(scope="module")
 def prompts_and_ids(tiny_model):
-    prompts = ["text: " + t for t in mixed_texts(60, seed=3)] + ["query: 富士山の高さは？", "text: " + LONG_TEXT, "text: 猫"]
+    prompts = ["text: " + t for t in mixed_texts(60, seed=3)] + [
+        "query: 富士山の高さは？",
+        "text: " + LONG_TEXT,
+        "text: 猫",
+    ]
     ids = load_tokenizer(tiny_model, None)(prompts, truncation=True, max_length=MAX_LEN)["input_ids"]
     return prompts, ids
 
@@ -36,8 +40,9 @@ def expected(tiny_model, prompts_and_ids):
 def test_token_rows_from_a_sliced_chunked_arrow_column_build_the_same_tensors_as_a_loop():
     rng = np.random.default_rng(0)
     rows = [rng.integers(4, 400, size=n).tolist() for n in rng.integers(1, 30, size=50)]
-    chunked = pa.chunked_array([pa.array(rows[:20], pa.list_(pa.int32())),
-                                pa.array([[9, 9]] + rows[20:], pa.list_(pa.int32())).slice(1)])
+    chunked = pa.chunked_array(
+        [pa.array(rows[:20], pa.list_(pa.int32())), pa.array([[9, 9], *rows[20:]], pa.list_(pa.int32())).slice(1)]
+    )
     tokens = TokenRows.from_arrow(chunked)
     assert tokens.lengths.tolist() == [len(r) for r in rows]
     pick = np.array([7, 3, 40, 21])
@@ -64,8 +69,9 @@ def test_packs_hold_every_row_once_within_the_budget():
 @pytest.mark.parametrize("packing, attention", [("padded", "sdpa"), ("packed", "sdpa"), ("auto", "flex_attention")])
 def test_every_path_equals_the_reference(tiny_model, prompts_and_ids, expected, packing, attention):
     _, ids = prompts_and_ids
-    embedder = Embedder(tiny_model, device="cpu", attn_implementation=attention, packing=packing,
-                        max_tokens_per_batch=256)
+    embedder = Embedder(
+        tiny_model, device="cpu", attn_implementation=attention, packing=packing, max_tokens_per_batch=256
+    )
     assert embedder.packed == (packing != "padded")
     window = embedder.embed_token_ids(TokenRows.from_lists(ids))
     assert len(embedder.micro_batches(window.padded_len)) > 3  # really several micro-batches or packs
@@ -114,12 +120,14 @@ def test_a_row_too_long_for_memory_alone_is_rejected_with_a_reason(tiny_model, p
     _, ids = prompts_and_ids
     embedder = Embedder(tiny_model, device="cpu", max_tokens_per_batch=256)
     embedder.transformer = RunsOutOfMemory(embedder.transformer, limit_tokens=MAX_LEN - 1)
-    batch = pa.table({
-        C.ID: [f"r{i}" for i in range(len(ids))],
-        C.INPUT_IDS: pa.array(ids, pa.list_(pa.int32())),
-        C.REASON: pa.array([None] * len(ids), pa.string()),
-        C.DETAIL: pa.array([None] * len(ids), pa.string()),
-    })
+    batch = pa.table(
+        {
+            C.ID: [f"r{i}" for i in range(len(ids))],
+            C.INPUT_IDS: pa.array(ids, pa.list_(pa.int32())),
+            C.REASON: pa.array([None] * len(ids), pa.string()),
+            C.DETAIL: pa.array([None] * len(ids), pa.string()),
+        }
+    )
     out = embed_table(embedder, batch)
     too_long = [len(i) >= MAX_LEN for i in ids]
     assert any(too_long) and not all(too_long)

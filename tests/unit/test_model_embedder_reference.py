@@ -34,7 +34,10 @@ def test_documents_queries_long_and_mixed_lengths_match_reference(tiny_model, re
     from sarashina_batch.prompts import prefixes
 
     p = prefixes(PromptConfig(task="retrieval"))
-    prompts = [p["document"] + t for t in mixed_texts(40, seed=7)] + [p["query"] + "富士山の高さは？", p["document"] + LONG_TEXT]
+    prompts = [p["document"] + t for t in mixed_texts(40, seed=7)] + [
+        p["query"] + "富士山の高さは？",
+        p["document"] + LONG_TEXT,
+    ]
     window, ids = embed_via_core(tiny_model, prompts)
     assert max(len(i) for i in ids) == MAX_LEN  # the long text really was truncated
     assert min(len(i) for i in ids) < 8  # and really short texts are in the same window
@@ -57,8 +60,10 @@ def test_last_token_pool_matches_sentence_transformers_pooling_for_left_and_righ
     torch.manual_seed(0)
     hidden = torch.randn(3, 5, 8)
     pooling = Pooling(8, pooling_mode="lasttoken")
-    for mask in (torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]),
-                 torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]])):
+    for mask in (
+        torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]),
+        torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]]),
+    ):
         expected = pooling({"token_embeddings": hidden, "attention_mask": mask})["sentence_embedding"]
         assert torch.allclose(last_token_pool(hidden, mask), expected)
 
@@ -66,12 +71,14 @@ def test_last_token_pool_matches_sentence_transformers_pooling_for_left_and_righ
 def test_embed_table_skips_rejected_rows_and_flags_non_finite(tiny_model):
     embedder = Embedder(tiny_model, device="cpu", max_tokens_per_batch=256)
     ids = load_tokenizer(tiny_model, None)(["text: 猫", "text: 犬"])["input_ids"]
-    batch = pa.table({
-        C.ID: ["a", "b", "c"],
-        C.INPUT_IDS: pa.array([ids[0], None, ids[1]], pa.list_(pa.int32())),
-        C.REASON: pa.array([None, "null", None], pa.string()),
-        C.DETAIL: pa.array([None, "text is null", None], pa.string()),
-    })
+    batch = pa.table(
+        {
+            C.ID: ["a", "b", "c"],
+            C.INPUT_IDS: pa.array([ids[0], None, ids[1]], pa.list_(pa.int32())),
+            C.REASON: pa.array([None, "null", None], pa.string()),
+            C.DETAIL: pa.array([None, "text is null", None], pa.string()),
+        }
+    )
     out = embed_table(embedder, batch)
     assert out[C.EMBEDDING].null_count == 1 and out[C.EMBEDDING][1].as_py() is None
     assert out[C.REASON].to_pylist() == [None, "null", None]

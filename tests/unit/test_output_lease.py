@@ -44,8 +44,11 @@ def test_the_lease_of_a_killed_driver_on_this_host_is_taken_over_at_once(tmp_pat
     import sys
 
     layout = OutputLayout(str(tmp_path), {})
-    script = f"from sarashina_batch.output.layout import OutputLayout; from sarashina_batch.output.lease import OutputLease; " \
-             f"OutputLease(OutputLayout({str(tmp_path)!r}, {{}}), 'run-killed', ttl_s=300).acquire()"
+    script = (
+        "from sarashina_batch.output.layout import OutputLayout; "
+        "from sarashina_batch.output.lease import OutputLease; "
+        f"OutputLease(OutputLayout({str(tmp_path)!r}, {{}}), 'run-killed', ttl_s=300).acquire()"
+    )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)  # exits holding the lease
     assert json.loads((tmp_path / "_lease.json").read_text())["state"] == "held"
     previous = OutputLease(layout, "run-next", ttl_s=300).acquire()

@@ -19,7 +19,10 @@ def test_resume_removes_stale_units_and_sweeps_only_unlisted_parts_of_ours(tmp_p
     prepared = prepare_output(layout, "resume", "fp", {"a": 1}, same, sweep=True)
     assert prepared.committed == {unit(0)} and prepared.swept_files == 3
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
-        "_sarashina_batch.json", "part-00000-5e1f2c3a-c000.snappy.parquet", part_name(unit(0))]
+        "_sarashina_batch.json",
+        "part-00000-5e1f2c3a-c000.snappy.parquet",
+        part_name(unit(0)),
+    ]
 
     changed = listing_of((URI, "1" * 12))
     prepared = prepare_output(layout, "resume", "fp", {"a": 1}, changed, sweep=False)
@@ -52,8 +55,12 @@ def test_a_foreign_folder_or_an_overlap_is_refused_before_anything_is_written(tm
     with pytest.raises(OutputConflict, match="did not write .*_SUCCESS.*nothing was changed"):
         check_output_is_ours(OutputLayout(str(spark), {}), str(tmp_path / "corpus"), {})
     assert sorted(p.name for p in spark.iterdir()) == ["_SUCCESS", "part-00000-5e1f2c3a-c000.snappy.parquet"]
-    for out, inp in ((tmp_path / "corpus" / "emb", tmp_path / "corpus"), (tmp_path / "c", tmp_path / "c" / "in"),
-                     (tmp_path / "same", tmp_path / "same"), (tmp_path / "g" / "out", tmp_path / "g" / "*.parquet")):
+    for out, inp in (
+        (tmp_path / "corpus" / "emb", tmp_path / "corpus"),
+        (tmp_path / "c", tmp_path / "c" / "in"),
+        (tmp_path / "same", tmp_path / "same"),
+        (tmp_path / "g" / "out", tmp_path / "g" / "*.parquet"),
+    ):
         with pytest.raises(OutputConflict, match="overlap"):
             check_output_is_ours(OutputLayout(str(out), {}), str(inp), {})
     check_output_is_ours(OutputLayout(str(tmp_path / "emb"), {}), str(tmp_path / "corpus"), {})  # siblings are fine

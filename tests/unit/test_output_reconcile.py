@@ -8,8 +8,16 @@ from sarashina_batch.output.reconcile import reconcile
 
 
 def listing(*files: tuple[str, str]) -> Listing:
-    return Listing(pa.table({"uri": [u for u, _ in files], "digest": [file_digest(u) for u, _ in files],
-                             "identity": [i for _, i in files], "identity_fields": ["{}" for _ in files]}))
+    return Listing(
+        pa.table(
+            {
+                "uri": [u for u, _ in files],
+                "digest": [file_digest(u) for u, _ in files],
+                "identity": [i for _, i in files],
+                "identity_fields": ["{}" for _ in files],
+            }
+        )
+    )
 
 
 def units(uri: str, identity: str, count: int) -> set[str]:
@@ -19,10 +27,12 @@ def units(uri: str, identity: str, count: int) -> set[str]:
 def test_reconcile_decides_per_file_from_names_alone():
     a, b, c, d, e = (f"s3://b/{x}.parquet" for x in "abcde")
     old, new = "0" * 12, "1" * 12
-    committed = (units(a, old, 2)                            # unchanged, done
-                 | units(b, old, 2)                          # b changed: both old units stale
-                 | set(sorted(units(c, old, 3))[:1])   # c half done: resumed
-                 | units(d, old, 1))                         # d gone
+    committed = (
+        units(a, old, 2)  # unchanged, done
+        | units(b, old, 2)  # b changed: both old units stale
+        | set(sorted(units(c, old, 3))[:1])  # c half done: resumed
+        | units(d, old, 1)
+    )  # d gone
     plan = reconcile(listing((a, old), (b, new), (c, old), (e, new)), committed)
     assert plan.pending["uri"].to_pylist() == [b, c, e]
     assert plan.files == {"unchanged": 1, "added": 1, "changed": 1, "removed": 1, "resumed": 1}

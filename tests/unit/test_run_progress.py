@@ -17,7 +17,9 @@ class Clock:
 
 
 def pending(sizes: dict[str, int]) -> pa.Table:
-    return pa.table({"digest": list(sizes), "identity_fields": [json.dumps({"size": s, "version": "x"}) for s in sizes.values()]})
+    return pa.table(
+        {"digest": list(sizes), "identity_fields": [json.dumps({"size": s, "version": "x"}) for s in sizes.values()]}
+    )
 
 
 def test_progress_line_counts_commits_and_estimates_the_rest_from_input_bytes():

@@ -23,8 +23,14 @@ def options(monkeypatch):
     }
 
 
-SHAPES = ["AKIAEXAMPLEKEY", "env-secret-0123456789", ACCOUNT_KEY, "url-password-42", "list-token-abcdef",
-          "signature-value-xyz"]
+SHAPES = [
+    "AKIAEXAMPLEKEY",
+    "env-secret-0123456789",
+    ACCOUNT_KEY,
+    "url-password-42",
+    "list-token-abcdef",
+    "signature-value-xyz",
+]
 
 
 def test_every_shape_is_a_secret(options):
@@ -44,8 +50,10 @@ def test_manifest_view_masks_every_shape_and_keeps_env_references(options):
 
 
 def test_error_strings_are_redacted_wherever_they_go(options):
-    message = (f"OSError: could not connect to https://alice:url-password-42@minio.internal:9000 "
-               f"using {CONNECTION} and env-secret-0123456789")
+    message = (
+        f"OSError: could not connect to https://alice:url-password-42@minio.internal:9000 "
+        f"using {CONNECTION} and env-secret-0123456789"
+    )
     redacted = redact(message, secret_values(options))
     for shape in SHAPES:
         assert shape not in redacted, shape
@@ -63,12 +71,17 @@ def test_task_arguments_carry_env_references_not_their_values(options, tiny_mode
     from sarashina_batch.run.model_source import resolve_model
     from tests.support import job_config
 
-    config = job_config(str(tmp_path / "in"), str(tmp_path / "out"), tiny_model,
-                        input={"storage_options": {"secret": "${env:SB_SECRET_FROM_ENV}"}},
-                        output={"storage_options": {"secret": "${env:SB_SECRET_FROM_ENV}"}})
+    config = job_config(
+        str(tmp_path / "in"),
+        str(tmp_path / "out"),
+        tiny_model,
+        input={"storage_options": {"secret": "${env:SB_SECRET_FROM_ENV}"}},
+        output={"storage_options": {"secret": "${env:SB_SECRET_FROM_ENV}"}},
+    )
     model = resolve_model(tiny_model, None)
-    pickled = cloudpickle.dumps((prepare_settings(config, model), write_settings(config, {}),
-                                 config.input.storage_options))
+    pickled = cloudpickle.dumps(
+        (prepare_settings(config, model), write_settings(config, {}), config.input.storage_options)
+    )
     assert b"env-secret-0123456789" not in pickled
     assert b"${env:SB_SECRET_FROM_ENV}" in pickled
     assert expand_env(config.input.storage_options)["secret"] == "env-secret-0123456789"

@@ -10,9 +10,17 @@ from sarashina_batch.stages.prepare import PrepareSettings, classify_texts, load
 
 def settings(tiny_model, **overrides):
     values = {
-        "text_column": "text", "id_column": None, "role_column": None, "default_role": "document",
-        "task": "retrieval", "prefixes": prefixes(PromptConfig()), "max_chars": 10_000, "max_seq_length": 16,
-        "tokenizer_name": tiny_model, "tokenizer_revision": None, "storage_options": {},
+        "text_column": "text",
+        "id_column": None,
+        "role_column": None,
+        "default_role": "document",
+        "task": "retrieval",
+        "prefixes": prefixes(PromptConfig()),
+        "max_chars": 10_000,
+        "max_seq_length": 16,
+        "tokenizer_name": tiny_model,
+        "tokenizer_revision": None,
+        "storage_options": {},
     }
     values.update(overrides)
     values["columns"] = tuple(c for c in (values["text_column"], values["id_column"], values["role_column"]) if c)
@@ -43,8 +51,14 @@ def _unit_file(tmp_path, table):
     pq.write_table(table, path)
     [shard] = list_shards(path, {}).table.to_pylist()
     name = UnitName(shard["digest"], shard["identity"], 0, 1, 0, table.num_rows)
-    return {C.UNIT_ID: str(name), C.UNIT_URI: path, C.UNIT_FIRST_ROW: 0, C.UNIT_NUM_ROWS: table.num_rows,
-            C.UNIT_FILE_ROWS: table.num_rows, C.UNIT_ERROR: None}
+    return {
+        C.UNIT_ID: str(name),
+        C.UNIT_URI: path,
+        C.UNIT_FIRST_ROW: 0,
+        C.UNIT_NUM_ROWS: table.num_rows,
+        C.UNIT_FILE_ROWS: table.num_rows,
+        C.UNIT_ERROR: None,
+    }
 
 
 def test_tokens_match_the_model_tokenizer_and_truncation_is_flagged(tmp_path, tiny_model):

@@ -10,8 +10,11 @@ def test_env_references_are_read_from_the_environment(monkeypatch):
     options = {"key": "AKIA", "secret": "${env:SB_TEST_SECRET}", "client_kwargs": {"endpoint_url": "http://x"}}
     assert expand_env(options)["secret"] == "s3cr3t-value"
     assert secret_values(options) == ["AKIA", "s3cr3t-value"]
-    assert safe_options(options) == {"key": "***", "secret": "${env:SB_TEST_SECRET}",
-                                     "client_kwargs": {"endpoint_url": "http://x"}}
+    assert safe_options(options) == {
+        "key": "***",
+        "secret": "${env:SB_TEST_SECRET}",
+        "client_kwargs": {"endpoint_url": "http://x"},
+    }
     assert redact("failed with s3cr3t-value", secret_values(options)) == "failed with ***"
 
 
@@ -20,15 +23,18 @@ def test_missing_env_reference_names_the_variable():
         expand_env({"secret": "${env:SB_NOT_SET_ANYWHERE}"})
 
 
-@pytest.mark.parametrize("err, transient", [
-    (ConnectionResetError("reset"), True),
-    (TimeoutError("read timed out"), True),
-    (OSError("An error occurred (SlowDown): Please reduce your request rate"), True),
-    (OSError("503 Service Unavailable"), True),
-    (FileNotFoundError("nope"), False),
-    (PermissionError("Access Denied"), False),
-    (ValueError("bad parquet"), False),
-])
+@pytest.mark.parametrize(
+    "err, transient",
+    [
+        (ConnectionResetError("reset"), True),
+        (TimeoutError("read timed out"), True),
+        (OSError("An error occurred (SlowDown): Please reduce your request rate"), True),
+        (OSError("503 Service Unavailable"), True),
+        (FileNotFoundError("nope"), False),
+        (PermissionError("Access Denied"), False),
+        (ValueError("bad parquet"), False),
+    ],
+)
 def test_transient_or_permanent(err, transient):
     assert is_transient(err) is transient
 
@@ -55,10 +61,13 @@ def test_permanent_errors_are_not_retried(monkeypatch):
 
 
 def test_messages_name_the_uri_and_the_fix():
-    assert describe(FileNotFoundError("The specified bucket does not exist"), "s3://nb/x", "input") == \
-        "input s3://nb/x: the bucket does not exist; create it or fix input.uri"
+    assert (
+        describe(FileNotFoundError("The specified bucket does not exist"), "s3://nb/x", "input")
+        == "input s3://nb/x: the bucket does not exist; create it or fix input.uri"
+    )
     assert "check output.storage_options.endpoint_url" in describe(
-        ConnectionRefusedError("Could not connect to the endpoint URL"), "s3://b/o", "output")
+        ConnectionRefusedError("Could not connect to the endpoint URL"), "s3://b/o", "output"
+    )
 
 
 def test_unset_env_reference_hides_the_other_secrets(monkeypatch):

@@ -1,6 +1,6 @@
 """Extract KubeRay CRD schemas from a kuberay git checkout into tests/support/schemas/kuberay/.
 
-    python tests/support/schemas/vendor_kuberay.py PATH_TO_KUBERAY_CHECKOUT v1.6.2 v1.7.0
+python tests/support/schemas/vendor_kuberay.py PATH_TO_KUBERAY_CHECKOUT v1.6.2 v1.7.0
 """
 
 import json
@@ -24,13 +24,17 @@ def without_descriptions(node):
 
 def vendor(checkout: str, tag: str, plural: str) -> None:
     path = f"ray-operator/config/crd/bases/ray.io_{plural}.yaml"
-    text = subprocess.run(["git", "-C", checkout, "show", f"{tag}:{path}"], capture_output=True, text=True,
-                          check=True).stdout
+    text = subprocess.run(
+        ["git", "-C", checkout, "show", f"{tag}:{path}"], capture_output=True, text=True, check=True
+    ).stdout
     crd = yaml.safe_load(text)
     [version] = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    payload = {"source": f"github.com/ray-project/kuberay {tag} {path} (descriptions removed)",
-               "kind": crd["spec"]["names"]["kind"], "apiVersion": f"{crd['spec']['group']}/v1",
-               "schema": without_descriptions(version["schema"]["openAPIV3Schema"])}
+    payload = {
+        "source": f"github.com/ray-project/kuberay {tag} {path} (descriptions removed)",
+        "kind": crd["spec"]["names"]["kind"],
+        "apiVersion": f"{crd['spec']['group']}/v1",
+        "schema": without_descriptions(version["schema"]["openAPIV3Schema"]),
+    }
     (OUT / f"{tag}-{plural}.json").write_text(json.dumps(payload, separators=(",", ":"), sort_keys=True))
 
 
