@@ -18,4 +18,4 @@ unit:
 	python -m pytest tests/unit -q
 
 test:
-	python -m pytest -m "not slow and not gpu"
+	python -m pytest -m "not gpu"

@@ -242,12 +242,17 @@ def format_report(report: dict[str, Any]) -> str:
             f"    {version['fingerprint']}: {version['model']} @ {version['revision']} "
             f"({version['runs']} runs, {version['first_run']} .. {version['last_run']})"
         )
-    lines.append(f"  runs ({len(report['runs'])}, oldest first):")
-    lines.append(
+    lines += _runs_table(report["runs"])
+    return "\n".join(lines)
+
+
+def _runs_table(runs: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        f"  runs ({len(runs)}, oldest first):",
         "    run id                    finished                   state       embedded  rejected  "
-        "units +new/skip/fail/removed  files +added/~changed/-removed   seconds"
-    )
-    for run in report["runs"]:
+        "units +new/skip/fail/removed  files +added/~changed/-removed   seconds",
+    ]
+    for run in runs:
         files = run["files"]
         lines.append(
             f"    {run['run_id']:<25} {run['finished_at'] or '-':<26} {run['state']:<10} {run['embedded'] or 0:>9,} "
@@ -255,7 +260,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"{run['units_failed'] or 0}/{run['units_removed'] or 0:<16} {files.get('added', 0):>5}/"
             f"{files.get('changed', 0)}/{files.get('removed', 0):<22} {run['seconds'] or 0:>8.1f}"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def _lease_text(payload: dict[str, Any] | None) -> str:

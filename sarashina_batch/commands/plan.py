@@ -155,29 +155,9 @@ def _estimate_tokens(files: list[dict[str, Any]], config: RunConfig, model, samp
             "rejected_share": 0.0,
             "flops_per_token": model_flops(SARASHINA_V2_1B, np.array([1])),
         }
-    rng = np.random.default_rng(seed)
     exact = total_rows <= sample  # a small input is counted, not sampled
-    if exact:
-        picks = np.arange(len(groups))
-    else:
-        weights = np.array([rows for _, _, rows in groups], dtype=np.float64)
-        picks = rng.choice(
-            len(groups), size=max(1, math.ceil(sample / ROWS_PER_SAMPLED_GROUP)), p=weights / weights.sum()
-        )
     settings = prepare_settings(config, model)
-
-    def sample_group(pick: int):
-        uri, index, rows = groups[pick]
-        table = with_retries(
-            lambda: read_row_group(uri, config.input.storage_options, index, list(settings.columns)), f"sampling {uri}"
-        )
-        if exact:
-            return table
-        take = np.random.default_rng([seed, pick]).choice(rows, size=min(rows, ROWS_PER_SAMPLED_GROUP), replace=False)
-        return table.take(pa.array(take))
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        tables = list(pool.map(sample_group, picks))
+    picks, tables = _sample_row_groups(groups, config, settings, sample, seed, exact)
     counted = [count_tokens(table, settings) for table in tables]
     tokens = np.concatenate([c[0] for c in counted])
     group_means = np.array([c[0].mean() for c in counted])
@@ -191,19 +171,39 @@ def _estimate_tokens(files: list[dict[str, Any]], config: RunConfig, model, samp
     lengths = tokens[tokens > 0]
     flops = model_flops(SARASHINA_V2_1B, lengths) / max(1, int(lengths.sum())) if len(lengths) else 0.0
     return {
-        "sampled": len(tokens),
-        "sampled_row_groups": len(picks),
-        "exact": exact,
-        "mean_per_row": mean,
-        "median_per_row": float(np.median(tokens)),
-        "max_sampled": int(tokens.max()),
-        "total": round(mean * total_rows),
-        "low": round(max(0.0, mean - 1.96 * spread) * total_rows),
+        "sampled": len(tokens), "sampled_row_groups": len(picks), "exact": exact,
+        "mean_per_row": mean, "median_per_row": float(np.median(tokens)), "max_sampled": int(tokens.max()),
+        "total": round(mean * total_rows), "low": round(max(0.0, mean - 1.96 * spread) * total_rows),
         "high": round((mean + 1.96 * spread) * total_rows),
         "truncated_share": float(np.concatenate([c[1] for c in counted]).mean()),
         "rejected_share": float(np.concatenate([c[2] for c in counted]).mean()),
         "flops_per_token": flops,
-    }
+    }  # fmt: skip
+
+
+def _sample_row_groups(
+    groups: list[tuple[str, int, int]], config: RunConfig, settings, sample: int, seed: int, exact: bool
+) -> tuple[np.ndarray, list[pa.Table]]:
+    """The row groups drawn (every one when exact), and from each the texts drawn."""
+    if exact:
+        picks = np.arange(len(groups))
+    else:
+        weights = np.array([rows for _, _, rows in groups], dtype=np.float64)
+        draws = max(1, math.ceil(sample / ROWS_PER_SAMPLED_GROUP))
+        picks = np.random.default_rng(seed).choice(len(groups), size=draws, p=weights / weights.sum())
+
+    def sample_group(pick: int) -> pa.Table:
+        uri, index, rows = groups[pick]
+        table = with_retries(
+            lambda: read_row_group(uri, config.input.storage_options, index, list(settings.columns)), f"sampling {uri}"
+        )
+        if exact:
+            return table
+        take = np.random.default_rng([seed, pick]).choice(rows, size=min(rows, ROWS_PER_SAMPLED_GROUP), replace=False)
+        return table.take(pa.array(take))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return picks, list(pool.map(sample_group, picks))
 
 
 def _resume_view(config: RunConfig, listing, model, files: list[dict[str, Any]], problems: list[str]) -> dict:
