@@ -183,8 +183,9 @@ class ComputeConfig(_Strict):
     )
     ray_address: str | None = Field(
         None,
-        description="Ray cluster to join; unset: RAY_ADDRESS, a running local cluster, else a new local Ray; "
-        "'local' always starts a new local Ray.",
+        description="Ray cluster to join: an address (ray://host:10001, host:6379), or 'auto' for the cluster "
+        "running on this machine (`ray start`); unset: RAY_ADDRESS (`ray job submit` sets it), else a private "
+        "local Ray, never one another program started; 'local' always starts a private local Ray.",
     )
 
 

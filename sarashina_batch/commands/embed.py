@@ -4,26 +4,53 @@ the exit code."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config import RunConfig
 from ..output.layout import OutputLayout
+from ..output.lease import LeaseLost
 from ..output.records import RunManifest
 from ..output.versions import is_versioned, move_latest, output_root, resolve_uri, version_values
 from ..run.driver import RunRecord, RunResult, run_pipeline
 from ..run.model_source import ResolvedModel, as_dict, resolve_model, with_builtin_model
 from ..run.provenance import fingerprint, library_versions, new_run_id
 from ..secrets import config_secrets, redact, redact_all, safe_options
-from .exits import EXIT_INCOMPLETE, EXIT_OK, guarded
+from .exits import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_LEASE_LOST, EXIT_OK, guarded
 
 log = logging.getLogger(__name__)
 
 
 def run_job(config: RunConfig) -> int:
     return guarded(config, "run", lambda: _run(config))
+
+
+class Interrupted(Exception):
+    """The run was asked to stop (SIGTERM: a scheduler stopping the pod, `kill`)."""
+
+
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """SIGTERM raises Interrupted in the run's thread, as Ctrl-C (SIGINT) raises
+    KeyboardInterrupt, so that a stopped run still releases its lease and records itself.
+    Signal handlers can only be set from the main thread; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(config: RunConfig) -> int:
@@ -40,16 +67,38 @@ def _run(config: RunConfig) -> int:
     run_id = new_run_id()
     started = datetime.now(UTC)
     record = RunRecord()
+    on_complete = (
+        None if values is None else (lambda result, fence: _move_latest(template, config, run_id, values, fence))
+    )
     try:
-        result = run_pipeline(config, model, run_id, record)
+        with _stopped_by_signals():
+            result = run_pipeline(config, model, run_id, record, on_complete=on_complete)
+    except (KeyboardInterrupt, Interrupted) as err:
+        stopped = "stopped by SIGINT" if isinstance(err, KeyboardInterrupt) else str(err)
+        if not record.output_taken:
+            print(f"sarashina-batch: run {stopped} before it took the output; nothing was changed", file=sys.stderr)
+            return EXIT_ERROR
+        _write_failed_manifest(config, model, run_id, started, record, err, state="incomplete", error=stopped)
+        print(
+            f"sarashina-batch: run {run_id} {stopped}: {record.totals.units_committed} units committed are kept, "
+            "the lease is released; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INCOMPLETE
+    except LeaseLost as err:
+        _write_failed_manifest(config, model, run_id, started, record, err)
+        print(
+            f"sarashina-batch: run {run_id} lost the output: {err}. What it committed before stays; it changed "
+            "nothing after. The run that holds the output now carries on.",
+            file=sys.stderr,
+        )
+        return EXIT_LEASE_LOST
     except Exception as err:
         if record.output_taken:  # the output is ours: its history records the failure
             _write_failed_manifest(config, model, run_id, started, record, err)
         raise
     manifest_path = _write_manifest(config, model, result, started)
-    text = summary_text(result, manifest_path)
-    if values is not None and result.complete:
-        text += "\n  " + _move_latest(template, config, run_id, values)
+    text = "\n  ".join([summary_text(result, manifest_path), *result.notes])
     print(redact(text, config_secrets(config)))
     return EXIT_OK if result.complete else EXIT_INCOMPLETE
 
@@ -65,8 +114,9 @@ def with_version(config: RunConfig, model) -> tuple[RunConfig, dict[str, str] | 
     return resolved, values
 
 
-def _move_latest(template: str, config: RunConfig, run_id: str, values: dict[str, str]) -> str:
+def _move_latest(template: str, config: RunConfig, run_id: str, values: dict[str, str], fence) -> str:
     root = OutputLayout(output_root(template), config.output.storage_options)
+    root.fenced_by(fence)  # only while this run still holds its version's lease
     version = OutputLayout(config.output.uri, config.output.storage_options)
     return move_latest(root, version, run_id, values)[1]
 
@@ -94,8 +144,17 @@ def _manifest(
 
 
 def _write_failed_manifest(
-    config: RunConfig, model: ResolvedModel, run_id: str, started: datetime, record: RunRecord, err: Exception
+    config: RunConfig,
+    model: ResolvedModel,
+    run_id: str,
+    started: datetime,
+    record: RunRecord,
+    err: BaseException,
+    state: str = "failed",
+    error: str | None = None,
 ) -> None:
+    """The history entry of a run that ended before its summary: failed, or incomplete when
+    it was stopped (what it committed stays, the next run resumes)."""
     try:
         totals = record.totals
         OutputLayout(config.output.uri, config.output.storage_options).write_manifest(
@@ -104,8 +163,8 @@ def _write_failed_manifest(
                 model,
                 run_id,
                 started,
-                "failed",
-                error=f"{type(err).__name__}: {err}",
+                state,
+                error=error or f"{type(err).__name__}: {err}",
                 summary={
                     "units_committed": totals.units_committed,
                     "units_failed": totals.units_failed,

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1  # plan found a problem, verify a wrong row, duplicates a repeated id
 EXIT_ERROR = 2  # the command could not start or failed (configuration, storage, model)
-EXIT_INCOMPLETE = 3  # embed: some units failed or did not finish; a re-run retries them
+EXIT_INCOMPLETE = 3  # embed: some units failed or did not finish, or the run was stopped; a re-run resumes
+EXIT_LEASE_LOST = 4  # embed: another run took the output over; this one changed nothing after
 
 
 def guarded(config: RunConfig, what: str, action: Callable[[], int]) -> int:

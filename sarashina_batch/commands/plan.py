@@ -10,7 +10,6 @@ is collected instead of stopping at the first.
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from ..model.flops import PEAK_BF16, SARASHINA_V2_1B, model_flops
 from ..output.layout import OutputLayout
 from ..output.preparation import OutputConflict, check_output_is_ours, configuration_conflict, mode_refusal
 from ..output.reconcile import reconcile
-from ..run.cluster import ClusterGpus
+from ..run.cluster import ClusterGpus, ray_address
 from ..run.graph import prepare_settings
 from ..run.model_source import resolve_model, with_builtin_model
 from ..run.provenance import fingerprint, fingerprint_fields
@@ -250,7 +249,7 @@ def _resume_view(config: RunConfig, listing, model, files: list[dict[str, Any]],
 def _resources(config: RunConfig, problems: list[str]) -> dict:
     """GPUs per actor and pool size as a run would decide them: from the Ray cluster the
     run would join, or from this machine's GPUs when it would start a local Ray."""
-    address = config.compute.ray_address or os.environ.get("RAY_ADDRESS")
+    address, _ = ray_address(config.compute.ray_address)
     if address and address != "local":
         import ray
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..input.units import UNIT_PATTERN, UNIT_REGEX
 from ..storage.errors import with_retries
-from ..storage.filesystems import TEMPORARY_PREFIX, full_uri, is_local, join, open_fs, write_atomically
+from ..storage.filesystems import TEMPORARY_PREFIX, full_uri, is_local, join, open_fs, remove_files, write_atomically
 from .records import CommitMarker, LatestPointer, LeaseRecord, RunInfo, RunManifest
 
 REJECTED_DIR = "_rejected"
@@ -60,12 +61,40 @@ def unit_of_marker(name: str) -> str | None:
     return unit if UNIT_PATTERN.match(unit) else None
 
 
+def _unfenced() -> None:
+    """The fence of a layout no run has taken: reading it, or a test's hand-made output."""
+
+
 class OutputLayout:
-    """Names of the output's files, and the few listings and small writes the driver does."""
+    """Names of the output's files, their listings, and every change a run makes to them.
+
+    Each change (a part, a marker, the run info, the latest pointer, a delete) first calls the
+    layout's fence: once a run holds the output's lease, that is a check against the store
+    that the lease is still this run's (output/lease.py), so a run that lost it changes
+    nothing more. Only a run's own manifest, named by its run id, is written unfenced: a
+    run's history records even a run that lost the output."""
 
     def __init__(self, uri: str, storage_options: dict[str, Any]):
         self.fs, self.root = open_fs(uri, storage_options)
         self.uri = full_uri(self.fs, self.root, like=uri)
+        self._fence: Callable[[], None] = _unfenced
+
+    def fenced_by(self, fence: Callable[[], None]) -> None:
+        """Call `fence` (it raises to refuse) before every change to the output."""
+        self._fence = fence
+
+    # changes ---------------------------------------------------------------
+    def write_file(self, path: str, data: bytes) -> None:
+        """A whole file written atomically (a part), once the fence allows it."""
+        self._fence()
+        with_retries(lambda: write_atomically(self.fs, path, data), f"writing {path}")
+
+    def remove(self, paths: list[str]) -> int:
+        """Delete these files of ours, once the fence allows it (a file already gone is fine)."""
+        if not paths:
+            return 0
+        self._fence()
+        return remove_files(self.fs, paths)
 
     # names -----------------------------------------------------------------
     def data_part(self, unit_id: str) -> str:
@@ -92,6 +121,11 @@ class OutputLayout:
             return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(path, detail=False)]
         except (FileNotFoundError, NotADirectoryError):  # a parent is a file: nothing is there either
             return []
+
+    def size(self, path: str) -> int:
+        """Bytes of a file as the store has it now (FileNotFoundError: none there)."""
+        self.fs.invalidate_cache(path)
+        return int(with_retries(lambda: self.fs.info(path), f"looking at {path}")["size"])
 
     def committed_units(self) -> set[str]:
         """Units whose marker exists."""
@@ -127,7 +161,7 @@ class OutputLayout:
 
     def write_manifest(self, manifest: RunManifest) -> str:
         path = self.manifest(manifest.run_id)
-        self._write(path, manifest.to_json())
+        self._write(path, manifest.to_json(), fenced=False)
         return path
 
     def read_manifests(self) -> list[RunManifest]:
@@ -146,7 +180,9 @@ class OutputLayout:
         self._write(self.path(LATEST), pointer.to_json())
 
     # JSON files ------------------------------------------------------------
-    def _write(self, path: str, payload: dict[str, Any]) -> None:
+    def _write(self, path: str, payload: dict[str, Any], fenced: bool = True) -> None:
+        if fenced:
+            self._fence()
         text = json.dumps(payload, ensure_ascii=False, indent=1, default=str)
         if is_local(self.fs):  # a run that fails before it prepared the output still records itself
             self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)

@@ -119,6 +119,21 @@ class OutputLease:
                 "another run may take the output over, so this run stops committing"
             )
 
+    def confirm(self) -> None:
+        """check(), then the store itself: raise LeaseLost unless the lease object there is
+        still the one this run last wrote. The fence of every change the run makes to the
+        output (OutputLayout.fenced_by): a run paused past its expiry (a frozen VM, SIGSTOP)
+        and taken over meanwhile finds out here, before it deletes or writes anything more."""
+        self.check()
+        with self._lock:  # not while the heartbeat replaces the token
+            current = self.store.read()
+            if current.token != self._token:
+                holder = (current.payload or {}).get("run_id")
+                self._lost = (
+                    f"the lease on {self.layout.uri} was taken over by run {holder}; this run stops changing the output"
+                )
+                raise LeaseLost(self._lost)
+
     def _beat(self) -> None:
         interval = max(1.0, self.ttl_s / 5)
         while not self._stop.wait(interval):
@@ -144,6 +159,25 @@ class OutputLease:
             heartbeat_at=now,
             expires_at=now + self.ttl_s,
         )
+
+
+class LeaseFence:
+    """What a worker checks before it writes a part (picklable; the store is read each time):
+    the lease names this run, is held and has not expired. Cheaper than the driver's
+    confirm(), which compares the store's version token, and enough to stop the workers of
+    a run whose lease another run took over."""
+
+    def __init__(self, layout: OutputLayout, run_id: str):
+        self.layout, self.run_id = layout, run_id
+
+    def __call__(self) -> None:
+        record = with_retries(self.layout.read_lease, f"reading the lease of {self.layout.uri}")
+        if record is None or record.run_id != self.run_id or record.state != "held" or record.expires_at < time.time():
+            holder = record.run_id if record else "none"
+            raise LeaseLost(
+                f"the lease on {self.layout.uri} is no longer run {self.run_id}'s (held by {holder}); "
+                "nothing more is written"
+            )
 
 
 def _is_free(holder: LeaseRecord) -> bool:

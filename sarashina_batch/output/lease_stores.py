@@ -256,16 +256,19 @@ class AdvisoryStore:
     """Read-compare-write without a conditional primitive: narrows races, cannot exclude them."""
 
     def __init__(self, layout: OutputLayout):
-        self.layout, self.path = layout, layout.path(LEASE)
+        self.fs, self.path = layout.fs, layout.path(LEASE)
 
     def read(self) -> Version:
-        payload = self.layout.read_json(self.path)
-        return Version(payload, hashlib.sha256(_encode(payload)).hexdigest() if payload else None)
+        try:
+            payload = json.loads(self.fs.cat_file(self.path))
+        except FileNotFoundError:
+            return Version(None, None)
+        return Version(payload, hashlib.sha256(_encode(payload)).hexdigest())
 
     def write(self, payload: dict[str, Any], expected: str | None) -> str:
         if self.read().token != expected:
             raise Conflict()
-        self.layout.write_json(self.path, payload)
+        write_atomically(self.fs, self.path, _encode(payload))
         time.sleep(0.5)  # let a racing writer land, then check that ours is what stuck
         current = self.read()
         if current.payload != json.loads(_encode(payload)):

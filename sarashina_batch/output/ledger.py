@@ -1,9 +1,10 @@
 """Driver-side accounting and commits: a unit is done when its one part holds all its rows.
 
 Data first, then the marker: the write stage reports a unit only after its part is
-written, and the marker is written after that, so a crash leaves at worst a part without a
-marker, which the next sweep removes. A report that arrives twice (a retried task, a
-resumed attempt) commits once. No marker is written once the run's lease is lost.
+written (with its size), the ledger finds the part as written, and the marker is written
+after that, so a crash leaves at worst a part without a marker, which the next sweep
+removes. A report that arrives twice (a retried task, a resumed attempt) commits once. No
+marker is written once the run's lease is lost (the layout's fence).
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ class CommitLedger:
         run_id: str,
         fingerprint: str,
         identities: dict[str, str],
-        lease=None,
         redact=lambda text: text,
         progress=None,
         metrics=None,
@@ -52,7 +52,7 @@ class CommitLedger:
         self.progress = progress  # a ProgressLog told of each commit, or None
         self.metrics = metrics  # RunMetrics (Ray metrics) told of each commit and failure, or None
         self.identities = identities  # file digest -> identity fields (JSON), from the listing
-        self.lease, self.redact = lease, redact
+        self.redact = redact
         self.done: set[str] = set()
         self.failed: dict[str, dict[str, str]] = {}
         self.totals = RunTotals()
@@ -69,8 +69,31 @@ class CommitLedger:
             self._fail(unit_id, row, self.redact(row["error"]))
         elif row["rows"] != row["unit_rows"]:
             self._fail(unit_id, row, f"received {row['rows']} rows, expected {row['unit_rows']}")
+        elif (missing := self._parts_not_as_written(unit_id, row)) is not None:
+            self._fail(unit_id, row, missing)
         else:
             self._commit(unit_id, row)
+
+    def _parts_not_as_written(self, unit_id: str, row: dict[str, Any]) -> str | None:
+        """Why a unit's parts are not the files its write task reported (None: they are). A
+        marker names only parts that exist as written: a part lost or replaced since (a
+        foreign delete, a run that took the output over) would make the marker lie."""
+        for path, size in (
+            (self.layout.data_part(unit_id), row.get("data_bytes")),
+            (self.layout.rejected_part(unit_id), row.get("rejected_bytes")),
+        ):
+            if size is None:
+                continue
+            try:
+                found = self.layout.size(path)
+            except FileNotFoundError:
+                found = None
+            if found != size:
+                return (
+                    f"{path} is {'missing' if found is None else f'{found} bytes'} where its write task wrote "
+                    f"{size} bytes; the unit is not committed, a re-run embeds it again"
+                )
+        return None
 
     def _fail(self, unit_id: str, row: dict[str, Any], error: str) -> None:
         if self.metrics is not None and unit_id not in self.failed:
@@ -79,8 +102,6 @@ class CommitLedger:
         self.totals.units_failed = len(self.failed)  # so far; final in finish()
 
     def _commit(self, unit_id: str, row: dict[str, Any]) -> None:
-        if self.lease is not None:
-            self.lease.check()
         digest = unit_id.split("-", 1)[0]
         reasons = json.loads(row.get("rejected_reasons") or "{}")
         self.layout.write_marker(

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..input.listing import Listing, input_base
-from ..storage.filesystems import bucket_missing, is_local, remove_files
+from ..storage.filesystems import bucket_missing, is_local
 from .layout import (
     BOOKKEEPING,
     COMMITS_DIR,
@@ -137,8 +137,8 @@ def remove_units(layout: OutputLayout, units: list[str]) -> None:
     """Markers first (the output stops claiming the rows), then the parts they named."""
     if not units:
         return
-    remove_files(layout.fs, [layout.commit_marker(u) for u in units])
-    remove_files(layout.fs, [layout.data_part(u) for u in units] + [layout.rejected_part(u) for u in units])
+    layout.remove([layout.commit_marker(u) for u in units])
+    layout.remove([layout.data_part(u) for u in units] + [layout.rejected_part(u) for u in units])
     log.info("removed %d units of input files that changed or disappeared", len(units))
 
 
@@ -154,7 +154,7 @@ def sweep_unlisted(layout: OutputLayout, committed: set[str]) -> int:
                 garbage.append(layout.path(*sub, name))
     # A driver killed while writing a marker leaves its hidden temporary (never a marker).
     garbage += [layout.path(COMMITS_DIR, name) for name in layout.list_names(COMMITS_DIR) if is_our_temporary(name)]
-    remove_files(layout.fs, garbage)
+    layout.remove(garbage)
     if garbage:
         log.info("swept %d files that no commit marker lists", len(garbage))
     return len(garbage)
@@ -170,4 +170,4 @@ def remove_own_files(layout: OutputLayout) -> int:
             if unit_of_part(name) is not None or is_our_temporary(name)
         ]
     own.append(layout.path(RUN_INFO))
-    return remove_files(layout.fs, own)
+    return layout.remove(own)

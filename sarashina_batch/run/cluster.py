@@ -12,29 +12,44 @@ log = logging.getLogger(__name__)
 SETUP_HOOK = "sarashina_batch.run.cluster.warm_worker"
 
 
-def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> str:
-    """Join the cluster at address / RAY_ADDRESS / a running local one; else start a local Ray.
+def ray_address(configured: str | None) -> tuple[str | None, str]:
+    """The Ray a run was told to use, and who told it: compute.ray_address, else RAY_ADDRESS
+    (which `ray job submit` sets for its entrypoint), else none: a private local Ray."""
+    if configured:
+        return configured, "compute.ray_address"
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"], "RAY_ADDRESS (set by `ray job submit`, or in this environment)"
+    return None, "no cluster was named"
 
-    Returns how it connected, for the log."""
+
+def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> str:
+    """Join the cluster a run was told to use; else start a private local Ray. Never joins a
+    Ray it was not told to: another program's `ray start` cluster, or the private Ray of
+    another run on this machine, would share its CPUs and its fate (seen: two runs holding one
+    CPU each, both waiting forever; stopping one killed the other). `auto` joins the cluster
+    running on this machine, on purpose.
+
+    Returns how it connected, and why, for the log."""
     import ray
 
     if ray.is_initialized():
-        return "already connected"
-    address = address or os.environ.get("RAY_ADDRESS")
+        return "using the Ray this process is already connected to"
+    address, source = ray_address(address)
     # On a cluster, where nodes come and go, workers import the heavy libraries first (see
     # warm_worker); a local Ray loses no nodes, and skips the few seconds each worker costs.
-    cluster_env = {"worker_process_setup_hook": SETUP_HOOK}
     if address and address != "local":
-        ray.init(address=address, log_to_driver=True, runtime_env=cluster_env)
-        return f"joined Ray cluster at {address}"
-    try:
-        if address != "local":
-            ray.init(address="auto", log_to_driver=True, runtime_env=cluster_env)
-            return "joined the Ray cluster running on this machine"
-    except ConnectionError:
-        pass
+        ray.init(address=address, log_to_driver=True, runtime_env={"worker_process_setup_hook": SETUP_HOOK})
+        return f"joined the Ray cluster at {address} (named by {source})"
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
-    return f"started a local Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs)"
+    why = (
+        "compute.ray_address is 'local'"
+        if address == "local"
+        else (
+            "no cluster was named (compute.ray_address, RAY_ADDRESS); set compute.ray_address=auto to join the one "
+            "running on this machine"
+        )
+    )
+    return f"started a private local Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs): {why}"
 
 
 def warm_worker() -> None:

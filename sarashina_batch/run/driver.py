@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import RunConfig
@@ -39,6 +40,7 @@ class RunResult:
     units_removed: int = 0  # units of changed or vanished input files removed from the output
     files_swept: int | None = None  # parts no marker listed, removed (None: no sweep was needed)
     restarts: int = 0
+    notes: list[str] = field(default_factory=list)  # lines for the summary (the latest pointer)
 
     @property
     def complete(self) -> bool:
@@ -54,11 +56,25 @@ class RunRecord:
     totals: RunTotals = field(default_factory=RunTotals)
 
 
-def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str, record: RunRecord | None = None) -> RunResult:
+# Called once a run is complete, while it still holds the lease, with the lease's fence: what
+# it changes outside the output's folder (a versioned root's latest pointer), and a line for
+# the summary.
+OnComplete = Callable[[RunResult, Callable[[], None]], str]
+
+
+def run_pipeline(
+    config: RunConfig,
+    model: ResolvedModel,
+    run_id: str,
+    record: RunRecord | None = None,
+    on_complete: OnComplete | None = None,
+) -> RunResult:
     """Check, connect, take the lease, and run to the end; the caller owns the manifest.
 
-    When Ray loses part of the job (a preempted node, say), the run resumes itself from
-    the committed units, as a re-run would, up to compute.max_pipeline_restarts times."""
+    Every change to the output is fenced by the lease (OutputLayout.fenced_by): a run that
+    lost it raises LeaseLost and changes nothing more. When Ray loses part of the job (a
+    preempted node, say), the run resumes itself from the committed units, as a re-run
+    would, up to compute.max_pipeline_restarts times."""
     started = time.monotonic()
     configure_data_context()
     run = open_run(config, model, run_id)
@@ -77,11 +93,15 @@ def run_pipeline(config: RunConfig, model: ResolvedModel, run_id: str, record: R
     )
     previous = explained(lease.acquire, config.output.uri, "output", "taking the output's lease", writing=True)
     lease.start_heartbeat()
+    run.layout.fenced_by(lease.confirm)
     record = record if record is not None else RunRecord()
     record.output_taken = True
     result = None
     try:
         result = RunDriver(run, lease, resources, record).run(sweep=needs_sweep(previous))
+        lease.confirm()  # a run whose lease was taken over never reports success
+        if result.complete and on_complete is not None:
+            result.notes.append(on_complete(result, lease.confirm))
     finally:
         lease.release(clean=bool(result and result.complete and not result.restarts))
     result.seconds = time.monotonic() - started
@@ -94,7 +114,7 @@ class RunDriver:
 
     def __init__(self, run: RunContext, lease: OutputLease, resources: Resources, record: RunRecord):
         self.context, self.lease, self.resources = run, lease, resources
-        self.ledger = CommitLedger(run.layout, run.run_id, run.fingerprint, {}, lease, run.redact, metrics=RunMetrics())
+        self.ledger = CommitLedger(run.layout, run.run_id, run.fingerprint, {}, run.redact, metrics=RunMetrics())
         self.progress = ProgressLog(run.config.compute.progress_interval_s, self.ledger.totals)
         self.ledger.progress = self.progress
         record.totals = self.ledger.totals

@@ -80,7 +80,7 @@ def build_dataset(run: RunContext, todo: Reconciliation, resources: Resources, g
     )
     return ds.map_batches(
         write_parts,
-        fn_kwargs={"settings": write_settings(config, run.metadata, guard)},
+        fn_kwargs={"settings": write_settings(config, run.metadata, run.run_id, guard)},
         batch_size=None,
         batch_format="pyarrow",
         num_cpus=config.compute.cpus_per_write_task,
@@ -144,12 +144,15 @@ def embed_settings(config: RunConfig, model: ResolvedModel, guard: AttemptGuard 
     )
 
 
-def write_settings(config: RunConfig, metadata: dict[str, str], guard: AttemptGuard = UNGUARDED) -> WriteSettings:
+def write_settings(
+    config: RunConfig, metadata: dict[str, str], run_id: str | None = None, guard: AttemptGuard = UNGUARDED
+) -> WriteSettings:
     return WriteSettings(
         output_uri=config.output.uri,
         storage_options=config.output.storage_options,
         embedding_dtype=config.output.embedding_dtype,
         metadata=metadata,
+        run_id=run_id,
         guard=guard,
     )
 

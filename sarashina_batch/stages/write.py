@@ -22,9 +22,8 @@ import pyarrow.parquet as pq
 
 from .. import columns as C
 from ..output.layout import OutputLayout
+from ..output.lease import LeaseFence
 from ..secrets import redact, secret_values
-from ..storage.errors import with_retries
-from ..storage.filesystems import write_atomically
 from .guard import UNGUARDED, AttemptGuard
 
 
@@ -34,6 +33,7 @@ class WriteSettings:
     storage_options: dict[str, Any]
     embedding_dtype: str
     metadata: dict[str, str]  # Parquet key-value metadata stamped on every file
+    run_id: str | None = None  # parts are written only while the output's lease names this run
     guard: AttemptGuard = UNGUARDED
 
 
@@ -51,6 +51,9 @@ STATS_SCHEMA = pa.schema(
         ("truncated", pa.int64()),
         ("duplicate_ids", pa.int64()),
         ("rejected_reasons", pa.string()),  # JSON {reason: rows}
+        # Sizes of the parts as written: a marker names only parts that are still so.
+        ("data_bytes", pa.int64()),
+        ("rejected_bytes", pa.int64()),
         ("error", pa.string()),
     ]
 )
@@ -59,6 +62,8 @@ STATS_SCHEMA = pa.schema(
 def write_parts(batch: pa.Table, settings: WriteSettings) -> pa.Table:
     """map_batches entry point."""
     layout = OutputLayout(settings.output_uri, settings.storage_options)
+    if settings.run_id is not None:
+        layout.fenced_by(LeaseFence(layout, settings.run_id))
     stats = []
     for unit in pc.unique(batch[C.UNIT_ID]).to_pylist():
         rows = batch.filter(pc.equal(batch[C.UNIT_ID], unit))
@@ -109,14 +114,16 @@ def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) ->
         rejected_reasons=json.dumps(reason_counts(rejected[C.REASON]), sort_keys=True),
     )
     if embedded.num_rows:
-        _write(
+        stats["data_bytes"] = _write(
             layout,
             layout.data_part(stats["unit_id"]),
             output_table(embedded, settings.embedding_dtype),
             settings.metadata,
         )
     if rejected.num_rows:
-        _write(layout, layout.rejected_part(stats["unit_id"]), rejected.select(C.REJECTED_COLUMNS), settings.metadata)
+        stats["rejected_bytes"] = _write(
+            layout, layout.rejected_part(stats["unit_id"]), rejected.select(C.REJECTED_COLUMNS), settings.metadata
+        )
     return stats
 
 
@@ -147,10 +154,11 @@ def output_table(rows: pa.Table, embedding_dtype: str) -> pa.Table:
     return table.set_column(index, C.SOURCE_URI, pc.dictionary_encode(table[C.SOURCE_URI]))
 
 
-def _write(layout: OutputLayout, path: str, table: pa.Table, metadata: dict[str, str]) -> None:
+def _write(layout: OutputLayout, path: str, table: pa.Table, metadata: dict[str, str]) -> int:
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     # Serialised whole before anything reaches the store: a failure here uploads nothing.
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     data = sink.getvalue().to_pybytes()
-    with_retries(lambda: write_atomically(layout.fs, path, data), f"writing {path}")
+    layout.write_file(path, data)
+    return len(data)

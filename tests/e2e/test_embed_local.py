@@ -103,7 +103,7 @@ def test_output_is_readable_by_duckdb_and_polars_with_provenance(local_ray, tiny
     assert meta["sarashina_batch.model_revision"] == "local"
     assert len(meta["sarashina_batch.weights_digest"]) == 64
     assert json.loads(meta["sarashina_batch.prompt_templates"])["document"] == "text: {text}"
-    assert "ray" in json.loads(meta["sarashina_batch.output.versions"])
+    assert "ray" in json.loads(meta["sarashina_batch.versions"])
     for key in ("config_fingerprint", "run_id", "created_at", "max_seq_length", "pooling", "git_commit"):
         assert meta[f"sarashina_batch.{key}"]
     manifests = list((out_dir / "_manifest").glob("run-*.json"))

@@ -38,10 +38,12 @@ def unit_stats(uid, rows=10, embedded=9, error=None):
     }
 
 
-def new_ledger(tmp_path, lease=None):
+def new_ledger(tmp_path, fence=None):
     layout = OutputLayout(str(tmp_path), {})
     layout.ensure_local_dirs()
-    return CommitLedger(layout, "run1", "fp", {file_digest(URI): '{"size": 5}'}, lease)
+    if fence is not None:
+        layout.fenced_by(fence)
+    return CommitLedger(layout, "run1", "fp", {file_digest(URI): '{"size": 5}'})
 
 
 def listing_of(*files) -> Listing:

@@ -5,8 +5,11 @@ import time
 
 import pytest
 
-from sarashina_batch.output.layout import OutputLayout
+from sarashina_batch.output.layout import OutputLayout, part_name
 from sarashina_batch.output.lease import LeaseHeld, LeaseLost, OutputLease, needs_sweep
+from sarashina_batch.output.ledger import CommitLedger
+from sarashina_batch.output.preparation import prepare_output, remove_units, sweep_unlisted
+from tests.support.commits import IDENTITY, URI, commit, listing_of, stats, unit, unit_stats
 
 
 def test_one_live_lease_per_output(tmp_path):
@@ -53,3 +56,33 @@ def test_the_lease_of_a_killed_driver_on_this_host_is_taken_over_at_once(tmp_pat
     assert json.loads((tmp_path / "_lease.json").read_text())["state"] == "held"
     previous = OutputLease(layout, "run-next", ttl_s=300).acquire()
     assert previous.run_id == "run-killed" and needs_sweep(previous)
+
+
+def test_a_run_whose_lease_was_taken_over_changes_nothing_more(tmp_path):
+    """The paused run: its lease expired while it slept (SIGSTOP, a frozen VM), another run
+    took the output over and wrote a part without a marker yet. Every change the first run
+    still tries (a sweep, a stale unit's removal, a marker) is refused, and nothing of the
+    other run's is touched."""
+    layout = OutputLayout(str(tmp_path), {})
+    paused = OutputLease(layout, "run-a", ttl_s=0.5)
+    paused.acquire()
+    layout.fenced_by(paused.confirm)
+    prepare_output(layout, "resume", "fp", {}, listing_of((URI, IDENTITY)), sweep=False)
+    commit(tmp_path, unit(0))
+
+    time.sleep(0.6)  # run-a sleeps past its expiry; run-b takes the output over
+    assert OutputLease(OutputLayout(str(tmp_path), {}), "run-b", ttl_s=30).acquire().run_id == "run-a"
+    in_flight = tmp_path / part_name(unit(1))
+    in_flight.write_bytes(b"run-b's part, its marker not written yet")
+
+    paused._expires_at = time.time() + 30  # its own clock says the lease is fine: only the store knows
+    ledger = CommitLedger(layout, "run-a", "fp", {})
+    for change in (
+        lambda: sweep_unlisted(layout, {unit(0)}),
+        lambda: remove_units(layout, [unit(0)]),
+        lambda: ledger.add(stats(unit_stats(unit(2)))),
+    ):
+        with pytest.raises(LeaseLost, match="taken over by run run-b"):
+            change()
+    assert in_flight.exists() and (tmp_path / "_commits" / f"{unit(0)}.json").exists()
+    assert not (tmp_path / "_commits" / f"{unit(2)}.json").exists()

@@ -40,10 +40,28 @@ def test_failures_are_reported_not_committed_and_a_later_success_clears_them(tmp
 
 
 def test_no_marker_is_written_after_the_lease_is_lost(tmp_path):
-    class Lost:
-        def check(self):
-            raise LeaseLost("taken over")
+    def lost():
+        raise LeaseLost("taken over")
 
     with pytest.raises(LeaseLost):
-        new_ledger(tmp_path, Lost()).add(stats(unit_stats(unit(0))))
+        new_ledger(tmp_path, lost).add(stats(unit_stats(unit(0))))
     assert not list((tmp_path / "_commits").iterdir())
+
+
+def test_a_marker_names_only_parts_that_exist_as_written(tmp_path):
+    ledger = new_ledger(tmp_path)
+    (tmp_path / part_name(unit(0))).write_bytes(b"x" * 100)
+    (tmp_path / part_name(unit(1))).write_bytes(b"x" * 99)  # replaced since its write task wrote it
+    (tmp_path / "_rejected" / part_name(unit(0))).write_bytes(b"r" * 7)
+    ledger.add(
+        stats(
+            {**unit_stats(unit(0)), "data_bytes": 100, "rejected_bytes": 7},
+            {**unit_stats(unit(1)), "data_bytes": 100},
+            {**unit_stats(unit(2)), "data_bytes": 100},  # gone
+        )
+    )
+    totals = ledger.finish()
+    assert [p.name for p in (tmp_path / "_commits").iterdir()] == [f"{unit(0)}.json"]
+    errors = {f["unit"]: f["error"] for f in totals.failures}
+    assert "is 99 bytes where its write task wrote 100 bytes" in errors[unit(1)]
+    assert "is missing where its write task wrote 100 bytes" in errors[unit(2)]
