@@ -6,6 +6,7 @@ start-up instead of silently falling back to a default.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _usable_uri(uri: str, setting: str) -> str:
+    """A URI a run can use: not empty (that would mean the current folder), '~' expanded on a
+    local path."""
+    uri = uri.strip()
+    if not uri:
+        raise ValueError(f"{setting} is empty; set it to a folder, file or glob (a local path or s3://, gs://, az://)")
+    return os.path.expanduser(uri) if "://" not in uri else uri
+
+
 class InputConfig(_Strict):
     uri: str = Field(description="Parquet file, folder or glob: a local path, file://, s3://, gs:// or az:// URI.")
     text_column: str = Field("text", description="Column holding the text to embed.")
@@ -37,6 +47,12 @@ class InputConfig(_Strict):
         description="fsspec storage options (endpoint_url, profile, anon, ...). A string value "
         "'${env:NAME}' is read from the environment so no secret needs to be written here.",
     )
+
+    @field_validator("uri")
+    @classmethod
+    def _usable(cls, uri: str) -> str:
+        return _usable_uri(uri, "input.uri")
+
     rows_per_unit: int = Field(
         20_000, ge=1, description="Upper bound of rows in one work unit (a run of row groups of one file)."
     )
@@ -55,6 +71,7 @@ class OutputConfig(_Strict):
     @field_validator("uri")
     @classmethod
     def _known_placeholders(cls, uri: str) -> str:
+        uri = _usable_uri(uri, "output.uri")
         unknown = [name for name in PLACEHOLDER.findall(uri) if name not in URI_PLACEHOLDERS]
         if unknown:
             raise ValueError(
@@ -78,12 +95,23 @@ class OutputConfig(_Strict):
     lease_ttl_s: float = Field(
         300,
         ge=10,
+        le=86_400,
+        allow_inf_nan=False,  # an infinite lease would never expire: a dead run would hold the output forever
         description="The run's lease on the output expires this long after its last renewal "
         "(renewed every fifth of it); a run that stopped renewing can then be taken over.",
+    )
+    max_removal_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A run refuses, before it deletes anything, to remove more than this share of "
+        "the output's committed rows when the input also lists far fewer files than the output holds rows of (an "
+        "input caught mid-rewrite); 1 turns the brake off for a run that means it.",
     )
     lease_wait_s: float = Field(
         0,
         ge=0,
+        allow_inf_nan=False,
         description="When another live run holds the output: 0 refuses at once, naming it; more waits "
         "up to this many seconds for it to finish.",
     )
@@ -175,6 +203,16 @@ class ComputeConfig(_Strict):
     max_pipeline_restarts: int = Field(
         2, ge=0, description="Times a run resumes itself from its committed units after Ray loses a node or actor."
     )
+    stall_timeout_s: float = Field(
+        3600,
+        ge=1,
+        le=7 * 86_400,
+        allow_inf_nan=False,
+        description="A run that makes no progress this long (no unit finished, no step of its start done: a store "
+        "that stops answering, resources other jobs hold, a hung task) logs what it waits for and ends with exit 3, "
+        "its lease released and what it committed kept, so that the next run resumes. It says what it waits for "
+        "after a minute already.",
+    )
     progress_interval_s: float = Field(
         30,
         ge=0,
@@ -262,6 +300,8 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
             raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except FileNotFoundError as err:
             raise ConfigError(f"config file {path} not found; pass an existing YAML file to --config") from err
+        except yaml.YAMLError as err:
+            raise ConfigError(_yaml_problem(path, err)) from None
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
     for dotted_key, value in (overrides or {}).items():
@@ -270,6 +310,13 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         return RunConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_explain(err, path)) from None
+
+
+def _yaml_problem(path: str | Path, err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+    what = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"config file {where}: not valid YAML ({what}); fix the file (indentation, a missing ':' or quote)"
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -16,7 +16,8 @@ from typing import Any
 ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
 # Keys whose whole value is a secret in any fsspec backend we support.
 _SECRET_KEYS = re.compile(
-    r"(secret|token|password|passwd|key|credential|auth|sas|signature|connection_string)", re.IGNORECASE
+    r"(secret|token|password|passwd|pwd|key|credential|auth|sas|signature|connection_string|(?:^|_)pass(?:$|_))",
+    re.IGNORECASE,
 )
 # Secret fields inside connection strings and URLs.
 _CONNECTION_SECRET = re.compile(
@@ -24,7 +25,9 @@ _CONNECTION_SECRET = re.compile(
 )
 _URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s:]+)(?::([^/@\s]*))?@")
 _URL_SIGNATURE = re.compile(
-    r"([?&](?:sig|signature|x-amz-signature|x-amz-credential|token|sv)=)([^&\s]+)", re.IGNORECASE
+    r"([?&](?:sig|signature|token|sv|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|"
+    r"x-goog-credential)=)([^&\s]+)",
+    re.IGNORECASE,
 )
 MASK = "***"
 

@@ -20,6 +20,7 @@ from ..output.versions import is_versioned, move_latest, output_root, resolve_ur
 from ..run.driver import RunRecord, RunResult, run_pipeline
 from ..run.model_source import ResolvedModel, as_dict, resolve_model, with_builtin_model
 from ..run.provenance import fingerprint, library_versions, new_run_id
+from ..run.watchdog import Stalled, Watchdog
 from ..secrets import config_secrets, redact, redact_all, safe_options
 from .exits import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_LEASE_LOST, EXIT_OK, guarded
 
@@ -70,14 +71,17 @@ def _run(config: RunConfig) -> int:
     on_complete = (
         None if values is None else (lambda result, fence: _move_latest(template, config, run_id, values, fence))
     )
+    watchdog = Watchdog(config.compute.stall_timeout_s)
     try:
-        with _stopped_by_signals():
-            result = run_pipeline(config, model, run_id, record, on_complete=on_complete)
-    except (KeyboardInterrupt, Interrupted) as err:
-        stopped = "stopped by SIGINT" if isinstance(err, KeyboardInterrupt) else str(err)
+        with _stopped_by_signals(), watchdog:
+            result = run_pipeline(config, model, run_id, record, on_complete=on_complete, watchdog=watchdog)
+    except (KeyboardInterrupt, Interrupted, Stalled) as err:
+        stopped = {KeyboardInterrupt: "stopped by SIGINT", Stalled: f"ended: {watchdog.stalled}"}.get(
+            type(err), str(err)
+        )
         if not record.output_taken:
-            print(f"sarashina-batch: run {stopped} before it took the output; nothing was changed", file=sys.stderr)
-            return EXIT_ERROR
+            print(f"sarashina-batch: run {stopped}, before it took the output; nothing was changed", file=sys.stderr)
+            return EXIT_INCOMPLETE if isinstance(err, Stalled) else EXIT_ERROR
         _write_failed_manifest(config, model, run_id, started, record, err, state="incomplete", error=stopped)
         print(
             f"sarashina-batch: run {run_id} {stopped}: {record.totals.units_committed} units committed are kept, "

@@ -30,7 +30,7 @@ from ..output.reconcile import reconcile
 from ..run.cluster import ClusterGpus, ray_address
 from ..run.graph import prepare_settings
 from ..run.model_source import resolve_model, with_builtin_model
-from ..run.provenance import fingerprint, fingerprint_fields
+from ..run.provenance import fingerprint, fingerprint_fields, output_settings
 from ..run.resources import decide_resources
 from ..stages.prepare import count_tokens
 from ..storage.errors import describe, with_retries
@@ -229,7 +229,7 @@ def _resume_view(config: RunConfig, listing, model, files: list[dict[str, Any]],
     if refusal:
         problems.append(refusal)
     conflict = model and configuration_conflict(
-        layout.uri, info, fingerprint(config, model), fingerprint_fields(config, model)
+        layout.uri, info, fingerprint(config, model), fingerprint_fields(config, model), output_settings(config)
     )
     if conflict:
         problems.append(f"a run refuses this output: {conflict}")

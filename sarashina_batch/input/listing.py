@@ -50,6 +50,10 @@ def identity_fields(info: dict[str, Any]) -> dict[str, Any]:
             break
     if info.get("ino"):  # local disk: a file replaced by rename is a new inode, even in the same mtime tick
         fields["ino"] = int(info["ino"])
+        # ...and one rewritten in place with its mtime kept (cp -p, rsync -t) on a reused inode
+        # still gets a new change time, which no tool can set back.
+        if info.get("created") is not None:
+            fields["ctime"] = str(info["created"])
     return fields
 
 
@@ -72,7 +76,10 @@ def list_shards(uri: str, storage_options: dict[str, Any]) -> Listing:
     table: 100,000 shards cost the driver a few MiB, held once."""
     fs, path = open_fs(uri, storage_options)
     if _GLOB_CHARS & set(path):
-        infos = fs.glob(path, detail=True)
+        # The same rule as a folder's: a pattern's '_' and '.' paths (Spark's _SUCCESS and
+        # in-flight _temporary/ files, .crc checksums) are bookkeeping, not data.
+        base = path[: min(path.index(c) for c in _GLOB_CHARS if c in path)].rsplit("/", 1)[0]
+        infos = {p: i for p, i in fs.glob(path, detail=True).items() if not _is_hidden(p[len(base) :])}
     elif fs.isdir(path):
         infos = {
             p: i

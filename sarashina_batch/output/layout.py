@@ -84,6 +84,11 @@ class OutputLayout:
         self._fence = fence
 
     # changes ---------------------------------------------------------------
+    def allow_change(self) -> None:
+        """Raise unless the fence allows a change now (for changes made through another
+        writer: the compare-and-swap of output/lease_stores.py)."""
+        self._fence()
+
     def write_file(self, path: str, data: bytes) -> None:
         """A whole file written atomically (a part), once the fence allows it."""
         self._fence()
@@ -118,9 +123,12 @@ class OutputLayout:
         path = join(self.root, *subdir)
         try:
             self.fs.invalidate_cache(path)
-            return [entry.rstrip("/").rsplit("/", 1)[-1] for entry in self.fs.ls(path, detail=False)]
+            entries = [entry.rstrip("/") for entry in self.fs.ls(path, detail=False)]
         except (FileNotFoundError, NotADirectoryError):  # a parent is a file: nothing is there either
             return []
+        # An object store's console "folder" (a zero-byte 'prefix/' object) lists as the folder
+        # itself: it is not a file in it.
+        return [entry.rsplit("/", 1)[-1] for entry in entries if entry != path.rstrip("/")]
 
     def size(self, path: str) -> int:
         """Bytes of a file as the store has it now (FileNotFoundError: none there)."""
@@ -175,9 +183,6 @@ class OutputLayout:
 
     def read_latest(self) -> LatestPointer | None:
         return self._read(self.path(LATEST), LatestPointer)
-
-    def write_latest(self, pointer: LatestPointer) -> None:
-        self._write(self.path(LATEST), pointer.to_json())
 
     # JSON files ------------------------------------------------------------
     def _write(self, path: str, payload: dict[str, Any], fenced: bool = True) -> None:

@@ -49,8 +49,9 @@ class OutputLease:
         self._lock = threading.Lock()
 
     # taking and giving back ------------------------------------------------
-    def acquire(self) -> LeaseRecord | None:
-        """Take the lease; return what the previous holder left (None on a new output)."""
+    def acquire(self, on_wait=lambda: None) -> LeaseRecord | None:
+        """Take the lease; return what the previous holder left (None on a new output).
+        on_wait: called each time it waits for a live holder (output.lease_wait_s)."""
         deadline = time.monotonic() + self.wait_s
         while True:
             current = self.store.read()
@@ -79,6 +80,7 @@ class OutputLease:
             if time.monotonic() >= deadline:
                 raise LeaseHeld(_held_message(self.layout.uri, holder))
             log.info("output %s is held by run %s; waiting", self.layout.uri, holder.run_id)
+            on_wait()
             time.sleep(min(5.0, max(0.2, deadline - time.monotonic())))
 
     def start_heartbeat(self) -> None:
@@ -109,41 +111,50 @@ class OutputLease:
             )
 
     # while running -----------------------------------------------------------
-    def check(self) -> None:
-        """Raise LeaseLost unless the lease is still ours and not past its expiry."""
+    def confirm(self) -> None:
+        """Raise LeaseLost unless the lease object in the store is still the one this run last
+        wrote. The fence of every change the run makes to the output (OutputLayout.fenced_by):
+        a run paused past its expiry (a frozen VM, SIGSTOP) and taken over meanwhile finds out
+        here, before it deletes or writes anything more. Past its expiry but taken by nobody,
+        the lease is renewed (a compare-and-swap settles which of the two it is)."""
         if self._lost:
             raise LeaseLost(self._lost)
-        if time.time() > self._expires_at:
-            raise LeaseLost(
-                f"the lease on {self.layout.uri} could not be renewed before it expired; "
-                "another run may take the output over, so this run stops committing"
-            )
-
-    def confirm(self) -> None:
-        """check(), then the store itself: raise LeaseLost unless the lease object there is
-        still the one this run last wrote. The fence of every change the run makes to the
-        output (OutputLayout.fenced_by): a run paused past its expiry (a frozen VM, SIGSTOP)
-        and taken over meanwhile finds out here, before it deletes or writes anything more."""
-        self.check()
         with self._lock:  # not while the heartbeat replaces the token
-            current = self.store.read()
+            if time.time() > self._expires_at:
+                try:
+                    self._renew()
+                except Conflict:
+                    raise self._taken_over() from None
+                except Exception as err:
+                    raise LeaseLost(
+                        f"the lease on {self.layout.uri} expired and could not be renewed ({err}); another "
+                        "run may take the output over, so this run changes nothing more"
+                    ) from err
+                return
+            current = with_retries(self.store.read, f"reading the lease on {self.layout.uri}")
             if current.token != self._token:
-                holder = (current.payload or {}).get("run_id")
-                self._lost = (
-                    f"the lease on {self.layout.uri} was taken over by run {holder}; this run stops changing the output"
-                )
-                raise LeaseLost(self._lost)
+                raise self._taken_over((current.payload or {}).get("run_id"))
+
+    def _renew(self) -> None:
+        self._token = self.store.write(self._record("held").to_json(), expected=self._token)
+        self._expires_at = time.time() + self.ttl_s
+
+    def _taken_over(self, holder: str | None = None) -> LeaseLost:
+        self._lost = (
+            f"the lease on {self.layout.uri} was taken over by {f'run {holder}' if holder else 'another run'}"
+            "; this run changes nothing more"
+        )
+        log.error("%s", self._lost)
+        return LeaseLost(self._lost)
 
     def _beat(self) -> None:
         interval = max(1.0, self.ttl_s / 5)
         while not self._stop.wait(interval):
             try:
                 with self._lock:
-                    self._token = self.store.write(self._record("held").to_json(), expected=self._token)
-                self._expires_at = time.time() + self.ttl_s
+                    self._renew()
             except Conflict:
-                self._lost = f"the lease on {self.layout.uri} was taken over by another run; this run stops committing"
-                log.error("%s", self._lost)
+                self._taken_over()
                 return
             except Exception as err:  # noqa: BLE001 - transient: retried on the next beat
                 log.warning("renewing the lease on %s failed (%s); retrying", self.layout.uri, type(err).__name__)
@@ -155,6 +166,7 @@ class OutputLease:
             state=state,
             host=socket.gethostname(),
             pid=os.getpid(),
+            pid_namespace=_pid_namespace(),
             acquired_at=self._acquired_at or now,
             heartbeat_at=now,
             expires_at=now + self.ttl_s,
@@ -189,11 +201,23 @@ def _is_free(holder: LeaseRecord) -> bool:
 _ACTIVE_RUNS: set[str] = set()
 
 
+def _pid_namespace() -> str | None:
+    """This process's pid namespace ('pid:[4026531836]'); None where there is no /proc."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def _owner_died_here(holder: LeaseRecord) -> bool:
-    """The holder ran on this host and its process is gone (a killed driver), or its run has
-    ended in this very process: no need to wait for its lease to expire. A reused pid only
-    makes us wait for the expiry, never less."""
-    if holder.host != socket.gethostname() or not holder.pid:
+    """The holder ran on this host, in this pid namespace, and its process is gone (a killed
+    driver), or its run has ended in this very process: no need to wait for its lease to
+    expire. A host name alone says nothing of a pid: a `hostNetwork` pod or a `docker
+    --network host` container shares the host's name but not its pids, so a holder from
+    another namespace (or a record without one) is waited for until its lease expires. A
+    reused pid only makes us wait for the expiry, never less."""
+    here = _pid_namespace()
+    if holder.host != socket.gethostname() or not holder.pid or here is None or holder.pid_namespace != here:
         return False
     if int(holder.pid) == os.getpid():
         return holder.run_id not in _ACTIVE_RUNS

@@ -1,6 +1,6 @@
-"""Compare-and-swap on the lease object, one way per store.
+"""Compare-and-swap on a small JSON object (the lease, the latest pointer), one way per store.
 
-A store reads the lease with a version token and writes it only if the token is still the
+A store reads the object with a version token and writes it only if the token is still the
 current one (None: only if there is no lease yet); otherwise it raises Conflict.
 - S3 and S3-compatible stores: conditional PUT (If-None-Match: * to create, If-Match:
   <etag> to replace), which AWS S3 and SeaweedFS honour.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..storage.filesystems import is_local, protocols, write_atomically
-from .layout import LEASE, LEASE_LOCK, OutputLayout
+from .layout import LEASE, OutputLayout
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +39,23 @@ class Version:
     token: str | None  # ETag, generation or content hash: what a compare-and-swap compares
 
 
-def store_for(layout: OutputLayout):
+def store_for(layout: OutputLayout, name: str = LEASE):
+    """The compare-and-swap of `name` (a '_'-prefixed JSON file at the layout's root)."""
     found = protocols(layout.fs)
     if is_local(layout.fs):
-        return LocalStore(layout)
+        return LocalStore(layout, name)
     if found & {"s3", "s3a"}:
-        return S3Store(layout)
+        return S3Store(layout, name)
     if found & {"gs", "gcs"}:
-        return GcsStore(layout)
+        return GcsStore(layout, name)
     if found & {"az", "abfs", "abfss"}:
-        return AzureStore(layout)
+        return AzureStore(layout, name)
     log.warning(
         "output %s: this store gets no conditional writes from sarashina-batch; the one-writer lease "
         "is advisory there (do not start two runs on one output at once)",
         layout.uri,
     )
-    return AdvisoryStore(layout)
+    return AdvisoryStore(layout, name)
 
 
 def _encode(payload: dict[str, Any]) -> bytes:
@@ -64,8 +65,9 @@ def _encode(payload: dict[str, Any]) -> bytes:
 class LocalStore:
     """Compare-and-swap under an exclusive flock on a lock file beside the lease."""
 
-    def __init__(self, layout: OutputLayout):
-        self.path, self.lock_path = layout.path(LEASE), layout.path(LEASE_LOCK)
+    def __init__(self, layout: OutputLayout, name: str = LEASE):
+        # _lease.json is locked by _lease.lock, _latest.json by _latest.lock
+        self.path, self.lock_path = layout.path(name), layout.path(name.rsplit(".", 1)[0] + ".lock")
         self.fs = layout.fs
         os.makedirs(layout.root, exist_ok=True)
 
@@ -104,9 +106,9 @@ class LocalStore:
 class S3Store:
     """Conditional PUTs: If-None-Match: * creates, If-Match: <etag> replaces."""
 
-    def __init__(self, layout: OutputLayout):
+    def __init__(self, layout: OutputLayout, name: str = LEASE):
         self.fs = layout.fs
-        self.bucket, self.key, _ = layout.fs.split_path(layout.path(LEASE))
+        self.bucket, self.key, _ = layout.fs.split_path(layout.path(name))
 
     def read(self) -> Version:
         try:
@@ -163,9 +165,9 @@ class GcsStore:
 
     BOUNDARY = "sarashina-lease"
 
-    def __init__(self, layout: OutputLayout):
+    def __init__(self, layout: OutputLayout, name: str = LEASE):
         self.fs = layout.fs
-        self.bucket, self.key, _ = layout.fs.split_path(layout.path(LEASE))
+        self.bucket, self.key, _ = layout.fs.split_path(layout.path(name))
 
     def read(self) -> Version:
         try:
@@ -205,9 +207,9 @@ class AzureStore:
     """ETag conditions: an upload without overwrite creates (409 if the blob exists), one
     with If-Match: <etag> replaces (412 if it changed)."""
 
-    def __init__(self, layout: OutputLayout):
+    def __init__(self, layout: OutputLayout, name: str = LEASE):
         self.fs = layout.fs
-        self.container, self.blob, _ = layout.fs.split_path(layout.path(LEASE))
+        self.container, self.blob, _ = layout.fs.split_path(layout.path(name))
 
     def _run(self, operation):
         from fsspec.asyn import sync
@@ -255,8 +257,8 @@ class AzureStore:
 class AdvisoryStore:
     """Read-compare-write without a conditional primitive: narrows races, cannot exclude them."""
 
-    def __init__(self, layout: OutputLayout):
-        self.fs, self.path = layout.fs, layout.path(LEASE)
+    def __init__(self, layout: OutputLayout, name: str = LEASE):
+        self.fs, self.path = layout.fs, layout.path(name)
 
     def read(self) -> Version:
         try:

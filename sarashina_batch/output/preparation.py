@@ -13,14 +13,17 @@ _sarashina_batch.json), and must not overlap the input. Then, under the run's le
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ..input.listing import Listing, input_base
+from ..input.units import UnitName
 from ..storage.filesystems import bucket_missing, is_local
 from .layout import (
     BOOKKEEPING,
@@ -75,14 +78,30 @@ def check_output_is_ours(layout: OutputLayout, input_uri: str, input_options: di
 
 
 def _comparable(uri: str, fs) -> str:
-    return os.path.realpath(uri) if is_local(fs) else uri.rstrip("/")
+    if is_local(fs):
+        return os.path.realpath(uri)
+    # Stores that normalise 's3://b//x' to 's3://b/x' must not let the two pass for apart.
+    scheme, _, path = uri.partition("://")
+    return f"{scheme}://{re.sub('/{2,}', '/', path)}".rstrip("/")
 
 
 # under the lease --------------------------------------------------------------
 def prepare_output(
-    layout: OutputLayout, mode: str, fingerprint: str, fields: dict[str, Any], listing: Listing, sweep: bool
+    layout: OutputLayout,
+    mode: str,
+    fingerprint: str,
+    fields: dict[str, Any],
+    listing: Listing,
+    sweep: bool,
+    *,
+    settings: dict[str, Any] | None = None,
+    max_removal_fraction: float = 1.0,
 ) -> PreparedOutput:
-    """Apply the mode, remove stale units, sweep if asked; return what is done and what is not."""
+    """Apply the mode, remove stale units, sweep if asked; return what is done and what is not.
+
+    settings: RunInfo.settings of this run; max_removal_fraction: the most of the committed
+    rows that stale units may hold before the run refuses to remove them (MassRemoval)."""
+    first_run = layout.read_run_info()
     if mode == "overwrite":
         removed = remove_own_files(layout)
         log.info("output.mode=overwrite: removed %d files this job had written under %s", removed, layout.uri)
@@ -91,8 +110,12 @@ def prepare_output(
     if refusal:
         raise OutputConflict(refusal)
     layout.ensure_local_dirs()
-    _check_fingerprint(layout, fingerprint, fields)
+    # A version is as old as its first run (versions.py orders `latest` by it): overwriting
+    # an old version must not make it look new.
+    created_at = first_run.created_at if first_run and first_run.created_at else None
+    _check_fingerprint(layout, fingerprint, fields, settings or {}, created_at)
     todo = reconcile(listing, committed)
+    _brake_mass_removal(layout.uri, committed, todo.stale, len(listing), max_removal_fraction)
     remove_units(layout, todo.stale)
     committed -= set(todo.stale)
     prepared = PreparedOutput(committed, todo, removed_units=len(todo.stale))
@@ -111,26 +134,68 @@ def mode_refusal(uri: str, mode: str, committed: int) -> str | None:
     return None
 
 
-def configuration_conflict(uri: str, info: RunInfo | None, fingerprint: str, fields: dict[str, Any]) -> str | None:
+def configuration_conflict(
+    uri: str, info: RunInfo | None, fingerprint: str, fields: dict[str, Any], settings: dict[str, Any] | None = None
+) -> str | None:
     """Why an output written with another configuration refuses this one (None: same one)."""
-    if info is None or info.fingerprint == fingerprint:
+    if info is None:
         return None
-    changed = info.changed_fields(fields)
-    return (
-        f"output {uri} was written with a different configuration (changed: {', '.join(changed)}); "
-        "write to a new output.uri (one per model/prompt version), or set output.mode=overwrite to replace it. "
-        f"Old values: {json.dumps({k: info.fields.get(k) for k in changed}, ensure_ascii=False)}"
-    )
+    if info.fingerprint != fingerprint:
+        changed = info.changed_fields(fields)
+        return (
+            f"output {uri} was written with a different configuration (changed: {', '.join(changed)}); "
+            "write to a new output.uri (one per model/prompt version), or set output.mode=overwrite to replace it. "
+            f"Old values: {json.dumps({k: info.fields.get(k) for k in changed}, ensure_ascii=False)}"
+        )
+    changed = sorted(k for k, v in (settings or {}).items() if k in info.settings and info.settings[k] != v)
+    if changed:
+        return (
+            f"output {uri} holds rows written with {', '.join(f'{k}={info.settings[k]!r}' for k in changed)}; this "
+            f"run has {', '.join(f'{k}={settings[k]!r}' for k in changed)}, and one output must not mix the two "
+            "(ids of two styles). Set it back, write to a new output.uri, or set output.mode=overwrite"
+        )
+    return None
 
 
-def _check_fingerprint(layout: OutputLayout, fingerprint: str, fields: dict[str, Any]) -> None:
+def _check_fingerprint(
+    layout: OutputLayout, fingerprint: str, fields: dict[str, Any], settings: dict[str, Any], created_at: str | None
+) -> None:
     existing = layout.read_run_info()
     if existing is None:
-        layout.write_run_info(RunInfo(fingerprint, fields, datetime.now(UTC).isoformat(timespec="seconds")))
+        created_at = created_at or datetime.now(UTC).isoformat(timespec="seconds")
+        layout.write_run_info(RunInfo(fingerprint, fields, created_at, settings))
         return
-    conflict = configuration_conflict(layout.uri, existing, fingerprint, fields)
+    conflict = configuration_conflict(layout.uri, existing, fingerprint, fields, settings)
     if conflict:
         raise OutputConflict(conflict)
+    unrecorded = {k: v for k, v in settings.items() if k not in existing.settings}
+    if unrecorded:  # an output from before these were recorded: from now on they are
+        layout.write_run_info(dataclasses.replace(existing, settings={**existing.settings, **unrecorded}))
+
+
+class MassRemoval(OutputConflict):
+    """A run would remove more of the output than output.max_removal_fraction allows."""
+
+
+def _brake_mass_removal(uri: str, committed: set[str], stale: list[str], listed: int, fraction: float) -> None:
+    """Refuse, before anything is deleted, to remove most of an output when the input shrank:
+    an input caught mid-rewrite (a Spark job overwriting the folder) lists few files, and
+    mirroring it would remove the rows of every file it missed. A corpus re-exported under new
+    names (as many files, or more) is not braked: its rows come back in the same run. Rows are
+    counted from the unit names alone."""
+    if not stale or fraction >= 1:
+        return
+    names = [name for unit in committed if (name := UnitName.parse(unit)) is not None]
+    total, files = sum(n.num_rows for n in names), len({n.digest for n in names})
+    removed = sum(n.num_rows for n in map(UnitName.parse, stale) if n is not None)
+    if total and removed / total > fraction and listed < (1 - fraction) * files:
+        raise MassRemoval(
+            f"output {uri}: this run would remove {removed:,} of its {total:,} committed rows ({removed / total:.0%}, "
+            f"{len(stale):,} units), and the input lists {listed:,} files where the output holds rows of {files:,}: "
+            f"more than output.max_removal_fraction={fraction:g} allows. Nothing was deleted. If the input is being "
+            "rewritten right now, run again once it is complete; if it really shrank, run once with "
+            "--set output.max_removal_fraction=1"
+        )
 
 
 def remove_units(layout: OutputLayout, units: list[str]) -> None:

@@ -73,6 +73,10 @@ class RunInfo(_Record):
     fingerprint: str
     fields: dict[str, Any] = field(default_factory=dict)  # what the fingerprint is made of
     created_at: str | None = None  # the version's first run: versions are ordered by it
+    # Settings that do not change a vector but must not change within an output (the id
+    # column: ids of two styles in one output). Kept out of the fingerprint, so that outputs
+    # written before they were recorded keep theirs; such an output records them at its next run.
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def changed_fields(self, fields: dict[str, Any]) -> list[str]:
         return sorted(key for key in set(self.fields) | set(fields) if self.fields.get(key) != fields.get(key))
@@ -108,6 +112,7 @@ class LeaseRecord(_Record):
     state: str  # held | released
     host: str | None = None
     pid: int | None = None
+    pid_namespace: str | None = None  # a pid means something only in its namespace (containers)
     acquired_at: float = 0.0
     heartbeat_at: float = 0.0
     expires_at: float = 0.0

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from ..config import PLACEHOLDER
 from ..storage.filesystems import full_uri, join
 from .layout import LATEST, RUN_INFO, OutputLayout
+from .lease_stores import Conflict, store_for
 from .records import LatestPointer
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,20 @@ def version_pattern(uri: str) -> str:
 
 def move_latest(root: OutputLayout, version: OutputLayout, run_id: str, values: dict[str, str]) -> tuple[bool, str]:
     """Point `latest` at this complete version unless it names a newer one. Returns whether it
-    moved and a line for the summary."""
+    moved and a line for the summary.
+
+    The one writer of `_latest.json`: a compare-and-swap on the store (as the lease is), so two
+    versions finishing together cannot leave it on the older one; the root's fence (the
+    run's lease) is asked first."""
     info = version.read_run_info()
     created = (info.created_at if info else None) or ""
-    current = root.read_latest()
-    if current and current.uri != version.uri and current.created_at > created:
-        return False, f"latest stays at {current.uri} (a newer version than this one)"
-    root.write_latest(
-        LatestPointer(
+    store = store_for(root, LATEST)
+    while True:
+        current = store.read()
+        pointer = None if current.payload is None else LatestPointer.from_json(current.payload, root.path(LATEST))
+        if pointer and pointer.uri != version.uri and pointer.created_at > created:
+            return False, f"latest stays at {pointer.uri} (a newer version than this one)"
+        moved = LatestPointer(
             uri=version.uri,
             path=version.uri[len(root.uri) :].strip("/"),
             model=values["model"],
@@ -74,8 +81,12 @@ def move_latest(root: OutputLayout, version: OutputLayout, run_id: str, values: 
             run_id=run_id,
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-    )
-    return True, f"latest -> {version.uri}"
+        root.allow_change()
+        try:
+            store.write(moved.to_json(), expected=current.token)
+        except Conflict:
+            continue  # another version moved it meanwhile: look again
+        return True, f"latest -> {version.uri}"
 
 
 def list_versions(uri_template: str, storage_options: dict) -> list[str]:

@@ -13,10 +13,10 @@ from ..input.columns import check_input_columns
 from ..input.listing import Listing, list_shards
 from ..output.layout import OutputLayout
 from ..output.preparation import check_output_is_ours
-from ..secrets import config_secrets, redact
+from ..secrets import config_secrets, mask_text, redact
 from ..storage.errors import explained
 from .model_source import ResolvedModel
-from .provenance import fingerprint, fingerprint_fields, parquet_metadata
+from .provenance import fingerprint, fingerprint_fields, output_settings, parquet_metadata
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class RunContext:
     layout: OutputLayout
     fingerprint: str
     fields: dict[str, Any]  # what the fingerprint is made of
+    settings: dict[str, Any]  # what must not change within the output (RunInfo.settings)
     metadata: dict[str, str]  # Parquet key-value metadata of every part
     secrets: list[str]
 
@@ -35,15 +36,18 @@ class RunContext:
         return redact(text, self.secrets)
 
 
-def open_run(config: RunConfig, model: ResolvedModel, run_id: str) -> RunContext:
+def open_run(config: RunConfig, model: ResolvedModel, run_id: str, doing=lambda activity: None) -> RunContext:
     """List the input, open the output, and check both (nothing is written): a bad input,
-    a folder that is not ours or a wrong column fails here, in a second, without a cluster."""
+    a folder that is not ours or a wrong column fails here, in a second, without a cluster.
+    doing: told of each step (the run's watchdog)."""
+    doing(f"listing the input {where(config.input.uri, config.input.storage_options)}")
     listing = explained(
         lambda: list_shards(config.input.uri, config.input.storage_options),
         config.input.uri,
         "input",
         "listing the input",
     )
+    doing(f"checking the output {where(config.output.uri, config.output.storage_options)}")
     layout = explained(
         lambda: OutputLayout(config.output.uri, config.output.storage_options),
         config.output.uri,
@@ -56,6 +60,7 @@ def open_run(config: RunConfig, model: ResolvedModel, run_id: str) -> RunContext
         "output",
         "checking the output",
     )
+    doing(f"reading the schemas of the input {where(config.input.uri, config.input.storage_options)}")
     check_input_columns(listing.table["uri"].to_pylist(), config)
     return RunContext(
         config,
@@ -65,6 +70,15 @@ def open_run(config: RunConfig, model: ResolvedModel, run_id: str) -> RunContext
         layout,
         fingerprint(config, model),
         fingerprint_fields(config, model),
+        output_settings(config),
         parquet_metadata(config, model, run_id),
         config_secrets(config),
     )
+
+
+def where(uri: str, storage_options: dict[str, Any]) -> str:
+    """A URI with the endpoint that serves it, when the options name one (a stalled store is
+    named by both)."""
+    client = storage_options.get("client_kwargs") or {}
+    endpoint = storage_options.get("endpoint_url") or client.get("endpoint_url") or storage_options.get("endpoint")
+    return f"{uri} (endpoint {mask_text(str(endpoint))})" if endpoint else uri

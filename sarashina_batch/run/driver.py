@@ -17,13 +17,14 @@ from ..output.ledger import CommitLedger, RunTotals
 from ..output.preparation import PreparedOutput, prepare_output, sweep_unlisted
 from ..storage.errors import explained
 from .attempts import UnitAttempts
-from .cluster import WORKERS, cluster_gpus, connect_ray
+from .cluster import WORKERS, cluster_gpus, connect_ray, what_it_waits_for
 from .context import RunContext, open_run
 from .graph import build_dataset, configure_data_context
 from .metrics import RunMetrics
 from .model_source import ResolvedModel
 from .progress import ProgressLog
 from .resources import Resources, decide_resources
+from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def run_pipeline(
     run_id: str,
     record: RunRecord | None = None,
     on_complete: OnComplete | None = None,
+    watchdog: Watchdog | None = None,
 ) -> RunResult:
     """Check, connect, take the lease, and run to the end; the caller owns the manifest.
 
@@ -76,14 +78,18 @@ def run_pipeline(
     preempted node, say), the run resumes itself from the committed units, as a re-run
     would, up to compute.max_pipeline_restarts times."""
     started = time.monotonic()
+    watchdog = watchdog or Watchdog(config.compute.stall_timeout_s)  # not entered: it only keeps the activity
     configure_data_context()
-    run = open_run(config, model, run_id)
+    run = open_run(config, model, run_id, doing=watchdog.doing)
     # Ray only now: a wrong input, output or column has failed already, without a cluster.
     # Starting a local Ray is not the run's work: its seconds stay out of the run's time.
     connecting = time.monotonic()
+    watchdog.doing("connecting to Ray")
     log.info("%s", connect_ray(config.compute.ray_address))
     started += time.monotonic() - connecting
     resources = decide_resources(config, cluster_gpus())
+    watchdog.describe_wait = lambda: what_it_waits_for(resources.asks(config))
+    watchdog.doing(f"taking the output's lease on {run.layout.uri}")
     lease = explained(
         lambda: OutputLease(run.layout, run_id, config.output.lease_ttl_s, config.output.lease_wait_s),
         config.output.uri,
@@ -91,14 +97,20 @@ def run_pipeline(
         "opening the output's lease",
         writing=True,
     )
-    previous = explained(lease.acquire, config.output.uri, "output", "taking the output's lease", writing=True)
+    previous = explained(
+        lambda: lease.acquire(on_wait=watchdog.progress),  # waiting for another run's lease is not a stall
+        config.output.uri,
+        "output",
+        "taking the output's lease",
+        writing=True,
+    )
     lease.start_heartbeat()
     run.layout.fenced_by(lease.confirm)
     record = record if record is not None else RunRecord()
     record.output_taken = True
     result = None
     try:
-        result = RunDriver(run, lease, resources, record).run(sweep=needs_sweep(previous))
+        result = RunDriver(run, lease, resources, record, watchdog).run(sweep=needs_sweep(previous))
         lease.confirm()  # a run whose lease was taken over never reports success
         if result.complete and on_complete is not None:
             result.notes.append(on_complete(result, lease.confirm))
@@ -112,8 +124,10 @@ class RunDriver:
     """One run under its lease: the ledger, progress and attempt bound it shares between the
     attempts of its graph."""
 
-    def __init__(self, run: RunContext, lease: OutputLease, resources: Resources, record: RunRecord):
-        self.context, self.lease, self.resources = run, lease, resources
+    def __init__(
+        self, run: RunContext, lease: OutputLease, resources: Resources, record: RunRecord, watchdog: Watchdog
+    ):
+        self.context, self.lease, self.resources, self.watchdog = run, lease, resources, watchdog
         self.ledger = CommitLedger(run.layout, run.run_id, run.fingerprint, {}, run.redact, metrics=RunMetrics())
         self.progress = ProgressLog(run.config.compute.progress_interval_s, self.ledger.totals)
         self.ledger.progress = self.progress
@@ -160,8 +174,13 @@ class RunDriver:
                 break
             graph = build_dataset(self.context, prepared.reconciliation, self.resources, self.unit_attempts.guard())
             try:
+                self.watchdog.doing(
+                    f"embedding {len(prepared.reconciliation.pending):,} input files (units committed "
+                    "so far in the progress lines)"
+                )
                 for stats in graph.iter_batches(batch_size=None, batch_format="pyarrow"):
                     self.ledger.add(stats)
+                    self.watchdog.progress()
                 break
             except Exception as err:
                 if not _lost_to_ray(err) or attempt == config.compute.max_pipeline_restarts:
@@ -179,7 +198,16 @@ class RunDriver:
     def _prepare(self, mode: str, sweep: bool) -> PreparedOutput:
         run = self.context
         prepared = explained(
-            lambda: prepare_output(run.layout, mode, run.fingerprint, run.fields, run.listing, sweep),
+            lambda: prepare_output(
+                run.layout,
+                mode,
+                run.fingerprint,
+                run.fields,
+                run.listing,
+                sweep,
+                settings=run.settings,
+                max_removal_fraction=run.config.output.max_removal_fraction,
+            ),
             run.config.output.uri,
             "output",
             "preparing the output",

@@ -10,6 +10,7 @@ import subprocess
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import Any
 
 from ..config import RunConfig
 from ..prompts import DOCUMENT_TEMPLATE, QUERY_TEMPLATE, instruction_for
@@ -44,6 +45,11 @@ def fingerprint_fields(config: RunConfig, model: ResolvedModel) -> dict:
         "rows_per_unit": config.input.rows_per_unit,
         "output_layout": OUTPUT_LAYOUT_VERSION,
     }
+
+
+def output_settings(config: RunConfig) -> dict[str, Any]:
+    """Settings that change no vector but must not change within one output (RunInfo.settings)."""
+    return {"input.id_column": config.input.id_column}
 
 
 def fingerprint(config: RunConfig, model: ResolvedModel) -> str:

@@ -23,6 +23,15 @@ class Resources:
     min_actors: int
     max_actors: int
 
+    def asks(self, config: RunConfig) -> str:
+        """What the run asks of the cluster, in words (for what it waits for)."""
+        compute = config.compute
+        return (
+            f"{self.min_actors}..{self.max_actors} embedding actors of {compute.cpus_per_actor:g} CPU and "
+            f"{self.gpus_per_actor:g} GPU, read tasks of {compute.cpus_per_read_task:g} CPU and write tasks of "
+            f"{compute.cpus_per_write_task:g} CPU"
+        )
+
 
 def decide_resources(config: RunConfig, gpus: ClusterGpus) -> Resources:
     """GPUs per actor and the pool's bounds. The pool may grow to what the cluster can grow

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import columns as C
 from ..input.units import UnitName
@@ -28,6 +29,8 @@ NOT_STRING = "not_string"
 UNDECODABLE = "undecodable"
 INVALID_ROLE = "invalid_role"
 TOKENIZER_ERROR = "tokenizer_error"
+NULL_ID = "null_id"
+INVALID_ID = "invalid_id"
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
     source_rows = np.arange(unit[C.UNIT_FIRST_ROW], unit[C.UNIT_FIRST_ROW] + n, dtype=np.int64)
     texts, reasons, details = classify_texts(rows.column(settings.text_column))
     roles = _roles(rows, settings, reasons, details)
-    ids = _ids(rows, settings, uri, source_rows)
+    ids = _ids(rows, settings, uri, source_rows, reasons, details)
     token_ids, num_tokens, truncated = _tokenize(texts, roles, reasons, details, settings)
     return pa.table(
         {
@@ -134,17 +137,47 @@ def count_tokens(rows: pa.Table, settings: PrepareSettings) -> tuple[np.ndarray,
     )
 
 
-def _ids(rows: pa.Table, settings: PrepareSettings, uri: str, source_rows: np.ndarray) -> pa.Array:
+def _ids(
+    rows: pa.Table, settings: PrepareSettings, uri: str, source_rows: np.ndarray, reasons: list, details: list
+) -> pa.Array:
+    """The id of every row; a row whose id is null, NaN, empty or not UTF-8 is rejected with a
+    reason (its own row only). A column of a type without a string form fails the unit: the
+    setting points at the wrong column."""
     if not settings.id_column:
         return pa.array([f"{uri}#{row}" for row in source_rows], pa.string())
-    column = rows.column(settings.id_column)
-    try:
-        return column.cast(pa.string()).combine_chunks()
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as err:
+    column = rows.column(settings.id_column).combine_chunks()
+    if pa.types.is_nested(column.type):
         raise TypeError(
             f"id column {settings.id_column!r} of {uri} is of type {column.type}, which has no string "
             "form; point input.id_column at a string or integer column"
-        ) from err
+        )
+    if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+        values = column.to_pylist()
+    else:
+        values = column.cast(pa.string()).to_pylist()
+    nan = pc.is_nan(column).to_pylist() if pa.types.is_floating(column.type) else [False] * len(values)
+    ids = []
+    for i, (value, is_nan) in enumerate(zip(values, nan, strict=True)):
+        text, why = _id_text(value, bool(is_nan))
+        if why is not None and reasons[i] is None:
+            reasons[i], details[i] = why
+        ids.append(text if why is None else None)
+    return pa.array(ids, pa.string())
+
+
+def _id_text(value: Any, is_nan: bool) -> tuple[str | None, tuple[str, str] | None]:
+    if value is None:
+        return None, (NULL_ID, "the id is null")
+    if is_nan:
+        return None, (INVALID_ID, "the id is NaN")
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return None, (INVALID_ID, f"the id bytes are not UTF-8 ({err.reason} at byte {err.start}): {value[:40]!r}")
+    if not value.strip():
+        return None, (INVALID_ID, "the id is empty")
+    return value, None
 
 
 def classify_texts(column: pa.ChunkedArray | pa.Array) -> tuple[list, list, list]:

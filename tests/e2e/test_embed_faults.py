@@ -268,3 +268,41 @@ def test_unit_that_kills_its_worker_fails_alone(local_ray, tiny_model, tmp_path)
     assert all(final[unit] == marker for unit, marker in first.items())
     assert set(final) - set(first) == set(failed)
     assert_exactly_once(out_dir, corpus, shards)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_run_records_itself_and_releases_its_lease(local_ray, tiny_model, big_corpus, tmp_path, stop):
+    """A scheduler stopping the pod (SIGTERM) or Ctrl-C (SIGINT): exit 3, its own last message,
+    a manifest that says it was stopped, the lease released; the next run completes."""
+    out_dir = tmp_path / "out"
+    config = job_config(
+        str(big_corpus), str(out_dir), tiny_model, input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT}
+    )
+    raw = config.model_dump()
+    raw["compute"]["ray_address"] = local_ray.get_runtime_context().gcs_address  # no Ray of its own to stop
+    config_path = tmp_path / "job.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: len(commits(out_dir)) >= 2, 240, "no unit committed")
+        driver.send_signal(stop)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        driver.kill()
+    assert driver.returncode == 3, err[-3000:]
+    assert f"stopped by {stop.name}" in err and "Traceback" not in err
+    [manifest] = [json.loads(p.read_text()) for p in (out_dir / "_manifest").glob("run-*.json")]
+    assert manifest["state"] == "incomplete" and manifest["error"] == f"stopped by {stop.name}"
+    assert json.loads((out_dir / "_lease.json").read_text())["state"] == "released"
+    stopped_at = commits(out_dir)
+    assert len(stopped_at) < UNITS, "the stop must land mid-run"
+
+    assert run_job(config) == EXIT_OK
+    assert all(commits(out_dir)[unit] == marker for unit, marker in stopped_at.items())
+    assert_exactly_once(out_dir, big_corpus)

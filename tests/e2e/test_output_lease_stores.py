@@ -41,7 +41,7 @@ def test_the_lease_is_compare_and_swap(output, caplog):
     first_token = holder._token
     holder.start_heartbeat()
     time.sleep(2.5)
-    holder.check()  # renewed in time
+    holder.confirm()  # renewed in time
     assert holder._token != first_token
     with pytest.raises(LeaseHeld, match="run-a"):
         OutputLease(layout, "run-b", ttl_s=30).acquire()
@@ -52,7 +52,7 @@ def test_the_lease_is_compare_and_swap(output, caplog):
         holder.store.write({"run_id": "late"}, expected=stale.token)  # the version it read is gone
     with pytest.raises(Conflict):
         holder.store.write({"run_id": "late"}, expected=None)  # and "create" fails on an existing lease
-    assert OutputLease(layout, "run-b", ttl_s=30).acquire()["state"] == "released"
+    assert OutputLease(layout, "run-b", ttl_s=30).acquire().state == "released"
 
 
 @pytest.mark.integration
@@ -82,7 +82,7 @@ def test_of_runs_racing_for_a_fresh_output_exactly_one_wins(output):
     assert len(won) == 1 and len(refused) == contenders - 1
     winner = won[0]
     assert winner.store.read().payload["run_id"] == winner.run_id
-    winner.check()
+    winner.confirm()
     winner.release(clean=True)
 
 
@@ -95,11 +95,11 @@ def test_a_taken_over_holder_stops_committing(output):
     stalled.acquire()
     time.sleep(1.2)
     successor = OutputLease(layout, "run-b", ttl_s=30)
-    assert successor.acquire()["run_id"] == "run-a"
+    assert successor.acquire().run_id == "run-a"
     stalled.start_heartbeat()
     time.sleep(1.5)
     with pytest.raises(LeaseLost, match="taken over"):
-        stalled.check()
+        stalled.confirm()
     stalled.release(clean=True)
     assert successor.store.read().payload["run_id"] == "run-b"
-    successor.check()
+    successor.confirm()

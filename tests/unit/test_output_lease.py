@@ -22,7 +22,7 @@ def test_one_live_lease_per_output(tmp_path):
     second = OutputLease(layout, "run-b", ttl_s=30)
     previous = second.acquire()
     assert previous.run_id == "run-a" and not needs_sweep(previous)
-    second.check()
+    second.confirm()
 
 
 def test_an_expired_lease_is_taken_over_and_its_owner_stops_committing(tmp_path):
@@ -36,7 +36,7 @@ def test_an_expired_lease_is_taken_over_and_its_owner_stops_committing(tmp_path)
     stalled.start_heartbeat()  # it wakes up: its renewal must fail, not overwrite the successor's
     time.sleep(1.5)
     with pytest.raises(LeaseLost, match="taken over"):
-        stalled.check()
+        stalled.confirm()
     assert json.loads((tmp_path / "_lease.json").read_text())["run_id"] == "run-b"
     stalled.release(clean=True)
     assert json.loads((tmp_path / "_lease.json").read_text())["state"] == "held"
@@ -86,3 +86,13 @@ def test_a_run_whose_lease_was_taken_over_changes_nothing_more(tmp_path):
             change()
     assert in_flight.exists() and (tmp_path / "_commits" / f"{unit(0)}.json").exists()
     assert not (tmp_path / "_commits" / f"{unit(2)}.json").exists()
+
+
+def test_a_lease_past_its_expiry_that_nobody_took_is_renewed_on_the_next_change(tmp_path):
+    layout = OutputLayout(str(tmp_path), {})
+    paused = OutputLease(layout, "run-a", ttl_s=0.5)
+    paused.acquire()
+    time.sleep(0.6)  # paused past its expiry; no other run came
+    paused.confirm()
+    record = json.loads((tmp_path / "_lease.json").read_text())
+    assert record["run_id"] == "run-a" and record["expires_at"] > time.time()
