@@ -306,3 +306,68 @@ def test_a_stopped_run_records_itself_and_releases_its_lease(local_ray, tiny_mod
     assert run_job(config) == EXIT_OK
     assert all(commits(out_dir)[unit] == marker for unit, marker in stopped_at.items())
     assert_exactly_once(out_dir, big_corpus)
+
+
+def test_a_run_paused_past_its_lease_changes_nothing_of_its_successor(tiny_model, big_corpus, tmp_path):
+    """Run A is stopped (SIGSTOP: a frozen VM, a long pause) past its lease's expiry; run B
+    takes the output over and commits; B is paused mid-run, with parts it has not committed
+    yet, and A continues. A deletes and commits nothing more and ends with exit 4; B then
+    completes, and the output is exact."""
+    out_dir = tmp_path / "out"
+    config = job_config(
+        str(big_corpus),
+        str(out_dir),
+        tiny_model,
+        input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT},
+        output={"lease_ttl_s": 10},
+    ).model_dump()
+    config_path = tmp_path / "job.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # each run a Ray of its own
+
+    def start(name: str) -> subprocess.Popen:
+        log = (tmp_path / f"{name}.log").open("w")
+        return subprocess.Popen(
+            [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def runs_commits(run_id_of) -> int:
+        return sum(1 for c in commits(out_dir).values() if run_id_of(c["run_id"]))
+
+    a = start("a")
+    b = None
+    try:
+        wait_for(lambda: len(commits(out_dir)) >= 2, 240, "run A committed nothing")
+        a.send_signal(signal.SIGSTOP)
+        a_run = next(iter(commits(out_dir).values()))["run_id"]
+        time.sleep(12)  # past A's lease (10 s)
+        b = start("b")
+        wait_for(lambda: runs_commits(lambda run: run != a_run) >= 2, 240, "run B committed nothing")
+        b.send_signal(signal.SIGSTOP)
+        b_parts = {p.name: p.stat().st_size for p in out_dir.glob("part-*")} | {
+            f"_rejected/{p.name}": p.stat().st_size for p in out_dir.glob("_rejected/part-*")
+        }
+        a.send_signal(signal.SIGCONT)
+        assert a.wait(180) == 4, (tmp_path / "a.log").read_text()[-3000:]
+        # Nothing of B's is gone or changed, committed or not.
+        assert {p.name: p.stat().st_size for p in out_dir.glob("part-*")} | {
+            f"_rejected/{p.name}": p.stat().st_size for p in out_dir.glob("_rejected/part-*")
+        } == b_parts
+        assert "lost the output" in (tmp_path / "a.log").read_text()
+        b.send_signal(signal.SIGCONT)
+        assert b.wait(300) == 0, (tmp_path / "b.log").read_text()[-3000:]
+    finally:
+        for run in (a, b):
+            if run is not None and run.poll() is None:
+                run.send_signal(signal.SIGCONT)
+                run.kill()
+    assert_exactly_once(out_dir, big_corpus)
+    states = {
+        json.loads(p.read_text())["run_id"]: json.loads(p.read_text())["state"]
+        for p in (out_dir / "_manifest").glob("run-*.json")
+    }
+    assert states[a_run] == "failed" and sorted(states.values()) == ["complete", "failed"]

