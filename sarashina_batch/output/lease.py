@@ -14,11 +14,13 @@ believe they hold it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import socket
 import threading
 import time
+from typing import Any
 
 from ..storage.errors import with_retries
 from .layout import OutputLayout
@@ -61,7 +63,7 @@ class OutputLease:
                 # lease meanwhile must see a live owner, not one that died here.
                 _ACTIVE_RUNS.add(self.run_id)
                 try:
-                    self._token = self.store.write(self._record("held").to_json(), expected=current.token)
+                    self._token = self._swap(self._record("held").to_json(), expected=current.token)
                 except Conflict:
                     _ACTIVE_RUNS.discard(self.run_id)
                     continue  # someone moved first: look again
@@ -100,7 +102,7 @@ class OutputLease:
         try:
             with self._lock:
                 self._token = with_retries(
-                    lambda: self.store.write(payload, expected=self._token), f"releasing the lease on {self.layout.uri}"
+                    lambda: self._swap(payload, expected=self._token), f"releasing the lease on {self.layout.uri}"
                 )
         except Exception as err:  # noqa: BLE001 - the run's outcome stands; the lease expires
             log.warning(
@@ -136,8 +138,20 @@ class OutputLease:
                 raise self._taken_over((current.payload or {}).get("run_id"))
 
     def _renew(self) -> None:
-        self._token = self.store.write(self._record("held").to_json(), expected=self._token)
+        self._token = self._swap(self._record("held").to_json(), expected=self._token)
         self._expires_at = time.time() + self.ttl_s
+
+    def _swap(self, payload: dict[str, Any], expected: str | None) -> str:
+        """The store's compare-and-swap, where a Conflict that is this very write is no
+        Conflict: a request whose answer was lost (a connection reset) is retried by the
+        client, and the retry then finds the lease already changed, by itself."""
+        try:
+            return self.store.write(payload, expected=expected)
+        except Conflict:
+            current = self.store.read()
+            if current.payload == json.loads(json.dumps(payload)):
+                return current.token
+            raise
 
     def _taken_over(self, holder: str | None = None) -> LeaseLost:
         self._lost = (

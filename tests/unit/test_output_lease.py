@@ -96,3 +96,25 @@ def test_a_lease_past_its_expiry_that_nobody_took_is_renewed_on_the_next_change(
     paused.confirm()
     record = json.loads((tmp_path / "_lease.json").read_text())
     assert record["run_id"] == "run-a" and record["expires_at"] > time.time()
+
+
+def test_a_renewal_whose_answer_was_lost_is_not_taken_for_a_takeover(tmp_path):
+    """The client retried a conditional write that had landed (its answer was lost to a
+    reset): the retry fails its precondition on the run's own write, which is no takeover."""
+    from sarashina_batch.output.lease_stores import Conflict
+
+    layout = OutputLayout(str(tmp_path), {})
+    lease = OutputLease(layout, "run-a", ttl_s=30)
+    lease.acquire()
+    real_write = lease.store.write
+
+    def lands_then_conflicts(payload, expected):
+        real_write(payload, expected)
+        raise Conflict()
+
+    lease.store.write = lands_then_conflicts
+    lease._expires_at = 0  # due for renewal
+    lease.confirm()
+    lease.store.write = real_write
+    lease.confirm()
+    assert json.loads((tmp_path / "_lease.json").read_text())["run_id"] == "run-a"
