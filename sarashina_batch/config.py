@@ -192,7 +192,13 @@ class ComputeConfig(_Strict):
         description="CPUs per read+tokenize task. Give each GPU enough free cores that tokenizing keeps "
         "up: GPU tokens/s divided by one core's tokenizer rate (jobs/benchmark.py measures both).",
     )
-    cpus_per_write_task: float = Field(0.5, gt=0, description="CPUs per write task (mostly waiting on I/O).")
+    cpus_per_write_task: float = Field(
+        0,
+        ge=0,
+        description="CPUs reserved per write task (compressing and uploading one part). 0: none, so that writing "
+        "never waits for a CPU behind embedding actors, this run's or another job's on the same cluster (two runs "
+        "whose actors hold every CPU would otherwise wait for each other forever).",
+    )
     max_unit_attempts: int = Field(
         3,
         ge=1,

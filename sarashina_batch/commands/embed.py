@@ -4,11 +4,8 @@ the exit code."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import sys
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from ..output.versions import is_versioned, move_latest, output_root, resolve_ur
 from ..run.driver import RunRecord, RunResult, run_pipeline
 from ..run.model_source import ResolvedModel, as_dict, resolve_model, with_builtin_model
 from ..run.provenance import fingerprint, library_versions, new_run_id
+from ..run.signals import Interrupted, sigterm_raises
 from ..run.watchdog import Stalled, Watchdog
 from ..secrets import config_secrets, redact, redact_all, safe_options
 from .exits import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_LEASE_LOST, EXIT_OK, guarded
@@ -29,29 +27,6 @@ log = logging.getLogger(__name__)
 
 def run_job(config: RunConfig) -> int:
     return guarded(config, "run", lambda: _run(config))
-
-
-class Interrupted(Exception):
-    """The run was asked to stop (SIGTERM: a scheduler stopping the pod, `kill`)."""
-
-
-@contextlib.contextmanager
-def _stopped_by_signals():
-    """SIGTERM raises Interrupted in the run's thread, as Ctrl-C (SIGINT) raises
-    KeyboardInterrupt, so that a stopped run still releases its lease and records itself.
-    Signal handlers can only be set from the main thread; elsewhere nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(config: RunConfig) -> int:
@@ -73,7 +48,7 @@ def _run(config: RunConfig) -> int:
     )
     watchdog = Watchdog(config.compute.stall_timeout_s)
     try:
-        with _stopped_by_signals(), watchdog:
+        with sigterm_raises(), watchdog:
             result = run_pipeline(config, model, run_id, record, on_complete=on_complete, watchdog=watchdog)
     except (KeyboardInterrupt, Interrupted, Stalled) as err:
         stopped = {KeyboardInterrupt: "stopped by SIGINT", Stalled: f"ended: {watchdog.stalled}"}.get(

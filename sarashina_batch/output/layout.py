@@ -132,7 +132,9 @@ class OutputLayout:
 
     def size(self, path: str) -> int:
         """Bytes of a file as the store has it now (FileNotFoundError: none there)."""
+        # The folder's cached listing too: adlfs answers info() from it, and it may predate the file.
         self.fs.invalidate_cache(path)
+        self.fs.invalidate_cache(path.rsplit("/", 1)[0])
         return int(with_retries(lambda: self.fs.info(path), f"looking at {path}")["size"])
 
     def committed_units(self) -> set[str]:

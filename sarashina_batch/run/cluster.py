@@ -117,26 +117,32 @@ def cluster_gpus() -> ClusterGpus:
 
 
 def what_it_waits_for(asks: str) -> str:
-    """What a run that makes no progress waits for, as far as Ray's state API tells: what it
-    asks for, what the cluster has and has free, and what other jobs hold."""
+    """What a run that makes no progress waits for, as far as Ray tells: what it asks for,
+    what the cluster has and has free, and (where Ray's state API is served: a cluster with
+    its dashboard) what other jobs hold."""
     import ray
-    from ray.util.state import list_actors, list_jobs
 
     total, free = ray.cluster_resources(), ray.available_resources()
-    mine = ray.get_runtime_context().get_job_id()
+    text = f"it asks for {asks}; the cluster has {_resources(total)}, free now {_resources(free)}"
+    try:
+        others = _other_jobs(ray.get_runtime_context().get_job_id())
+    except Exception:  # noqa: BLE001 - a private local Ray serves no state API
+        return text
+    return f"{text}; other jobs hold {others}" if others else text
+
+
+def _other_jobs(mine: str) -> str:
+    from ray.util.state import list_actors, list_jobs
+
     names = {job.job_id: job.entrypoint or job.submission_id for job in list_jobs(timeout=10) if job.job_id}
     held: dict[str, list[str]] = {}
     for actor in list_actors(filters=[("state", "=", "ALIVE")], limit=1000, timeout=10):
         if actor.job_id != mine and not actor.class_name.startswith("_"):  # Ray's own (_StatsActor, ...)
-            held.setdefault(actor.job_id, []).append(f"{actor.class_name} {_resources(actor.required_resources)}")
-    others = "; ".join(
+            held.setdefault(actor.job_id, []).append(actor.class_name)
+    return "; ".join(
         f"job {job}{f' ({names[job]})' if names.get(job) else ''}: {len(actors)} actors "
         f"({', '.join(sorted(actors)[:3])})"
         for job, actors in sorted(held.items())
-    )
-    return (
-        f"it asks for {asks}; the cluster has {_resources(total)}, free now {_resources(free)}"
-        f"{f'; other jobs hold {others}' if others else ''}"
     )
 
 

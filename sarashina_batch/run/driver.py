@@ -24,6 +24,7 @@ from .metrics import RunMetrics
 from .model_source import ResolvedModel
 from .progress import ProgressLog
 from .resources import Resources, decide_resources
+from .signals import raise_on_sigterm
 from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def run_pipeline(
     connecting = time.monotonic()
     watchdog.doing("connecting to Ray")
     log.info("%s", connect_ray(config.compute.ray_address))
+    raise_on_sigterm()  # again: ray.init replaced it with a handler that lets the process die
     started += time.monotonic() - connecting
     resources = decide_resources(config, cluster_gpus())
     watchdog.describe_wait = lambda: what_it_waits_for(resources.asks(config))

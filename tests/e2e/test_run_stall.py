@@ -42,4 +42,5 @@ def test_a_store_that_never_answers_ends_the_run_within_the_bound(
     assert f"(endpoint {black_hole.endpoint})" in run.stderr
 
     config["output"]["storage_options"] = s3.storage_options()
+    config["compute"]["stall_timeout_s"] = 600  # the default's hour is for nightly runs; 8 s would end a healthy one
     assert embed_in_process_of_its_own(config, tmp_path, env).returncode == EXIT_OK

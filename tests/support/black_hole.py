@@ -26,6 +26,8 @@ class BlackHole:
                 connection, _ = self.server.accept()
             except TimeoutError:
                 continue
+            except OSError:  # closed
+                return
             connection.settimeout(0.2)
             self.connections.append(connection)  # held open, read from, never answered
 
