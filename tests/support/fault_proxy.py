@@ -58,7 +58,9 @@ class FaultProxy:
                 if fate == "reset" and len(data) > 1:
                     self._reset_mid_body(response.status, sent, data)
                     return
-                self._send(response.status, sent, data)
+                # A HEAD answer has no body but the length of the one a GET would have.
+                length = response.getheader("Content-Length") if self.command == "HEAD" else None
+                self._send(response.status, sent, data, length)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
 
