@@ -104,6 +104,9 @@ def unit_dataset(
             "rows_per_unit": rows_per_unit,
             "committed": committed,
         },
+        # Footer reads wait on the store, and must not wait for a CPU behind embedding actors
+        # (this run's pool starts before its units are listed; another job's may hold the rest).
+        num_cpus=0,
         runtime_env=runtime_env,
     )
 
