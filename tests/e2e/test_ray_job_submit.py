@@ -171,4 +171,3 @@ def test_the_nightly_command_line_dry_run_then_run_on_the_cluster(head_node, tin
     assert "rows embedded 177 | rejected 3" in run.stdout and "latest -> " in run.stdout
     assert ": PASSED" in run.stdout
     assert (root / "_latest.json").exists()
-
