@@ -9,6 +9,8 @@ is collected instead of stopping at the first.
 
 from __future__ import annotations
 
+import os
+
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -262,7 +264,7 @@ def _resources(config: RunConfig, problems: list[str]) -> dict:
         import torch
 
         here = float(torch.cuda.device_count()) if torch.cuda.is_available() else 0.0
-        gpus = ClusterGpus(here, here, "a local Ray on this machine")
+        gpus = ClusterGpus(here, here, "a local Ray on this machine", cpus_most=float(os.cpu_count() or 1))
     try:
         resources = decide_resources(config, gpus)
     except PreflightError as err:

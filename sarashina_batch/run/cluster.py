@@ -92,6 +92,8 @@ class ClusterGpus:
     now: float  # GPUs in the cluster now
     most: float | None  # the most it can grow to; None: unknown (a cluster whose autoscaler says nothing)
     source: str  # where `most` comes from, for messages
+    # The most CPUs the cluster can have, known from the same source; None: unknown.
+    cpus_most: float | None = None
 
 
 def cluster_gpus() -> ClusterGpus:
@@ -109,11 +111,17 @@ def cluster_gpus() -> ClusterGpus:
         log.debug("autoscaler limits unavailable: %s", err)
         limits = None
     if limits is not None:
-        return ClusterGpus(now, float(limits.get("GPU", 0)), "the autoscaler's node types")
+        return ClusterGpus(now, float(limits.get("GPU", 0)), "the autoscaler's node types", _cpus(limits))
     node = getattr(ray._private.worker, "_global_node", None)
     if node is not None and node.head:
-        return ClusterGpus(now, now, "a local Ray started by this job, without an autoscaler")
+        return ClusterGpus(
+            now, now, "a local Ray started by this job, without an autoscaler", _cpus(ray.cluster_resources())
+        )
     return ClusterGpus(now, None, "no autoscaler limits reported")
+
+
+def _cpus(resources: dict) -> float | None:
+    return float(resources["CPU"]) if resources.get("CPU") else None
 
 
 def what_it_waits_for(asks: str) -> str:

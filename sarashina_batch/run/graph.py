@@ -9,6 +9,7 @@ embed window. Stages get small picklable settings, built here from the run's con
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pyarrow as pa
@@ -27,6 +28,8 @@ from .cluster import WORKERS
 from .context import RunContext
 from .model_source import ResolvedModel
 from .resources import Resources
+
+log = logging.getLogger(__name__)
 
 # Files per block of the listing: enough blocks for the footer reads to spread, few
 # enough that 100,000 shards do not become 100,000 objects.
@@ -54,7 +57,7 @@ def build_dataset(run: RunContext, todo: Reconciliation, resources: Resources, g
     )
     # One unit per block, so that read tasks spread over the cluster instead of one task
     # reading all units of a file in a row.
-    ds = ds.repartition(target_num_rows_per_block=1)
+    ds = one_unit_per_block(ds)
     # On a GPU cluster the read tasks (CPU) and the embed actors (GPU) are separate stages,
     # so reading runs ahead of the model. On a CPU-only run whose read tasks ask for the
     # same CPUs as an actor, Ray fuses the two: tokenizing then runs in the actor, which
@@ -109,6 +112,37 @@ def unit_dataset(
         num_cpus=0,
         runtime_env=runtime_env,
     )
+
+
+def one_unit_per_block(ds):
+    """Split the unit listing into one block per unit, in tasks that ask for no CPU.
+
+    Dataset.repartition's tasks ask for one CPU each, and take no resource arguments. Seen
+    on a 2-CPU cluster with two jobs: each job's embedding actor held a CPU and waited for
+    its units, while its repartition task waited for a CPU behind the other job's actor;
+    neither job ever moved. The split only slices Arrow tables, so it needs no CPU of its
+    own. Built from Ray Data's logical operator, as repartition builds it, with the resource
+    arguments repartition does not expose; where a Ray release changes that operator, the
+    public call (one CPU per task) is used, with a warning."""
+    try:
+        from ray.data._internal.logical.interfaces import LogicalPlan
+        from ray.data._internal.logical.operators import StreamingRepartition
+        from ray.data.dataset import Dataset
+
+        op = StreamingRepartition(
+            target_num_rows_per_block=1,
+            input_dependencies=[ds._logical_plan.dag],
+            ray_remote_args={"num_cpus": 0},
+        )
+        return Dataset._from_parent(ds, LogicalPlan(op, ds.context))
+    except (ImportError, AttributeError, TypeError) as err:
+        log.warning(
+            "this Ray release builds its repartition differently (%s): splitting units asks one CPU per task, "
+            "and two runs whose actors hold every CPU of a cluster may wait for each other until "
+            "compute.stall_timeout_s",
+            err,
+        )
+        return ds.repartition(target_num_rows_per_block=1)
 
 
 def _pending_units(shard: dict[str, Any], storage_options: dict, rows_per_unit: int, committed: set[str]):

@@ -60,6 +60,7 @@ def decide_resources(config: RunConfig, gpus: ClusterGpus) -> Resources:
         max_actors = max(1, min(UNBOUNDED_POOL, int(reachable // per_actor)))
     else:
         max_actors = 1
+    max_actors = _leave_room_for_reads(config, per_actor, max_actors, gpus)
     min_actors = min(config.compute.min_actors, max_actors)
     log.info(
         "cluster has %g GPUs now (%s): %g GPU(s) per embedding actor, pool of %d..%d actors",
@@ -70,3 +71,38 @@ def decide_resources(config: RunConfig, gpus: ClusterGpus) -> Resources:
         max_actors,
     )
     return Resources(per_actor, min_actors, max_actors)
+
+
+def reads_run_in_the_actor(config: RunConfig, gpus_per_actor: float) -> bool:
+    """Whether Ray fuses the read+tokenize tasks into the embedding actors: it does when both
+    ask for the same resources (a CPU-only run with the default settings)."""
+    compute = config.compute
+    return not gpus_per_actor and not compute.actor_resources and compute.cpus_per_read_task == compute.cpus_per_actor
+
+
+def _leave_room_for_reads(config: RunConfig, per_actor: float, max_actors: int, gpus: ClusterGpus) -> int:
+    """The largest pool that leaves one read task its CPUs. Actors hold their CPUs while they
+    wait for units; a pool that holds every CPU of the cluster waits forever for the read
+    tasks that would feed it."""
+    compute = config.compute
+    if gpus.cpus_most is None or reads_run_in_the_actor(config, per_actor):
+        return max_actors
+    fits = int((gpus.cpus_most - compute.cpus_per_read_task) // compute.cpus_per_actor)
+    if fits < 1:
+        raise PreflightError(
+            f"the Ray cluster has at most {gpus.cpus_most:g} CPUs ({gpus.source}): one embedding actor of "
+            f"compute.cpus_per_actor={compute.cpus_per_actor:g} and one read task of "
+            f"compute.cpus_per_read_task={compute.cpus_per_read_task:g} CPUs do not fit beside each other. Lower "
+            "them, or run on a cluster with more CPUs"
+        )
+    if fits < max_actors:
+        log.warning(
+            "the pool is capped at %d embedding actors (of %d planned): %g CPUs, %g per actor, leave %g for the "
+            "read tasks that feed them",
+            fits,
+            max_actors,
+            gpus.cpus_most,
+            compute.cpus_per_actor,
+            compute.cpus_per_read_task,
+        )
+    return min(fits, max_actors)

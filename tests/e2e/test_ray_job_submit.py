@@ -171,3 +171,43 @@ def test_the_nightly_command_line_dry_run_then_run_on_the_cluster(head_node, tin
     assert "rows embedded 177 | rejected 3" in run.stdout and "latest -> " in run.stdout
     assert ": PASSED" in run.stdout
     assert (root / "_latest.json").exists()
+
+
+def test_two_jobs_submitted_together_to_one_small_cluster_both_complete(head_node, tiny_model, tmp_path):
+    """Two nightly jobs (two corpora) submitted at once to one 2-CPU cluster: each asks only for
+    what can make progress beside the other; neither hangs silently."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.corpus import write_mixed_corpus
+
+    ray_bin, address, env = head_node
+    jobs = []
+    for name in ("a", "b"):
+        corpus = write_mixed_corpus(tmp_path / name / "corpus", shards=4, rows=50)
+        jobs.append(
+            [
+                "jobs/embed.py",
+                "--config",
+                "configs/quickstart.yaml",
+                "--input",
+                str(corpus),
+                "--output",
+                str(tmp_path / name / "out"),
+                "--model",
+                tiny_model,
+                "--set",
+                "input.id_column=doc_id",
+                "--set",
+                "model.max_seq_length=64",
+                "--set",
+                "input.rows_per_unit=50",
+                "--set",
+                "compute.stall_timeout_s=240",
+            ]
+        )
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda job: submit(ray_bin, address, env, *job), jobs))
+    for name, run in zip(("a", "b"), done, strict=True):
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        ids = pads.dataset(str(tmp_path / name / "out"), format="parquet").to_table(columns=["id"])["id"]
+        assert len(ids) == len(set(ids.to_pylist())) == 4 * 50 - 3

@@ -1,0 +1,50 @@
+"""How much a run asks of its cluster: the pool never holds the CPUs its own reads need."""
+
+import pytest
+
+from sarashina_batch.config import PreflightError
+from sarashina_batch.run.cluster import ClusterGpus
+from sarashina_batch.run.resources import decide_resources, reads_run_in_the_actor
+from tests.support import job_config
+
+
+def config(**compute):
+    return job_config("in", "out", "model", compute=compute)
+
+
+def test_a_gpu_pool_leaves_cpus_for_the_read_tasks_that_feed_it():
+    # 8 GPUs but 8 CPUs: eight actors of one CPU each would leave no CPU for a read task, and
+    # wait forever for units.
+    cluster = ClusterGpus(8, 8, "test", cpus_most=8)
+    resources = decide_resources(config(gpus_per_actor=1, max_actors=None, cpus_per_read_task=1), cluster)
+    assert resources.max_actors == 7
+    roomy = ClusterGpus(8, 8, "test", cpus_most=64)
+    assert decide_resources(config(gpus_per_actor=1, max_actors=None, cpus_per_read_task=1), roomy).max_actors == 8
+
+
+def test_an_explicit_pool_too_large_for_the_cpus_is_capped():
+    cluster = ClusterGpus(0, 0, "test", cpus_most=4)
+    resources = decide_resources(
+        config(gpus_per_actor=0, max_actors=4, cpus_per_actor=1, cpus_per_read_task=0.5), cluster
+    )
+    assert (resources.min_actors, resources.max_actors) == (1, 3)
+
+
+def test_a_cluster_where_one_actor_and_one_read_task_do_not_fit_is_refused():
+    cluster = ClusterGpus(0, 0, "test", cpus_most=1)
+    with pytest.raises(
+        PreflightError, match="compute.cpus_per_actor=1 and one read task of compute.cpus_per_read_task=0.5"
+    ):
+        decide_resources(config(gpus_per_actor=0, cpus_per_actor=1, cpus_per_read_task=0.5), cluster)
+
+
+def test_reads_fused_into_the_actor_need_no_room_of_their_own():
+    fused = config(gpus_per_actor=0, cpus_per_actor=1, cpus_per_read_task=1)
+    assert reads_run_in_the_actor(fused, 0.0)
+    assert decide_resources(fused, ClusterGpus(0, 0, "test", cpus_most=1)).max_actors == 1
+    assert not reads_run_in_the_actor(fused, 1.0)
+
+
+def test_unknown_cpus_change_nothing():
+    cluster = ClusterGpus(4, None, "test")
+    assert decide_resources(config(gpus_per_actor=1, max_actors=None), cluster).max_actors == 4
