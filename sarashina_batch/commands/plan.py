@@ -9,9 +9,8 @@ is collected instead of stopping at the first.
 
 from __future__ import annotations
 
-import os
-
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
