@@ -20,6 +20,7 @@ from ..run.provenance import fingerprint, library_versions, new_run_id
 from ..run.signals import Interrupted, sigterm_raises
 from ..run.watchdog import Stalled, Watchdog
 from ..secrets import config_secrets, redact, redact_all, safe_options
+from ..storage.errors import StoreUnavailable
 from .exits import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_LEASE_LOST, EXIT_OK, guarded
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,17 @@ def _run(config: RunConfig) -> int:
             file=sys.stderr,
         )
         return EXIT_LEASE_LOST
+    except StoreUnavailable as err:
+        # Throttling or dropped responses past every retry: nothing to fix, run again later.
+        if record.output_taken:
+            _write_failed_manifest(config, model, run_id, started, record, err, state="incomplete", error=str(err))
+        kept = f"{record.totals.units_committed} units committed are kept; " if record.output_taken else ""
+        print(
+            f"sarashina-batch: run {run_id} stopped: {redact(str(err), config_secrets(config))}. It is transient: "
+            f"{kept}run the same command again later to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INCOMPLETE
     except Exception as err:
         if record.output_taken:  # the output is ours: its history records the failure
             _write_failed_manifest(config, model, run_id, started, record, err)

@@ -41,12 +41,46 @@ _TRANSIENT_WORDS = (
     "cannot connect",
     "server disconnected",
     "temporarily unavailable",
+    # A response cut short (a reset mid-body): aiohttp's ClientPayloadError, http.client's
+    # IncompleteRead, botocore's checks of the body against its Content-Length.
+    "payload is not completed",
+    "not enough data",
+    "incompleteread",
+    "incomplete read",
+    "contentlength",
 )
 _PERMANENT_TYPES = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, KeyError)
 
 
 class StorageError(RuntimeError):
     """A storage failure worded for the person running the job."""
+
+
+class StoreUnavailable(StorageError):
+    """The store answered, but with transient failures (throttling, 5xx, dropped or stalled
+    responses) past every retry: nothing is wrong with the configuration, and a later run
+    should succeed (an incomplete run, not a failed one)."""
+
+
+# A store that cannot be reached at all is most often a wrong endpoint: that is reported as a
+# configuration problem, in seconds. These words mark it apart from a store that answers badly.
+_UNREACHABLE_WORDS = (
+    "could not connect",
+    "cannot connect",
+    "connection refused",
+    "name or service not known",
+    "nodename nor servname",
+    "temporary failure in name resolution",
+    "no address associated",
+)
+
+
+def is_unreachable(err: BaseException) -> bool:
+    """True when no connection to the store could be made at all (refused, unknown host)."""
+    if isinstance(err, ConnectionRefusedError):
+        return True
+    text = f"{type(err).__name__} {err}".lower()
+    return any(word in text for word in _UNREACHABLE_WORDS)
 
 
 def is_transient(err: BaseException) -> bool:
@@ -62,18 +96,29 @@ def is_transient(err: BaseException) -> bool:
 
 
 def with_retries(
-    operation: Callable[[], T], what: str, attempts: int = 6, base_delay: float = 0.5, max_delay: float = 8.0
+    operation: Callable[[], T],
+    what: str,
+    attempts: int = 6,
+    base_delay: float = 0.5,
+    max_delay: float = 8.0,
+    answered_attempts: int | None = None,
 ) -> T:
-    """Run operation; on a transient error wait (exponential backoff with jitter) and retry."""
-    for attempt in range(1, attempts + 1):
+    """Run operation; on a transient error wait (exponential backoff with jitter) and retry.
+
+    attempts bounds the tries; answered_attempts, where given, bounds them instead when the
+    store answered (throttling, 5xx, a dropped response) rather than could not be reached."""
+    for attempt in range(1, max(attempts, answered_attempts or 0) + 1):
         try:
             return operation()
         except Exception as err:
-            if attempt == attempts or not is_transient(err):
+            if not is_transient(err):
+                raise
+            limit = attempts if answered_attempts is None or is_unreachable(err) else answered_attempts
+            if attempt >= limit:
                 raise
             delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
             log.warning(
-                "%s: transient error (%s), retry %d/%d in %.1fs", what, type(err).__name__, attempt, attempts - 1, delay
+                "%s: transient error (%s), retry %d/%d in %.1fs", what, type(err).__name__, attempt, limit - 1, delay
             )
             time.sleep(delay)
     raise AssertionError("unreachable")
@@ -121,17 +166,27 @@ def _first_line(text: str) -> str:
 
 
 def explained(
-    operation: Callable[[], T], uri: str, role: str, what: str, attempts: int = 3, writing: bool = False
+    operation: Callable[[], T],
+    uri: str,
+    role: str,
+    what: str,
+    attempts: int = 3,
+    writing: bool = False,
+    patient_attempts: int = 8,
 ) -> T:
-    """with_retries, then a permanent failure re-raised as a StorageError naming uri and fix.
+    """with_retries, then the failure re-raised naming uri and fix: StoreUnavailable when the
+    store kept answering with transient errors, StorageError otherwise.
 
-    Fewer attempts than the workers' default: this runs before any work, where a wrong
-    endpoint should be reported in seconds."""
+    A store that cannot be reached gets few attempts (a wrong endpoint is reported in
+    seconds); one that answers but throttles or drops responses gets patient_attempts (about
+    half a minute of backoff), as the workers do."""
     try:
-        return with_retries(operation, what, attempts=attempts)
+        return with_retries(operation, what, attempts=attempts, answered_attempts=patient_attempts)
     except Exception as err:
         if not _is_storage_failure(err):
             raise
+        if is_transient(err) and not is_unreachable(err):
+            raise StoreUnavailable(describe(err, uri, role, writing)) from err
         raise StorageError(describe(err, uri, role, writing)) from err
 
 

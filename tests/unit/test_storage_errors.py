@@ -2,7 +2,14 @@ import pytest
 
 from sarashina_batch.secrets import expand_env, redact, safe_options, secret_values
 from sarashina_batch.storage import errors as storage_errors
-from sarashina_batch.storage.errors import StorageError, describe, explained, is_transient, with_retries
+from sarashina_batch.storage.errors import (
+    StorageError,
+    StoreUnavailable,
+    describe,
+    explained,
+    is_transient,
+    with_retries,
+)
 
 
 def test_env_references_are_read_from_the_environment(monkeypatch):
@@ -30,6 +37,9 @@ def test_missing_env_reference_names_the_variable():
         (TimeoutError("read timed out"), True),
         (OSError("An error occurred (SlowDown): Please reduce your request rate"), True),
         (OSError("503 Service Unavailable"), True),
+        # a response reset mid-body, as aiohttp and http.client report it
+        (OSError("Response payload is not completed: <ContentLengthError: 400, message='Not enough data'>"), True),
+        (OSError("IncompleteRead(1024 bytes read, 1024 more expected)"), True),
         (FileNotFoundError("nope"), False),
         (PermissionError("Access Denied"), False),
         (ValueError("bad parquet"), False),
@@ -52,6 +62,35 @@ def test_transient_errors_are_retried_then_succeed(monkeypatch):
 
     assert with_retries(flaky, "test") == "done"
     assert len(sleeps) == 2 and sleeps[1] > sleeps[0] * 0.9  # backoff grows
+
+
+def always(err: Exception):
+    calls = []
+
+    def failing():
+        calls.append(1)
+        raise err
+
+    return failing, calls
+
+
+def test_a_store_that_keeps_throttling_is_retried_patiently_and_ends_as_unavailable(monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(storage_errors.time, "sleep", sleeps.append)
+    failing, calls = always(OSError("An error occurred (SlowDown): Please reduce your request rate"))
+    with pytest.raises(StoreUnavailable, match=r"input s3://b/in: .* kept failing"):
+        explained(failing, "s3://b/in", "input", "listing the input")
+    assert len(calls) == 8 and sum(sleeps) >= 15  # 16 to 32 s of jittered backoff, not three quick tries
+
+
+def test_a_store_that_cannot_be_reached_fails_in_seconds_as_a_configuration_error(monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(storage_errors.time, "sleep", sleeps.append)
+    failing, calls = always(ConnectionRefusedError("Could not connect to the endpoint URL"))
+    with pytest.raises(StorageError, match="endpoint_url") as raised:
+        explained(failing, "s3://b/in", "input", "listing the input")
+    assert not isinstance(raised.value, StoreUnavailable)
+    assert len(calls) == 3 and sum(sleeps) < 5
 
 
 def test_permanent_errors_are_not_retried(monkeypatch):
