@@ -42,6 +42,9 @@ ROWS_PER_SAMPLED_GROUP = 20  # texts taken from each sampled row group (fewer, l
 # Until a GPU measurement replaces it (jobs/benchmark_gpu.py prints tokens/s per GPU type),
 # throughput is estimated as this share of the GPU's dense bf16 peak: the project's target.
 ASSUMED_MFU = 0.5
+# A row group this many units long is worth a note: each unit cut from it decodes the
+# group's rows before its own (pyarrow reads no row ranges), so reading grows with the cut.
+HUGE_GROUP_UNITS = 4
 # Example on-demand prices (USD per GPU hour) to show the arithmetic; set yours with --throughput.
 EXAMPLE_PRICES = {"H100": 4.0, "H200": 5.0, "B200": 7.0, "A100": 2.0, "L40S": 1.8, "L4": 0.8, "A10G": 1.0}
 
@@ -65,6 +68,7 @@ def plan_run(config: RunConfig, sample: int = 2000, throughput_file: str | None 
         "input": config.input.uri,
         "output": config.output.uri,
         "mode": config.output.mode,
+        "rows_per_unit": config.input.rows_per_unit,
         "problems": problems,
     }
     model = _resolve_model(config, problems)
@@ -130,11 +134,15 @@ def _footers(uris: list[str], config: RunConfig, problems: list[str]) -> list[di
 
 
 def _file_counts(files: list[dict[str, Any]], config: RunConfig) -> dict[str, Any]:
+    rows_per_unit = config.input.rows_per_unit
+    huge = [max(f["groups"]) for f in files if f["groups"] and max(f["groups"]) > HUGE_GROUP_UNITS * rows_per_unit]
     return {
         "files": len(files),
         "rows": sum(f["rows"] for f in files),
         "row_groups": sum(len(f["groups"]) for f in files),
-        "units": sum(len(split_row_groups(f["groups"], config.input.rows_per_unit) or [0]) for f in files),
+        "units": sum(len(split_row_groups(f["groups"], rows_per_unit) or [0]) for f in files),
+        "files_with_huge_row_groups": len(huge),
+        "largest_row_group": max((max(f["groups"]) for f in files if f["groups"]), default=0),
     }
 
 
@@ -321,6 +329,13 @@ def format_plan(report: dict[str, Any]) -> str:
             f"  input: {files['files']:,} files | {files['rows']:,} rows | {files['row_groups']:,} row groups "
             f"| {files['units']:,} work units"
         )
+        if files["files_with_huge_row_groups"]:
+            lines.append(
+                f"  note: {files['files_with_huge_row_groups']:,} files have row groups of up to "
+                f"{files['largest_row_group']:,} rows (input.rows_per_unit is {report['rows_per_unit']:,}): "
+                "each unit cut from such a group decodes the rows before it in the group (memory stays "
+                "bounded by the unit); files written with row_group_size <= input.rows_per_unit read faster"
+            )
     tokens = report.get("tokens")
     if tokens and tokens["sampled"]:
         how = (

@@ -42,11 +42,36 @@ def key_value_metadata(metadata: pq.FileMetaData) -> dict[str, str]:
     return {key.decode(): value.decode() for key, value in (metadata.metadata or {}).items()}
 
 
+# Rows decoded at a time when a range is cut from row groups: small enough that a unit cut
+# from a million-row group holds little more than its own rows, large enough to stay fast.
+RANGE_BATCH_ROWS = 4096
+
+
 def read_row_range(parquet: pq.ParquetFile, first_row: int, num_rows: int, columns: list[str]) -> pa.Table:
-    """Rows [first_row, first_row + num_rows), reading only the row groups that overlap them."""
+    """Rows [first_row, first_row + num_rows), reading only the row groups that overlap them.
+
+    The groups are decoded in batches, and a batch outside the range is dropped as soon as
+    it is decoded: a range cut from a huge row group (pyarrow writes groups of up to 1 Mi
+    rows) holds about its own rows in memory, not the whole group's. pyarrow has no
+    row-range read, so the rows before the range in its first group are still decoded."""
     groups, group_start = _overlapping_row_groups(row_group_sizes(parquet.metadata), first_row, num_rows)
-    table = parquet.read_row_groups(groups, columns=columns) if groups else parquet.schema_arrow.empty_table()
-    return table.slice(first_row - group_start, num_rows)
+    if not groups or num_rows == 0:
+        return parquet.schema_arrow.empty_table().select(columns)
+    skip, pieces, wanted = first_row - group_start, [], num_rows
+    batches = parquet.iter_batches(batch_size=RANGE_BATCH_ROWS, row_groups=groups, columns=columns, use_threads=False)
+    for batch in batches:
+        if skip >= batch.num_rows:
+            skip -= batch.num_rows
+            continue
+        piece = batch.slice(skip, wanted)
+        skip, wanted = 0, wanted - piece.num_rows
+        pieces.append(piece)
+        if wanted == 0:
+            break
+    # Own the rows: a slice would keep its whole decoded batch alive.
+    return (
+        pa.Table.from_batches(pieces).combine_chunks() if pieces else parquet.schema_arrow.empty_table().select(columns)
+    )
 
 
 def read_rows(parquet: pq.ParquetFile, rows: np.ndarray, columns: list[str] | None) -> pa.Table:

@@ -74,7 +74,14 @@ def test_plan_counts_the_data_and_estimates_tokens_within_ten_percent(tiny_model
         "400",
     )
     assert code == EXIT_OK, report["problems"]
-    assert report["files"] == {"files": 4, "rows": 2000, "row_groups": 40, "units": 4 * 5}  # 50-row groups in 120s
+    assert report["files"] == {  # 50-row groups packed into 120-row units
+        "files": 4,
+        "rows": 2000,
+        "row_groups": 40,
+        "units": 4 * 5,
+        "files_with_huge_row_groups": 0,
+        "largest_row_group": 50,
+    }
     tokens = report["tokens"]
     assert not tokens["exact"] and tokens["sampled"] == 400
     real = real_tokens(corpus, tiny_model)
@@ -84,6 +91,20 @@ def test_plan_counts_the_data_and_estimates_tokens_within_ten_percent(tiny_model
     h100 = next(row for row in report["cost"] if row["gpu"] == "H100")
     assert h100["gpu_hours"] == pytest.approx(tokens["mean_per_row"] * 2000 / h100["tokens_per_second"] / 3600)
     assert tree(tmp_path) == before and not out.exists()
+
+
+def test_plan_notes_row_groups_many_units_long(tiny_model, tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    texts = [f"文書{i}" for i in range(1000)]
+    pq.write_table(pa.table({"text": texts}), corpus / "huge.parquet", row_group_size=1000)
+    pq.write_table(pa.table({"text": texts}), corpus / "fine.parquet", row_group_size=100)
+    args = ["--input", str(corpus), "--output", str(tmp_path / "out"), "--model", tiny_model]
+    code, report = plan(capsys, *args, "--set", "input.rows_per_unit=100", "--sample", "50")
+    assert code == EXIT_OK, report["problems"]  # a note, not a problem
+    assert (report["files"]["files_with_huge_row_groups"], report["files"]["largest_row_group"]) == (1, 1000)
+    assert main(["plan", *args, "--set", "input.rows_per_unit=100", "--sample", "50"]) == EXIT_OK
+    assert "1 files have row groups of up to 1,000 rows (input.rows_per_unit is 100)" in capsys.readouterr().out
 
 
 def test_plan_says_what_a_resume_would_skip_and_redo_without_touching_the_output(
