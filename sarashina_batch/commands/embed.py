@@ -52,9 +52,10 @@ def _run(config: RunConfig) -> int:
         with sigterm_raises(), watchdog:
             result = run_pipeline(config, model, run_id, record, on_complete=on_complete, watchdog=watchdog)
     except (KeyboardInterrupt, Interrupted, Stalled) as err:
-        stopped = {KeyboardInterrupt: "stopped by SIGINT", Stalled: f"ended: {watchdog.stalled}"}.get(
-            type(err), str(err)
-        )
+        if isinstance(err, Stalled):  # no progress, or the cluster went away
+            stopped = f"ended: {watchdog.stalled}"
+        else:
+            stopped = "stopped by SIGINT" if isinstance(err, KeyboardInterrupt) else str(err)
         if not record.output_taken:
             print(f"sarashina-batch: run {stopped}, before it took the output; nothing was changed", file=sys.stderr)
             return EXIT_INCOMPLETE if isinstance(err, Stalled) else EXIT_ERROR

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,24 @@ def ray_address(configured: str | None) -> tuple[str | None, str]:
     if os.environ.get("RAY_ADDRESS"):
         return os.environ["RAY_ADDRESS"], "RAY_ADDRESS (set by `ray job submit`, or in this environment)"
     return None, "no cluster was named"
+
+
+def gcs_address() -> str:
+    """host:port of the connected cluster's head (its GCS)."""
+    import ray
+
+    return ray.get_runtime_context().gcs_address
+
+
+def answers(address: str, timeout_s: float = 2.0) -> bool:
+    """Whether the cluster's head accepts a connection: a cluster that was stopped, or whose
+    head node went away, refuses or times out."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> str:

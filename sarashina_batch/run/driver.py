@@ -17,7 +17,7 @@ from ..output.ledger import CommitLedger, RunTotals
 from ..output.preparation import PreparedOutput, prepare_output, sweep_unlisted
 from ..storage.errors import explained
 from .attempts import UnitAttempts
-from .cluster import WORKERS, cluster_gpus, connect_ray, what_it_waits_for
+from .cluster import WORKERS, answers, cluster_gpus, connect_ray, gcs_address, what_it_waits_for
 from .context import RunContext, open_run
 from .graph import build_dataset, configure_data_context
 from .metrics import RunMetrics
@@ -88,6 +88,8 @@ def run_pipeline(
     watchdog.doing("connecting to Ray")
     log.info("%s", connect_ray(config.compute.ray_address))
     raise_on_sigterm()  # again: ray.init replaced it with a handler that lets the process die
+    head = gcs_address()
+    watchdog.watch_cluster(head, lambda: answers(head))
     started += time.monotonic() - connecting
     resources = decide_resources(config, cluster_gpus())
     watchdog.describe_wait = lambda: what_it_waits_for(resources.asks(config))

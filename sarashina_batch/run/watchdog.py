@@ -3,7 +3,8 @@ waits for once it has made no progress for a minute, and ends it after
 compute.stall_timeout_s without progress.
 
 Progress is a step of the run's start done (listing, checks, the lease) or a unit finished
-(committed or failed). The run is ended by raising Stalled in its own thread (CPython's
+(committed or failed). It also watches the Ray cluster the run uses, and ends the run when the
+cluster stops answering. The run is ended by raising Stalled in its own thread (CPython's
 PyThreadState_SetAsyncExc): a thread waiting on a store, in fsspec's event loop, or on Ray,
 waits in Python in short slices, so the exception lands within a second or so, and the run
 then ends as a stopped one does (lease released, manifest written, exit 3).
@@ -23,9 +24,20 @@ FIRST_REPORT_S = 60  # what the run waits for, said this soon
 REPORT_EVERY_S = 300  # ... and again this often while it keeps waiting
 
 
+CLUSTER_CHECK_EVERY_S = 5
+# A Ray driver whose cluster is gone is killed by Ray itself after
+# gcs_rpc_server_reconnect_timeout_s (60 s by default), with no word of the job's: the run
+# ends first, while it can still record itself and release its lease.
+CLUSTER_LOST_AFTER_S = 20
+
+
 class Stalled(BaseException):
     """No progress for compute.stall_timeout_s. A BaseException, as KeyboardInterrupt is: no
     `except Exception` on the way (a retry loop, a best-effort log) may swallow it."""
+
+
+class ClusterLost(Stalled):
+    """The Ray cluster the run uses stopped answering: stopped, or its head node went away."""
 
 
 class Watchdog:
@@ -45,6 +57,13 @@ class Watchdog:
         self._target = threading.get_ident()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._cluster: tuple[str, Callable[[], bool]] | None = None
+        self._cluster_checked = self._cluster_answered = clock()
+
+    def watch_cluster(self, name: str, answers: Callable[[], bool]) -> None:
+        """From now on, end the run once `answers()` has been false for CLUSTER_LOST_AFTER_S."""
+        self._cluster = (name, answers)
+        self._cluster_checked = self._cluster_answered = self.clock()
 
     def doing(self, activity: str) -> None:
         """The run moved on to `activity` (that is progress too)."""
@@ -67,6 +86,8 @@ class Watchdog:
 
     def _watch(self) -> None:
         while not self._stop.wait(1.0):
+            if self._cluster_is_lost():
+                return
             idle = self.clock() - self._last
             if idle >= self.stall_timeout_s:
                 self.stalled = (
@@ -86,6 +107,30 @@ class Watchdog:
                     self._waiting_for(),
                     self.stall_timeout_s,
                 )
+
+    def _cluster_is_lost(self) -> bool:
+        if self._cluster is None or self.clock() - self._cluster_checked < CLUSTER_CHECK_EVERY_S:
+            return False
+        name, answers = self._cluster
+        self._cluster_checked = now = self.clock()
+        try:
+            answered = answers()
+        except Exception:  # noqa: BLE001 - a check that cannot run counts as no answer
+            answered = False
+        if answered:
+            self._cluster_answered = now
+            return False
+        silent = now - self._cluster_answered
+        if silent < CLUSTER_LOST_AFTER_S:
+            log.warning("the Ray cluster at %s does not answer (%.0f s so far)", name, silent)
+            return False
+        self.stalled = (
+            f"the Ray cluster at {name} stopped answering for {silent:.0f} s (it was stopped, or its head node "
+            f"went away) while {self.activity}"
+        )
+        log.error("%s; ending the run", self.stalled)
+        _raise_in(self._target, ClusterLost)
+        return True
 
     def _waiting_for(self) -> str:
         if self.describe_wait is None:
