@@ -1,5 +1,7 @@
 """`ray job submit` to a `ray start --head` cluster on 127.0.0.1, as a user would run it."""
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -18,12 +20,11 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def head_node(tmp_path_factory):
-    """A head node of its own (own ports, own temp dir), shared by this module's jobs as a
-    cluster serves many, and stopped without touching any other Ray on the machine: `ray
-    stop` would kill them all."""
-    tmp_path = tmp_path_factory.mktemp("head")
+@contextlib.contextmanager
+def head_node_of_its_own(tmp_path: Path):
+    """A head node of its own (own ports, own temp dir), stopped without touching any other
+    Ray on the machine (`ray stop` would kill them all). Yields (ray, GCS address, jobs API
+    address, environment)."""
     ray_bin = str(Path(sys.executable).with_name("ray"))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["RAY_AUTH_MODE"] = "disabled"
@@ -66,9 +67,36 @@ def head_node(tmp_path_factory):
     address = f"http://127.0.0.1:{dashboard}"
     try:
         wait_for_jobs_api(address, head, timeout=120)
-        yield ray_bin, address, env
+        yield ray_bin, f"127.0.0.1:{port}", address, env, lambda: stop_cluster(head, temp_dir)
     finally:
         stop_cluster(head, temp_dir)
+
+
+@pytest.fixture(scope="module")
+def head_node(tmp_path_factory):
+    """One cluster shared by this module's jobs, as a cluster serves many."""
+    with head_node_of_its_own(tmp_path_factory.mktemp("head")) as (ray_bin, _, address, env, _):
+        yield ray_bin, address, env
+
+
+def embed_job(input_dir: Path, output_dir: Path, model: str, *extra: str) -> list[str]:
+    """The README's job entrypoint on the quickstart config, with a corpus, an output and a model."""
+    return [
+        "jobs/embed.py",
+        "--config",
+        "configs/quickstart.yaml",
+        "--input",
+        str(input_dir),
+        "--output",
+        str(output_dir),
+        "--model",
+        model,
+        "--set",
+        "input.id_column=doc_id",
+        "--set",
+        "model.max_seq_length=64",
+        *extra,
+    ]
 
 
 def stop_cluster(head: subprocess.Popen, temp_dir: Path) -> None:
@@ -98,24 +126,7 @@ def wait_for_jobs_api(address: str, head: subprocess.Popen, timeout: float) -> N
 def test_ray_job_submit_embeds_the_corpus(head_node, tiny_model, corpus_dir, tmp_path):
     ray_bin, address, env = head_node
     out_dir = tmp_path / "out"
-    done = submit(
-        ray_bin,
-        address,
-        env,
-        "jobs/embed.py",
-        "--config",
-        "configs/quickstart.yaml",
-        "--input",
-        str(corpus_dir),
-        "--output",
-        str(out_dir),
-        "--model",
-        tiny_model,
-        "--set",
-        "input.id_column=doc_id",
-        "--set",
-        "model.max_seq_length=64",
-    )
+    done = submit(ray_bin, address, env, *embed_job(corpus_dir, out_dir, tiny_model))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "rows embedded 177 | rejected 3" in done.stdout
     assert (
@@ -184,30 +195,46 @@ def test_two_jobs_submitted_together_to_one_small_cluster_both_complete(head_nod
     jobs = []
     for name in ("a", "b"):
         corpus = write_mixed_corpus(tmp_path / name / "corpus", shards=4, rows=50)
-        jobs.append(
-            [
-                "jobs/embed.py",
-                "--config",
-                "configs/quickstart.yaml",
-                "--input",
-                str(corpus),
-                "--output",
-                str(tmp_path / name / "out"),
-                "--model",
-                tiny_model,
-                "--set",
-                "input.id_column=doc_id",
-                "--set",
-                "model.max_seq_length=64",
-                "--set",
-                "input.rows_per_unit=50",
-                "--set",
-                "compute.stall_timeout_s=240",
-            ]
-        )
+        extra = ["--set", "input.rows_per_unit=50", "--set", "compute.stall_timeout_s=240"]
+        jobs.append(embed_job(corpus, tmp_path / name / "out", tiny_model, *extra))
     with ThreadPoolExecutor(2) as pool:
         done = list(pool.map(lambda job: submit(ray_bin, address, env, *job), jobs))
     for name, run in zip(("a", "b"), done, strict=True):
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         ids = pads.dataset(str(tmp_path / name / "out"), format="parquet").to_table(columns=["id"])["id"]
         assert len(ids) == len(set(ids.to_pylist())) == 4 * 50 - 3
+
+
+def test_a_run_whose_cluster_goes_away_ends_with_exit_3_recorded_and_the_next_run_completes(tiny_model, tmp_path):
+    """A command-line run joined to a `ray start` cluster that is stopped under it: the run says
+    so and ends itself (exit 3, a manifest saying why, its lease released), before Ray would kill
+    the driver without a word; the next run, on a Ray of its own, completes the output exactly."""
+    from tests.support.corpus import write_mixed_corpus
+
+    corpus = write_mixed_corpus(tmp_path / "corpus", shards=8, rows=50)
+    out = tmp_path / "out"
+    with head_node_of_its_own(tmp_path) as (_, gcs, _, env, stop):
+        command = [sys.executable, "-m", "sarashina_batch.cli", "embed", *embed_job(corpus, out, tiny_model)[1:]]
+        command += ["--set", "input.rows_per_unit=25", "--set", f"compute.ray_address={gcs}"]
+        run = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 240
+        while not list((out / "_commits").glob("*.json")) and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.5)
+        assert run.poll() is None, run.communicate()[0][-3000:]
+        stop()
+        stopped = time.monotonic()
+        output = run.communicate(timeout=120)[0]
+    ended_after = time.monotonic() - stopped
+    assert run.returncode == 3, output[-3000:]
+    assert ended_after < 55, ended_after  # before Ray's own 60 s
+    assert f"the Ray cluster at {gcs} stopped answering" in output, output[-3000:]
+    [manifest] = [json.loads(p.read_text()) for p in (out / "_manifest").glob("*.json")]
+    assert manifest["state"] == "incomplete" and "stopped answering" in manifest["error"]
+    assert json.loads((out / "_lease.json").read_text())["state"] == "released"
+
+    again = subprocess.run(
+        [*command[:-2], "--set", "compute.ray_address=local"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    ids = pads.dataset(str(out), format="parquet").to_table(columns=["id"])["id"].to_pylist()
+    assert len(ids) == len(set(ids)) == 8 * 50 - 3
