@@ -87,8 +87,17 @@ def build_dataset(run: RunContext, todo: Reconciliation, resources: Resources, g
         batch_size=None,
         batch_format="pyarrow",
         num_cpus=config.compute.cpus_per_write_task,
+        # A CPU budget does not bound tasks that ask for no CPU: without a cap Ray starts a
+        # worker process per waiting write (each importing torch on a cluster), and on a
+        # small machine those start-ups starved the embedding itself. Two writes per actor
+        # keep up with the model.
+        compute=ray.data.TaskPoolStrategy(size=writes_in_flight(resources)),
         runtime_env=workers,
     )
+
+
+def writes_in_flight(resources: Resources) -> int:
+    return max(2, 2 * resources.max_actors)
 
 
 def unit_dataset(
