@@ -103,7 +103,8 @@ def stop_cluster(head: subprocess.Popen, temp_dir: Path) -> None:
     # The daemons leave `ray start`'s process group; every one of them names the temp dir.
     import psutil
 
-    os.killpg(head.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # stopped already (a test stops its own)
+        os.killpg(head.pid, signal.SIGKILL)
     head.wait(10)
     for process in psutil.process_iter(["cmdline"]):
         if str(temp_dir) in " ".join(process.info["cmdline"] or []):
