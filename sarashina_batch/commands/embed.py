@@ -5,6 +5,7 @@ the exit code."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,7 @@ def _run(config: RunConfig) -> int:
         None if values is None else (lambda result, fence: _move_latest(template, config, run_id, values, fence))
     )
     watchdog = Watchdog(config.compute.stall_timeout_s)
+    watchdog.on_unresponsive = lambda: _end_from_the_watchdog(config, model, run_id, started, record, watchdog)
     try:
         with sigterm_raises(), watchdog:
             result = run_pipeline(config, model, run_id, record, on_complete=on_complete, watchdog=watchdog)
@@ -93,6 +95,30 @@ def _run(config: RunConfig) -> int:
     text = "\n  ".join([summary_text(result, manifest_path), *result.notes])
     print(redact(text, config_secrets(config)))
     return EXIT_OK if result.complete else EXIT_INCOMPLETE
+
+
+def _end_from_the_watchdog(
+    config: RunConfig, model: ResolvedModel, run_id: str, started: datetime, record: RunRecord, watchdog: Watchdog
+) -> None:
+    """The run's thread cannot be stopped (it waits inside Ray's C++ code, on a cluster that is
+    gone): record the run and release its lease from here, then end the process with exit 3.
+    What was committed stays, and the next run resumes."""
+    stopped = f"ended: {watchdog.stalled}"
+    if record.output_taken:
+        _write_failed_manifest(
+            config, model, run_id, started, record, Stalled(stopped), state="incomplete", error=stopped
+        )
+    if record.lease is not None:
+        record.lease.release(clean=False)
+    print(
+        f"sarashina-batch: run {run_id} {stopped}: {record.totals.units_committed} units committed are kept, the "
+        "lease is released; run the same command again to resume",
+        file=sys.stderr,
+        flush=True,
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(EXIT_INCOMPLETE)  # the run's thread would never return: no orderly exit exists
 
 
 def with_version(config: RunConfig, model) -> tuple[RunConfig, dict[str, str] | None]:

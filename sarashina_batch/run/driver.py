@@ -56,6 +56,7 @@ class RunRecord:
 
     output_taken: bool = False
     totals: RunTotals = field(default_factory=RunTotals)
+    lease: OutputLease | None = None  # held while the run runs
 
 
 # Called once a run is complete, while it still holds the lease, with the lease's fence: what
@@ -111,7 +112,7 @@ def run_pipeline(
     lease.start_heartbeat()
     run.layout.fenced_by(lease.confirm)
     record = record if record is not None else RunRecord()
-    record.output_taken = True
+    record.output_taken, record.lease = True, lease
     result = None
     try:
         result = RunDriver(run, lease, resources, record, watchdog).run(sweep=needs_sweep(previous))

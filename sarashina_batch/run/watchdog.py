@@ -24,6 +24,10 @@ FIRST_REPORT_S = 60  # what the run waits for, said this soon
 REPORT_EVERY_S = 300  # ... and again this often while it keeps waiting
 
 
+# After raising in the run's thread, how long it has to end by itself. A thread blocked in
+# Ray's C++ code (fetching a block from a node that is gone) never sees the exception; then
+# the watchdog ends the run itself (on_unresponsive: record it, release the lease, exit).
+UNRESPONSIVE_AFTER_S = 10
 CLUSTER_CHECK_EVERY_S = 5
 # A Ray driver whose cluster is gone is killed by Ray itself after
 # gcs_rpc_server_reconnect_timeout_s (60 s by default), with no word of the job's: the run
@@ -58,6 +62,7 @@ class Watchdog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cluster: tuple[str, Callable[[], bool]] | None = None
+        self.on_unresponsive: Callable[[], None] | None = None
         self._cluster_checked = self._cluster_answered = clock()
 
     def watch_cluster(self, name: str, answers: Callable[[], bool]) -> None:
@@ -87,6 +92,7 @@ class Watchdog:
     def _watch(self) -> None:
         while not self._stop.wait(1.0):
             if self._cluster_is_lost():
+                self._end_if_unresponsive()
                 return
             idle = self.clock() - self._last
             if idle >= self.stall_timeout_s:
@@ -96,6 +102,7 @@ class Watchdog:
                 )
                 log.error("%s; ending the run", self.stalled)
                 _raise_in(self._target, Stalled)
+                self._end_if_unresponsive()
                 return
             due = self.first_report_s if self._reported_at is None else self._reported_at + REPORT_EVERY_S
             if idle >= due:
@@ -107,6 +114,12 @@ class Watchdog:
                     self._waiting_for(),
                     self.stall_timeout_s,
                 )
+
+    def _end_if_unresponsive(self) -> None:
+        if self._stop.wait(UNRESPONSIVE_AFTER_S) or self.on_unresponsive is None:
+            return
+        log.error("the run's thread did not stop within %g s (it waits inside Ray); ending it", UNRESPONSIVE_AFTER_S)
+        self.on_unresponsive()
 
     def _cluster_is_lost(self) -> bool:
         if self._cluster is None or self.clock() - self._cluster_checked < CLUSTER_CHECK_EVERY_S:
