@@ -18,4 +18,7 @@ unit:
 	python -m pytest tests/unit -q
 
 test:
-	python -m pytest -m "not gpu"
+	python -m pytest -m "not gpu and not slow"
+
+slow:
+	python -m pytest -m slow

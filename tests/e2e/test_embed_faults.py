@@ -194,6 +194,7 @@ def test_s3_server_restarted_mid_run(local_ray, s3, s3_bucket, tiny_model, big_c
     assert {k for k in fs.ls(out) if k.rsplit("/", 1)[-1].startswith("part-")} == listed
 
 
+@pytest.mark.slow  # 4 to 8 minutes on 2 cores: two simulated nodes, every worker importing torch
 def test_worker_node_lost_mid_run(tiny_model, big_corpus, tmp_path):
     out_dir = tmp_path / "out"
     outcome, done = run_scenario("node_loss_scenario.py", tiny_model, big_corpus, out_dir, ROWS_PER_UNIT, timeout=900)

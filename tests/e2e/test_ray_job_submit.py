@@ -207,6 +207,7 @@ def test_two_jobs_submitted_together_to_one_small_cluster_both_complete(head_nod
         assert len(ids) == len(set(ids.to_pylist())) == 4 * 50 - 3
 
 
+@pytest.mark.slow  # over 2 minutes: a cluster of its own, stopped, then a second run
 def test_a_run_whose_cluster_goes_away_ends_with_exit_3_recorded_and_the_next_run_completes(tiny_model, tmp_path):
     """A command-line run joined to a `ray start` cluster that is stopped under it: the run says
     so and ends itself (exit 3, a manifest saying why, its lease released), before Ray would kill
