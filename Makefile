@@ -1,5 +1,5 @@
 # Development shortcuts. `make check` is what CI runs before the test suite.
-.PHONY: check lint format layers unit test
+.PHONY: check lint format layers unit test slow
 
 check: lint layers unit
 
