@@ -16,7 +16,7 @@ import yaml
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_OK
 from sarashina_batch.input.units import UnitName
-from tests.support import job_config
+from tests.support import job_config, s3_job_config
 from tests.support.corpus import write_mixed_corpus
 
 pytestmark = pytest.mark.integration
@@ -147,14 +147,7 @@ def test_s3_server_restarted_mid_run(local_ray, s3, s3_bucket, tiny_model, big_c
     for path in sorted(big_corpus.glob("*.parquet")):
         fs.put_file(str(path), f"{s3_bucket}/corpus/{path.name}")
     out = f"{s3_bucket}/out"
-    options = s3.storage_options()
-    config = job_config(
-        f"s3://{s3_bucket}/corpus",
-        f"s3://{out}",
-        tiny_model,
-        input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT, "storage_options": options},
-        output={"storage_options": options},
-    )
+    config = s3_job_config(s3_bucket, tiny_model, s3.storage_options(), ROWS_PER_UNIT)
 
     def s3_commits() -> int:
         fs.invalidate_cache()

@@ -10,7 +10,7 @@ import s3fs
 
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_INCOMPLETE, EXIT_OK
-from tests.support import job_config
+from tests.support import s3_job_config
 from tests.support.corpus import write_mixed_corpus
 from tests.support.fault_proxy import FaultProxy
 
@@ -33,13 +33,7 @@ def test_runs_through_an_unreliable_store_end_0_or_3_and_complete_it_exactly(
         direct.put_file(str(path), f"{s3_bucket}/corpus/{path.name}")
     through_proxy = s3.storage_options()
     through_proxy["client_kwargs"] = {**through_proxy["client_kwargs"], "endpoint_url": proxy.endpoint}
-    config = job_config(
-        f"s3://{s3_bucket}/corpus",
-        f"s3://{s3_bucket}/out",
-        tiny_model,
-        input={"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT, "storage_options": through_proxy},
-        output={"storage_options": through_proxy},
-    )
+    config = s3_job_config(s3_bucket, tiny_model, through_proxy, ROWS_PER_UNIT)
     codes = []
     for _ in range(3):
         codes.append(run_job(config))

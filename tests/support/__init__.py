@@ -25,3 +25,14 @@ def job_config(input_uri: str, output_uri: str, model_path: str, **sections):
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
     return RunConfig.model_validate(raw)
+
+
+def s3_job_config(bucket: str, model_path: str, storage_options: dict, rows_per_unit: int):
+    """job_config for s3://bucket/corpus -> s3://bucket/out (doc_id ids), both through one store."""
+    return job_config(
+        f"s3://{bucket}/corpus",
+        f"s3://{bucket}/out",
+        model_path,
+        input={"id_column": "doc_id", "rows_per_unit": rows_per_unit, "storage_options": storage_options},
+        output={"storage_options": storage_options},
+    )
