@@ -36,6 +36,9 @@ def run_scenario(script: str, *args, timeout: float) -> tuple[dict, subprocess.C
     done = subprocess.run(
         [sys.executable, f"tests/support/{script}", *map(str, args)],
         cwd=REPO,
+        # Ray sets RAY_ADDRESS in the test session once its local Ray is up: a scenario
+        # starts a Ray of its own, whatever ran before it.
+        env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -61,6 +61,7 @@ def main(model: str, corpus: str, output: str, rows_per_unit: int, max_attempts:
     os.environ["PYTHONPATH"] = str(REPO)  # the workers import this module for the hook
     os.environ["POISON_DEATHS"] = deaths
     ray.init(
+        address="local",  # a Ray of its own, never the test session's (RAY_ADDRESS may name it)
         num_cpus=2,
         log_to_driver=False,
         runtime_env={"worker_process_setup_hook": "tests.support.poison_scenario.poison_workers"},
