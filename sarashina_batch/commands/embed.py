@@ -58,16 +58,7 @@ def _run(config: RunConfig) -> int:
             stopped = f"ended: {watchdog.stalled}"
         else:
             stopped = "stopped by SIGINT" if isinstance(err, KeyboardInterrupt) else str(err)
-        if not record.output_taken:
-            print(f"sarashina-batch: run {stopped}, before it took the output; nothing was changed", file=sys.stderr)
-            return EXIT_INCOMPLETE if isinstance(err, Stalled) else EXIT_ERROR
-        _write_failed_manifest(config, model, run_id, started, record, err, state="incomplete", error=stopped)
-        print(
-            f"sarashina-batch: run {run_id} {stopped}: {record.totals.units_committed} units committed are kept, "
-            "the lease is released; run the same command again to resume",
-            file=sys.stderr,
-        )
-        return EXIT_INCOMPLETE
+        return _record_stopped(config, model, run_id, started, record, err, stopped)
     except LeaseLost as err:
         _write_failed_manifest(config, model, run_id, started, record, err)
         print(
@@ -97,28 +88,43 @@ def _run(config: RunConfig) -> int:
     return EXIT_OK if result.complete else EXIT_INCOMPLETE
 
 
+def _record_stopped(
+    config: RunConfig,
+    model: ResolvedModel,
+    run_id: str,
+    started: datetime,
+    record: RunRecord,
+    err: BaseException,
+    stopped: str,
+) -> int:
+    """A run stopped (a signal) or ended (no progress, its cluster gone), its lease already
+    released: its manifest, its last message, its exit code."""
+    if not record.output_taken:
+        print(f"sarashina-batch: run {stopped}, before it took the output; nothing was changed", file=sys.stderr)
+        return EXIT_INCOMPLETE if isinstance(err, Stalled) else EXIT_ERROR
+    _write_failed_manifest(config, model, run_id, started, record, err, state="incomplete", error=stopped)
+    print(
+        f"sarashina-batch: run {run_id} {stopped}: {record.totals.units_committed} units committed are kept, "
+        "the lease is released; run the same command again to resume",
+        file=sys.stderr,
+    )
+    return EXIT_INCOMPLETE
+
+
 def _end_from_the_watchdog(
     config: RunConfig, model: ResolvedModel, run_id: str, started: datetime, record: RunRecord, watchdog: Watchdog
 ) -> None:
     """The run's thread cannot be stopped (it waits inside Ray's C++ code, on a cluster that is
-    gone): record the run and release its lease from here, then end the process with exit 3.
-    What was committed stays, and the next run resumes."""
-    stopped = f"ended: {watchdog.stalled}"
-    if record.output_taken:
-        _write_failed_manifest(
-            config, model, run_id, started, record, Stalled(stopped), state="incomplete", error=stopped
-        )
+    gone): release its lease and record the run from here, as the run's own thread would, then
+    end the process. What was committed stays, and the next run resumes."""
     if record.lease is not None:
         record.lease.release(clean=False)
-    print(
-        f"sarashina-batch: run {run_id} {stopped}: {record.totals.units_committed} units committed are kept, the "
-        "lease is released; run the same command again to resume",
-        file=sys.stderr,
-        flush=True,
-    )
+    stopped = f"ended: {watchdog.stalled}"
+    code = _record_stopped(config, model, run_id, started, record, Stalled(stopped), stopped)
     logging.shutdown()
     sys.stdout.flush()
-    os._exit(EXIT_INCOMPLETE)  # the run's thread would never return: no orderly exit exists
+    sys.stderr.flush()
+    os._exit(code)  # the run's thread would never return: no orderly exit exists
 
 
 def with_version(config: RunConfig, model) -> tuple[RunConfig, dict[str, str] | None]:

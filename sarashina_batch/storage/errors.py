@@ -172,16 +172,16 @@ def explained(
     what: str,
     attempts: int = 3,
     writing: bool = False,
-    patient_attempts: int = 8,
+    answered_attempts: int = 8,
 ) -> T:
     """with_retries, then the failure re-raised naming uri and fix: StoreUnavailable when the
     store kept answering with transient errors, StorageError otherwise.
 
     A store that cannot be reached gets few attempts (a wrong endpoint is reported in
-    seconds); one that answers but throttles or drops responses gets patient_attempts (about
+    seconds); one that answers but throttles or drops responses gets answered_attempts (about
     half a minute of backoff), as the workers do."""
     try:
-        return with_retries(operation, what, attempts=attempts, answered_attempts=patient_attempts)
+        return with_retries(operation, what, attempts=attempts, answered_attempts=answered_attempts)
     except Exception as err:
         if not _is_storage_failure(err):
             raise
