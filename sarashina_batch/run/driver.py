@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..config import RunConfig
-from ..output.lease import OutputLease, needs_sweep
+from ..output.lease import LeaseLost, OutputLease, needs_sweep
 from ..output.ledger import CommitLedger, RunTotals
 from ..output.preparation import PreparedOutput, prepare_output, sweep_unlisted
-from ..storage.errors import explained
+from ..storage.errors import StoreUnavailable, explained
 from .attempts import UnitAttempts
 from .cluster import WORKERS, answers, cluster_gpus, connect_ray, gcs_address, what_it_waits_for
 from .context import RunContext, open_run
@@ -119,6 +119,9 @@ def run_pipeline(
         lease.confirm()  # a run whose lease was taken over never reports success
         if result.complete and on_complete is not None:
             result.notes.append(on_complete(result, lease.confirm))
+    except Exception as err:
+        _raise_if_taken_over(lease, err)
+        raise
     finally:
         lease.release(clean=bool(result and result.complete and not result.restarts))
     result.seconds = time.monotonic() - started
@@ -231,6 +234,20 @@ class RunDriver:
             prepared.removed_units,
         )
         return prepared
+
+
+def _raise_if_taken_over(lease: OutputLease, err: Exception) -> None:
+    """A change that failed because a successor took the output over (its sweep removed this
+    run's temporary file between the fence's check and the rename) is a lost lease, exit 4,
+    not a failed run: the store's lease says which it was."""
+    if isinstance(err, (LeaseLost, StoreUnavailable)):
+        return
+    try:
+        lease.confirm()
+    except LeaseLost as lost:
+        raise lost from err
+    except Exception:  # noqa: BLE001 - the run's own error is what the user must see
+        return
 
 
 def _lost_to_ray(err: BaseException) -> bool:

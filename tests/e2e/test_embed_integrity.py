@@ -17,6 +17,7 @@ import pytest
 
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_OK
+from sarashina_batch.output.layout import OutputLayout
 from tests.support import cosine, job_config
 
 pytestmark = pytest.mark.integration
@@ -173,19 +174,31 @@ def test_strays_of_an_interrupted_run_are_swept(local_ray, tiny_model, store, ca
     assert not [k for k in store.fs.find(store.key("out")) if stray_unit in k]  # hidden ones included
 
 
-def test_two_runs_on_one_output(local_ray, tiny_model, store, capsys):
+def test_two_runs_on_one_output(local_ray, tiny_model, store, capsys, monkeypatch):
     tables = {f"s{i}": shard(f"s{i}", 30) for i in range(4)}
     for name, table in tables.items():
         store.put_table(f"corpus/{name}.parquet", table, row_group_size=10)
     config = store.config(tiny_model)
+    # The first run is held after its first marker until the second has been refused: on a
+    # small corpus it could otherwise finish before the second run reaches the lease.
+    first_committed, refused = threading.Event(), threading.Event()
+    write_marker = OutputLayout.write_marker
+
+    def held_after_a_marker(layout, marker):
+        write_marker(layout, marker)
+        first_committed.set()
+        refused.wait(300)
+
+    monkeypatch.setattr(OutputLayout, "write_marker", held_after_a_marker)
     outcome = {}
     first = threading.Thread(target=lambda: outcome.setdefault("first", run_job(config)))
     first.start()
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not any(k.startswith("_commits/") for k in store.files("out")):
-        time.sleep(0.1)
+    assert first_committed.wait(240), "the first run committed nothing"
     owner = json.loads(store.files("out")["_lease.json"])["run_id"]
-    assert run_job(config) == EXIT_ERROR, "a second run on a live lease is refused"
+    try:
+        assert run_job(config) == EXIT_ERROR, "a second run on a live lease is refused"
+    finally:
+        refused.set()
     assert f"is being written by run {owner}" in capsys.readouterr().err
     waiting = store.config(tiny_model, output={"lease_wait_s": 400})
     second = threading.Thread(target=lambda: outcome.setdefault("second", run_job(waiting)))
