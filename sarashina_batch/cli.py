@@ -6,6 +6,7 @@ sarashina-batch nightly    (the embed flags but --mode) [--verify-sample N] [--d
 sarashina-batch verify     --output URI [--sample N] [--min-cosine C] [--model ID_OR_PATH] [--json]
 sarashina-batch inspect    --output URI [--json]
 sarashina-batch duplicates --output URI
+sarashina-batch index      --output URI [--rebuild]
 sarashina-batch make-tiny-model DIR
 """
 
@@ -20,7 +21,7 @@ from .commands.exits import EXIT_ERROR, EXIT_OK
 from .commands.nightly import add_nightly_flags
 from .config import ConfigError
 
-OUTPUT_COMMANDS = ("verify", "inspect", "duplicates")
+OUTPUT_COMMANDS = ("verify", "inspect", "duplicates", "index")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     dups = commands.add_parser("duplicates", help="count ids that occur more than once across a whole output")
     add_output_flags(dups)
     dups.add_argument("--log-level", default="WARNING")
+    index = commands.add_parser(
+        "index", help="the content-key index's health (content reuse); --rebuild writes it anew from the parts"
+    )
+    add_output_flags(index)
+    index.add_argument("--rebuild", action="store_true", help="write the index anew (takes the output's lease)")
+    index.add_argument("--log-level", default="WARNING")
     tiny = commands.add_parser("make-tiny-model", help="build the tiny random-weight test model offline")
     tiny.add_argument("directory")
     return parser
@@ -118,6 +125,10 @@ def _dispatch(args: argparse.Namespace, config) -> int:
         from .commands.inspect import run_inspect
 
         return run_inspect(config, as_json=args.json)
+    if args.command == "index":
+        from .commands.index import run_index
+
+        return run_index(config, rebuild=args.rebuild)
     from .commands.duplicates import run_duplicates
 
     return run_duplicates(config)

@@ -11,6 +11,12 @@ TRUNCATED = "truncated"
 ROLE = "role"
 TASK = "task"
 OUTPUT_COLUMNS = [ID, EMBEDDING, SOURCE_URI, SOURCE_ROW, TEXT_HASH, NUM_TOKENS, TRUNCATED, ROLE, TASK]
+# Content reuse (outputs that record content keys, see RunInfo.settings): the key of exactly
+# what the model saw, and where a row's vector was copied from (null: the model embedded it
+# in the run that wrote the row).
+CONTENT_KEY = "content_key"
+REUSED_FROM = "reused_from"
+REUSE_COLUMNS = [CONTENT_KEY, REUSED_FROM]
 
 # Rejected rows (written under _rejected/).
 REASON = "reason"
@@ -23,6 +29,7 @@ UNIT_ROWS = "_unit_rows"
 FILE_ROWS = "_file_rows"  # rows of the unit's whole file, recorded in its marker
 INPUT_IDS = "_input_ids"
 PADDED_LEN = "_padded_len"
+REUSED_VECTOR = "_reused_vector"  # a vector copied from the output, in place of the model's
 
 # Work-unit descriptors (one row per unit) flowing into the read stage.
 UNIT_URI = "uri"

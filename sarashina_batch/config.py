@@ -233,6 +233,17 @@ class ComputeConfig(_Strict):
     )
 
 
+class ReuseConfig(_Strict):
+    enabled: bool = Field(
+        True,
+        description="Embed each distinct model input once per output: a row whose content key (a hash of the "
+        "rendered prompt the model sees) already has a vector in this output gets a bit-for-bit copy of it instead "
+        "of a forward pass, wherever in the output that vector lives (a re-exported, renamed or re-sharded file), "
+        "and rows with the same key in one work unit are embedded once. Costs a pre-pass that hashes the pending "
+        "rows' texts and a key index under _index/ (derived data, rebuilt by `sarashina-batch index --rebuild`).",
+    )
+
+
 class RunConfig(_Strict):
     """A whole embedding run."""
 
@@ -242,6 +253,7 @@ class RunConfig(_Strict):
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
+    reuse: ReuseConfig = Field(default_factory=ReuseConfig)
 
     @model_validator(mode="after")
     def _distinct_columns(self) -> RunConfig:

@@ -235,12 +235,25 @@ def _summary_numbers(result: RunResult) -> dict:
         "seconds": round(result.seconds, 3),
         "docs_per_second": counts["embedded"] / seconds,
         "tokens_per_second": counts["tokens"] / seconds,
+        # What the copied vectors would have cost at this run's own rate (0 when it embedded nothing).
+        "seconds_saved": counts["reused_tokens"] * seconds / counts["tokens"] if counts["tokens"] else None,
     }
 
 
 def _by_reason(numbers: dict) -> str:
     reasons = numbers["rejected_by_reason"]
     return f" ({', '.join(f'{reason} {count:,}' for reason, count in reasons.items())})" if reasons else ""
+
+
+def _reuse_line(n: dict) -> str:
+    """Content reuse: rows and tokens copied instead of embedded, and the time that saved."""
+    if not n["reused"]:
+        return ""
+    saved = f" | ~{n['seconds_saved']:,.0f} s of this run's embedding saved" if n["seconds_saved"] else ""
+    return (
+        f"  reused {n['reused']:,} of the rows embedded ({n['reused_tokens']:,} tokens): their content was "
+        f"already in the output{saved}"
+    )
 
 
 def summary_text(result: RunResult, manifest_path: str) -> str:
@@ -262,10 +275,12 @@ def summary_text(result: RunResult, manifest_path: str) -> str:
             f"resumed {files.get('resumed', 0):,}"
         ),
         f"  tokens {n['tokens']:,} | padding efficiency {efficiency}",
+        _reuse_line(n),
         f"  time {n['seconds']:.1f} s | {n['docs_per_second']:.1f} docs/s | {n['tokens_per_second']:.0f} tokens/s",
         f"  output {result.output_uri}",
         f"  manifest {manifest_path}",
     ]
+    lines = [line for line in lines if line]
     if n["units_committed"] == 0 and n["units_skipped"] and result.complete and not n["units_removed"]:
         lines.insert(1, "  nothing to embed: every unit was already committed")
     if result.files_swept:

@@ -29,6 +29,7 @@ from ..output.layout import OutputLayout
 from ..output.preparation import OutputConflict, check_output_is_ours, configuration_conflict, mode_refusal
 from ..output.reconcile import reconcile
 from ..run.cluster import ClusterGpus, ray_address
+from ..run.context import keeps_content_keys
 from ..run.graph import prepare_settings
 from ..run.model_source import resolve_model, with_builtin_model
 from ..run.provenance import fingerprint, fingerprint_fields, output_settings
@@ -238,7 +239,11 @@ def _resume_view(config: RunConfig, listing, model, files: list[dict[str, Any]],
     if refusal:
         problems.append(refusal)
     conflict = model and configuration_conflict(
-        layout.uri, info, fingerprint(config, model), fingerprint_fields(config, model), output_settings(config)
+        layout.uri,
+        info,
+        fingerprint(config, model),
+        fingerprint_fields(config, model),
+        output_settings(config, keeps_content_keys(layout, config.output.mode)),
     )
     if conflict:
         problems.append(f"a run refuses this output: {conflict}")

@@ -16,7 +16,7 @@ from typing import Any
 from ..input.units import UNIT_PATTERN, UNIT_REGEX
 from ..storage.errors import with_retries
 from ..storage.filesystems import TEMPORARY_PREFIX, full_uri, is_local, join, open_fs, remove_files, write_atomically
-from .records import CommitMarker, LatestPointer, LeaseRecord, RunInfo, RunManifest
+from .records import CommitMarker, IndexState, LatestPointer, LeaseRecord, RunInfo, RunManifest
 
 REJECTED_DIR = "_rejected"
 COMMITS_DIR = "_commits"
@@ -25,8 +25,11 @@ RUN_INFO = "_sarashina_batch.json"  # the output's fingerprint: its presence mak
 LEASE = "_lease.json"
 LEASE_LOCK = "_lease.lock"
 LATEST = "_latest.json"  # at a versioned output's root
+INDEX_DIR = "_index"  # the content-key index (output/content_index.py): derived data
+RUNS_DIR = "_runs"  # a run's scratch files (vectors staged for reuse), removed when it ends
 # Names this job may create at the top of an output before RUN_INFO exists.
-BOOKKEEPING = {RUN_INFO, LEASE, LEASE_LOCK, REJECTED_DIR, COMMITS_DIR, MANIFEST_DIR}
+BOOKKEEPING = {RUN_INFO, LEASE, LEASE_LOCK, REJECTED_DIR, COMMITS_DIR, MANIFEST_DIR, INDEX_DIR, RUNS_DIR}
+RUN_ID_REGEX = r"\d{8}T\d{6}Z-[0-9a-f]{6}"
 
 # The only data file names this job writes, and the hidden temporaries they are written as.
 PART_PATTERN = re.compile(rf"^part-(?P<unit>{UNIT_REGEX})\.parquet$")
@@ -92,6 +95,8 @@ class OutputLayout:
     def write_file(self, path: str, data: bytes) -> None:
         """A whole file written atomically (a part), once the fence allows it."""
         self._fence()
+        if is_local(self.fs):
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         with_retries(lambda: write_atomically(self.fs, path, data), f"writing {path}")
 
     def remove(self, paths: list[str]) -> int:
@@ -116,6 +121,10 @@ class OutputLayout:
 
     def path(self, *parts: str) -> str:
         return join(self.root, *parts)
+
+    def run_scratch(self, run_id: str, *parts: str) -> str:
+        """A file of this run's own scratch folder (_runs/<run id>/...)."""
+        return join(self.root, RUNS_DIR, run_id, *parts)
 
     # listings --------------------------------------------------------------
     def list_names(self, *subdir: str) -> list[str]:
@@ -182,6 +191,12 @@ class OutputLayout:
 
     def read_lease(self) -> LeaseRecord | None:
         return self._read(self.path(LEASE), LeaseRecord)
+
+    def read_index_state(self) -> IndexState | None:
+        return self._read(self.path(INDEX_DIR, "_state.json"), IndexState)
+
+    def write_index_state(self, state: IndexState) -> None:
+        self._write(self.path(INDEX_DIR, "_state.json"), state.to_json())
 
     def read_latest(self) -> LatestPointer | None:
         return self._read(self.path(LATEST), LatestPointer)

@@ -13,6 +13,7 @@ _sarashina_batch.json), and must not overlap the input. Then, under the run's le
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -23,13 +24,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..input.listing import Listing, input_base
-from ..input.units import UnitName
-from ..storage.filesystems import bucket_missing, is_local
+from ..input.units import UNIT_REGEX, UnitName
+from ..storage.filesystems import TEMPORARY_PREFIX, bucket_missing, is_local
+from .content_index import remove_index
 from .layout import (
     BOOKKEEPING,
     COMMITS_DIR,
     REJECTED_DIR,
+    RUN_ID_REGEX,
     RUN_INFO,
+    RUNS_DIR,
     OutputLayout,
     is_our_temporary,
     unit_of_marker,
@@ -52,6 +56,7 @@ class PreparedOutput:
     removed_units: int = 0  # stale units removed (changed or vanished input files)
     swept_files: int | None = None  # None: no sweep was needed
     counts: dict[str, Any] = field(default_factory=dict)
+    stale: list[str] = field(default_factory=list)  # stale units left for the caller to remove (defer_removal)
 
 
 # checks before anything is written --------------------------------------------
@@ -96,11 +101,14 @@ def prepare_output(
     *,
     settings: dict[str, Any] | None = None,
     max_removal_fraction: float = 1.0,
+    defer_removal: bool = False,
 ) -> PreparedOutput:
     """Apply the mode, remove stale units, sweep if asked; return what is done and what is not.
 
     settings: RunInfo.settings of this run; max_removal_fraction: the most of the committed
-    rows that stale units may hold before the run refuses to remove them (MassRemoval)."""
+    rows that stale units may hold before the run refuses to remove them (MassRemoval);
+    defer_removal: leave the stale units in place (PreparedOutput.stale) for the caller to
+    remove once its own units are committed: content reuse copies vectors out of them."""
     first_run = layout.read_run_info()
     if mode == "overwrite":
         removed = remove_own_files(layout)
@@ -116,9 +124,11 @@ def prepare_output(
     _check_fingerprint(layout, fingerprint, fields, settings or {}, created_at)
     todo = reconcile(listing, committed)
     _brake_mass_removal(layout.uri, committed, todo.stale, len(listing), max_removal_fraction)
-    remove_units(layout, todo.stale)
-    committed -= set(todo.stale)
-    prepared = PreparedOutput(committed, todo, removed_units=len(todo.stale))
+    if defer_removal:
+        prepared = PreparedOutput(committed - set(todo.stale), todo, stale=list(todo.stale))
+    else:
+        remove_units(layout, todo.stale)
+        prepared = PreparedOutput(committed - set(todo.stale), todo, removed_units=len(todo.stale))
     if sweep:
         prepared.swept_files = sweep_unlisted(layout, committed)
     return prepared
@@ -222,6 +232,27 @@ def sweep_unlisted(layout: OutputLayout, committed: set[str]) -> int:
     layout.remove(garbage)
     if garbage:
         log.info("swept %d files that no commit marker lists", len(garbage))
+    return len(garbage) + sweep_scratch(layout)
+
+
+STAGED_FILE = re.compile(rf"^(?:{re.escape(TEMPORARY_PREFIX)}[0-9a-f]{{8}}-)?{UNIT_REGEX}\.parquet$")
+
+
+def sweep_scratch(layout: OutputLayout, only: str | None = None) -> int:
+    """Remove the scratch files (vectors staged for reuse) of ended runs, or of run `only`."""
+    runs = [only] if only else [name for name in layout.list_names(RUNS_DIR) if re.fullmatch(RUN_ID_REGEX, name)]
+    garbage = [
+        layout.path(RUNS_DIR, run, "reuse", name)
+        for run in runs
+        for name in layout.list_names(RUNS_DIR, run, "reuse")
+        if STAGED_FILE.match(name)
+    ]
+    layout.remove(garbage)
+    if is_local(layout.fs):  # object stores have no folders; local ones stay empty otherwise
+        for run in runs:
+            for folder in (layout.path(RUNS_DIR, run, "reuse"), layout.path(RUNS_DIR, run)):
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
     return len(garbage)
 
 
@@ -235,4 +266,4 @@ def remove_own_files(layout: OutputLayout) -> int:
             if unit_of_part(name) is not None or is_our_temporary(name)
         ]
     own.append(layout.path(RUN_INFO))
-    return layout.remove(own)
+    return layout.remove(own) + remove_index(layout) + sweep_scratch(layout)

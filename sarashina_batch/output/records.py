@@ -14,7 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 # What a commit marker counts, per unit; a run's totals add them up.
-COUNTERS = ("rows", "embedded", "rejected", "tokens", "padded_tokens", "truncated", "duplicate_ids")
+# "embedded" counts the rows written with a vector, "reused" those of them whose vector was
+# copied (content reuse) rather than computed; "tokens" counts the model's tokens only.
+COUNTERS = (
+    "rows",
+    "embedded",
+    "reused",
+    "rejected",
+    "tokens",
+    "reused_tokens",
+    "padded_tokens",
+    "truncated",
+    "duplicate_ids",
+)
 
 
 class MalformedRecord(ValueError):
@@ -46,8 +58,10 @@ class CommitMarker(_Record):
     source_rows: int | None = None  # rows of the unit's whole source file
     rows: int = 0
     embedded: int = 0
+    reused: int = 0
     rejected: int = 0
     tokens: int = 0
+    reused_tokens: int = 0
     padded_tokens: int = 0
     truncated: int = 0
     duplicate_ids: int = 0
@@ -131,3 +145,14 @@ class LatestPointer(_Record):
     created_at: str = ""
     run_id: str | None = None
     updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexState(_Record):
+    """`_index/_state.json`: the units whose data parts the content-key index covers. Derived
+    data: units committed since (or lost from it) are indexed again by the next run or by
+    `sarashina-batch index --rebuild`; units listed here that no marker names are ignored."""
+
+    units: list[str] = field(default_factory=list)
+    updated_at: str | None = None
+    run_id: str | None = None

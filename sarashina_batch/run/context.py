@@ -16,7 +16,7 @@ from ..output.preparation import check_output_is_ours
 from ..secrets import config_secrets, mask_text, redact
 from ..storage.errors import explained
 from .model_source import ResolvedModel
-from .provenance import fingerprint, fingerprint_fields, output_settings, parquet_metadata
+from .provenance import CONTENT_KEYS, fingerprint, fingerprint_fields, output_settings, parquet_metadata
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class RunContext:
     settings: dict[str, Any]  # what must not change within the output (RunInfo.settings)
     metadata: dict[str, str]  # Parquet key-value metadata of every part
     secrets: list[str]
+    content_keys: bool = True  # the output's parts carry content keys (output_settings)
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
@@ -62,6 +63,7 @@ def open_run(config: RunConfig, model: ResolvedModel, run_id: str, doing=lambda 
     )
     doing(f"reading the schemas of the input {where(config.input.uri, config.input.storage_options)}")
     check_input_columns(listing.table["uri"].to_pylist(), config)
+    content_keys = keeps_content_keys(layout, config.output.mode)
     return RunContext(
         config,
         model,
@@ -70,10 +72,20 @@ def open_run(config: RunConfig, model: ResolvedModel, run_id: str, doing=lambda 
         layout,
         fingerprint(config, model),
         fingerprint_fields(config, model),
-        output_settings(config),
+        output_settings(config, content_keys),
         parquet_metadata(config, model, run_id),
         config_secrets(config),
+        content_keys,
     )
+
+
+def keeps_content_keys(layout: OutputLayout, mode: str) -> bool:
+    """Whether this run's parts carry content keys: yes on a new (or overwritten) output, and on
+    one begun with them; an output begun before them keeps one schema, and reuses nothing."""
+    info = layout.read_run_info() if mode != "overwrite" else None
+    if info is None:
+        return True
+    return bool(info.settings.get(CONTENT_KEYS, False))
 
 
 def where(uri: str, storage_options: dict[str, Any]) -> str:

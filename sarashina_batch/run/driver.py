@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..config import RunConfig
 from ..output.lease import LeaseLost, OutputLease, needs_sweep
 from ..output.ledger import CommitLedger, RunTotals
-from ..output.preparation import PreparedOutput, prepare_output, sweep_unlisted
+from ..output.preparation import PreparedOutput, prepare_output, remove_units, sweep_unlisted
 from ..storage.errors import StoreUnavailable, explained
 from .attempts import UnitAttempts
 from .cluster import WORKERS, answers, cluster_gpus, connect_ray, gcs_address, what_it_waits_for
@@ -24,6 +24,7 @@ from .metrics import RunMetrics
 from .model_source import ResolvedModel
 from .progress import ProgressLog
 from .resources import Resources, decide_resources
+from .reuse import StagedPlan, remove_scratch, stage_reuse, update_index
 from .signals import raise_on_sigterm
 from .watchdog import Watchdog
 
@@ -153,6 +154,7 @@ class RunDriver:
             # Writers of an abandoned attempt, or of the interrupted run before this one, may
             # have finished after the first sweep: whatever no marker claims is removed.
             swept = (swept or 0) + sweep_unlisted(layout, layout.committed_units())
+        removed = self._finish_reuse(first)
         todo = first.reconciliation
         return RunResult(
             self.context.run_id,
@@ -162,7 +164,7 @@ class RunDriver:
             0.0,
             self.ledger.finish(),
             files=todo.files,
-            units_removed=first.removed_units,
+            units_removed=first.removed_units + removed,
             files_swept=swept,
             restarts=restarts,
         )
@@ -180,7 +182,10 @@ class RunDriver:
                 # autoscaling cluster is not asked for a GPU node (the nightly run's usual case).
                 log.info("nothing to embed: every input file is unchanged and committed")
                 break
-            graph = build_dataset(self.context, prepared.reconciliation, self.resources, self.unit_attempts.guard())
+            staged = self._stage_reuse(prepared)
+            graph = build_dataset(
+                self.context, prepared.reconciliation, self.resources, self.unit_attempts.guard(), staged.reuse
+            )
             try:
                 self.watchdog.doing(
                     f"embedding {len(prepared.reconciliation.pending):,} input files (units committed "
@@ -203,6 +208,38 @@ class RunDriver:
                 mode, sweep = "resume", False
         return first, attempt
 
+    def _stage_reuse(self, prepared: PreparedOutput) -> StagedPlan:
+        """Stage the vectors the pending rows can reuse (from every unit still in place,
+        those this run replaces included)."""
+        if not self.context.config.reuse.enabled:
+            return StagedPlan()
+        self.watchdog.doing("looking up the pending rows' content keys in the output's index")
+        return explained(
+            lambda: stage_reuse(self.context, prepared.reconciliation, prepared.committed | set(prepared.stale)),
+            self.context.config.output.uri,
+            "output",
+            "staging reusable vectors",
+            writing=True,
+        )
+
+    def _finish_reuse(self, prepared: PreparedOutput) -> int:
+        """Once the run's units are committed: index them, remove the units it replaced (kept
+        until now as vectors to copy), drop its staged vectors. Returns the units removed."""
+        if not self.context.config.reuse.enabled:
+            return 0
+        layout, stale = self.context.layout, prepared.stale
+        self.watchdog.doing("adding this run's units to the content index")
+        explained(
+            lambda: update_index(self.context, layout.committed_units() - set(stale)),
+            self.context.config.output.uri,
+            "output",
+            "updating the content index",
+            writing=True,
+        )
+        remove_units(layout, stale)
+        remove_scratch(layout, self.context.run_id)
+        return len(stale)
+
     def _prepare(self, mode: str, sweep: bool) -> PreparedOutput:
         run = self.context
         prepared = explained(
@@ -215,6 +252,7 @@ class RunDriver:
                 sweep,
                 settings=run.settings,
                 max_removal_fraction=run.config.output.max_removal_fraction,
+                defer_removal=run.config.reuse.enabled,
             ),
             run.config.output.uri,
             "output",

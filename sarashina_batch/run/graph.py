@@ -23,6 +23,7 @@ from ..prompts import prefixes
 from ..stages.embed import EmbedActor, EmbedSettings
 from ..stages.guard import UNGUARDED, AttemptGuard
 from ..stages.prepare import PrepareSettings, prepare_units
+from ..stages.staging import StagedReuse
 from ..stages.write import WriteSettings, write_parts
 from .cluster import WORKERS
 from .context import RunContext
@@ -36,7 +37,13 @@ log = logging.getLogger(__name__)
 FILES_PER_LISTING_BLOCK = 64
 
 
-def build_dataset(run: RunContext, todo: Reconciliation, resources: Resources, guard: AttemptGuard = UNGUARDED):
+def build_dataset(
+    run: RunContext,
+    todo: Reconciliation,
+    resources: Resources,
+    guard: AttemptGuard = UNGUARDED,
+    staged: StagedReuse | None = None,
+):
     """The lazy Ray Dataset whose rows are the write stage's per-unit stats.
 
     A unit stays whole from read to write (one block each, see configure_data_context): it
@@ -64,7 +71,7 @@ def build_dataset(run: RunContext, todo: Reconciliation, resources: Resources, g
     # costs little beside a CPU forward pass.
     ds = ds.map_batches(
         prepare_units,
-        fn_kwargs={"settings": prepare_settings(config, run.model, guard)},
+        fn_kwargs={"settings": prepare_settings(config, run.model, guard, staged)},
         batch_size=1,
         batch_format="pyarrow",
         num_cpus=config.compute.cpus_per_read_task,
@@ -83,7 +90,7 @@ def build_dataset(run: RunContext, todo: Reconciliation, resources: Resources, g
     )
     return ds.map_batches(
         write_parts,
-        fn_kwargs={"settings": write_settings(config, run.metadata, run.run_id, guard)},
+        fn_kwargs={"settings": write_settings(config, run.metadata, run.run_id, guard, run.content_keys)},
         batch_size=None,
         batch_format="pyarrow",
         num_cpus=config.compute.cpus_per_write_task,
@@ -158,7 +165,9 @@ def _pending_units(shard: dict[str, Any], storage_options: dict, rows_per_unit: 
     return [u for u in units_of_file(shard, storage_options, rows_per_unit) if u[C.UNIT_ID] not in committed]
 
 
-def prepare_settings(config: RunConfig, model: ResolvedModel, guard: AttemptGuard = UNGUARDED) -> PrepareSettings:
+def prepare_settings(
+    config: RunConfig, model: ResolvedModel, guard: AttemptGuard = UNGUARDED, staged: StagedReuse | None = None
+) -> PrepareSettings:
     return PrepareSettings(
         text_column=config.input.text_column,
         id_column=config.input.id_column,
@@ -173,6 +182,7 @@ def prepare_settings(config: RunConfig, model: ResolvedModel, guard: AttemptGuar
         tokenizer_revision=model.load_revision,
         storage_options=config.input.storage_options,
         guard=guard,
+        reuse=staged,
     )
 
 
@@ -187,11 +197,16 @@ def embed_settings(config: RunConfig, model: ResolvedModel, guard: AttemptGuard 
         packing=config.batching.packing,
         torch_threads=config.compute.torch_threads,
         guard=guard,
+        dedup=config.reuse.enabled,
     )
 
 
 def write_settings(
-    config: RunConfig, metadata: dict[str, str], run_id: str | None = None, guard: AttemptGuard = UNGUARDED
+    config: RunConfig,
+    metadata: dict[str, str],
+    run_id: str | None = None,
+    guard: AttemptGuard = UNGUARDED,
+    content_keys: bool = False,
 ) -> WriteSettings:
     return WriteSettings(
         output_uri=config.output.uri,
@@ -200,6 +215,7 @@ def write_settings(
         metadata=metadata,
         run_id=run_id,
         guard=guard,
+        content_keys=content_keys,
     )
 
 

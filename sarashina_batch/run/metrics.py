@@ -2,8 +2,8 @@
 dashboard, and Grafana (infra/grafana-dashboard.json). Ray prefixes every name with 'ray_'.
 
 Counted on the driver, once per committed unit (exact, whatever Ray retried): rows
-embedded, rows rejected by reason, tokens, tokens computed with padding, padding
-efficiency, units committed and failed. Measured in the embedding actors, which alone see
+embedded (and of them reused), rows rejected by reason, tokens (and tokens reused), tokens
+computed with padding, padding efficiency, units committed and failed. Measured in the embedding actors, which alone see
 them (stages/metrics.py): micro-batch latency and GPU memory in use.
 """
 
@@ -22,7 +22,9 @@ __all__ = [
     "PREFIX",
     "ROWS_EMBEDDED",
     "ROWS_REJECTED",
+    "ROWS_REUSED",
     "TOKENS",
+    "TOKENS_REUSED",
     "UNITS_COMMITTED",
     "UNITS_FAILED",
     "RunMetrics",
@@ -30,7 +32,9 @@ __all__ = [
 
 ROWS_EMBEDDED = PREFIX + "rows_embedded"
 ROWS_REJECTED = PREFIX + "rows_rejected"
+ROWS_REUSED = PREFIX + "rows_reused"
 TOKENS = PREFIX + "tokens"
+TOKENS_REUSED = PREFIX + "tokens_reused"
 PADDED_TOKENS = PREFIX + "padded_tokens"
 PADDING_EFFICIENCY = PREFIX + "padding_efficiency"
 UNITS_COMMITTED = PREFIX + "units_committed"
@@ -45,7 +49,11 @@ class RunMetrics:
 
         self.rows = Counter(ROWS_EMBEDDED, description="Rows embedded (committed).")
         self.rejected = Counter(ROWS_REJECTED, description="Rows rejected, by reason.", tag_keys=("reason",))
+        self.reused = Counter(
+            ROWS_REUSED, description="Rows whose vector was copied (content reuse), of those embedded."
+        )
         self.tokens = Counter(TOKENS, description="Real tokens embedded (committed).")
+        self.reused_tokens = Counter(TOKENS_REUSED, description="Tokens of the rows whose vector was copied.")
         self.padded = Counter(PADDED_TOKENS, description="Tokens computed, padding included (committed).")
         self.efficiency = Gauge(PADDING_EFFICIENCY, description="Real over computed tokens of this run so far.")
         self.committed = Counter(UNITS_COMMITTED, description="Work units committed.")
@@ -56,7 +64,9 @@ class RunMetrics:
         self.committed.inc()
         for counter, value in (
             (self.rows, row["embedded"]),
+            (self.reused, row.get("reused")),
             (self.tokens, row["tokens"]),
+            (self.reused_tokens, row.get("reused_tokens")),
             (self.padded, row["padded_tokens"]),
         ):
             if value:

@@ -60,9 +60,10 @@ class ProgressLog:
         share = min((self.done_before + self.done_bytes) / total_bytes, 1.0) if total_bytes else None
         # The rate is this run's: bytes it committed per second.
         eta = elapsed * (1 - share) * total_bytes / self.done_bytes if share is not None and self.done_bytes else None
+        reused = f" (reused {counts['reused']:,})" if counts.get("reused") else ""
         return (
             f"progress: units committed {t.units_committed:,} (failed {t.units_failed:,}) | "
-            f"rows {counts['rows']:,} | tokens {counts['tokens']:,} | "
+            f"rows {counts['rows']:,}{reused} | tokens {counts['tokens']:,} | "
             f"{counts['tokens'] / elapsed if elapsed else 0:,.0f} tokens/s | "
             f"input {'n/a' if share is None else f'{share:.1%}'} of {_size(total_bytes)} | "
             f"elapsed {_duration(elapsed)} | ETA {'n/a' if eta is None else _duration(eta)}"

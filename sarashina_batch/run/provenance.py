@@ -47,9 +47,14 @@ def fingerprint_fields(config: RunConfig, model: ResolvedModel) -> dict:
     }
 
 
-def output_settings(config: RunConfig) -> dict[str, Any]:
-    """Settings that change no vector but must not change within one output (RunInfo.settings)."""
-    return {"input.id_column": config.input.id_column}
+CONTENT_KEYS = "output.content_keys"
+
+
+def output_settings(config: RunConfig, content_keys: bool = True) -> dict[str, Any]:
+    """Settings that change no vector but must not change within one output (RunInfo.settings).
+    content_keys: the parts carry content_key and reused_from (every output begun since
+    content reuse; an older output keeps its columns, and reuses nothing)."""
+    return {"input.id_column": config.input.id_column, CONTENT_KEYS: content_keys}
 
 
 def fingerprint(config: RunConfig, model: ResolvedModel) -> str:

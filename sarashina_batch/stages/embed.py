@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from .. import columns as C
 from ..model.token_rows import TokenRows
+from ..output.layout import part_name
 from .guard import UNGUARDED, AttemptGuard
 from .prepare import failed_rows
 
@@ -32,6 +33,7 @@ class EmbedSettings:
     packing: str = "auto"
     torch_threads: int | None = None  # CPU only; None: every core of the node
     guard: AttemptGuard = UNGUARDED
+    dedup: bool = True  # rows of one unit with the same content key are embedded once (reuse.enabled)
 
 
 class EmbedActor:
@@ -53,10 +55,10 @@ class EmbedActor:
         if self.embedder.device == "cpu":
             _use_cores(settings.torch_threads)
         self.metrics = ActorMetrics()
-        self.guard = settings.guard
+        self.guard, self.dedup = settings.guard, settings.dedup
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return embed_table(self.embedder, self._refuse_poisoned(batch), on_window=self._observe)
+        return embed_table(self.embedder, self._refuse_poisoned(batch), on_window=self._observe, dedup=self.dedup)
 
     def _refuse_poisoned(self, batch: pa.Table) -> pa.Table:
         """Units started too often (their worker died each time) go on as failed units."""
@@ -86,17 +88,26 @@ def _use_cores(threads: int | None) -> None:
     torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
 
 
-def embed_table(embedder, batch: pa.Table, on_window=None) -> pa.Table:
+def embed_table(embedder, batch: pa.Table, on_window=None, dedup: bool = True) -> pa.Table:
     """Add the embedding column (null where a row is rejected) and drop the token ids.
+
+    A row that arrives with a reused vector keeps it; of the rows with one content key in this
+    batch (one unit), only the first is embedded and the others get its vector.
     on_window: called with the EmbeddedWindow (its timings) after the model ran."""
     n, dim = batch.num_rows, embedder.dimension
     ids = batch.column(C.INPUT_IDS)
-    # Rows still to embed: tokenized and not rejected upstream.
-    todo_mask = pc.and_(pc.is_valid(ids), pc.is_null(batch.column(C.REASON))).to_numpy(zero_copy_only=False)
-    todo = np.flatnonzero(todo_mask)
     vectors = np.zeros((n, dim), dtype=np.float32)
     padded_len = np.zeros(n, dtype=np.int32)
     valid = np.zeros(n, dtype=bool)
+    reused_from = _optional(batch, C.REUSED_FROM, pa.string()).to_pylist()
+    staged = _take_staged(batch, vectors, valid)
+    # Rows still to embed: tokenized, not rejected upstream, not reused.
+    todo_mask = pc.and_(pc.is_valid(ids), pc.is_null(batch.column(C.REASON))).to_numpy(zero_copy_only=False)
+    todo_mask &= ~staged
+    copies = _repeated_keys(_optional(batch, C.CONTENT_KEY, pa.binary(16)).to_pylist(), todo_mask) if dedup else {}
+    for copy in copies:
+        todo_mask[copy] = False
+    todo = np.flatnonzero(todo_mask)
     reasons, details = batch.column(C.REASON), batch.column(C.DETAIL)
     if len(todo):
         window = embedder.embed_token_ids(TokenRows.from_arrow(pc.filter(ids, pa.array(todo_mask))))
@@ -109,14 +120,64 @@ def embed_table(embedder, batch: pa.Table, on_window=None) -> pa.Table:
         if any(len(rows) for rows in failures.values()):
             reasons, details = _reject(reasons.to_pylist(), details.to_pylist(), failures, ids)
             reasons, details = pa.array(reasons, pa.string()), pa.array(details, pa.string())
+    units = batch.column(C.UNIT_ID).to_pylist() if copies else []
+    for copy, original in copies.items():
+        if valid[original]:
+            vectors[copy], valid[copy] = vectors[original], True
+            reused_from[copy] = part_name(units[original])
+        else:  # the original failed (NaN, memory): so does its copy, with the same reason
+            reasons, details = _copy_rejection(reasons, details, copy, original)
     embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim, mask=pa.array(~valid))
-    out = batch.drop_columns([C.INPUT_IDS, C.REASON, C.DETAIL])
+    out = batch.drop_columns(
+        [c for c in (C.INPUT_IDS, C.REASON, C.DETAIL, C.REUSED_VECTOR, C.REUSED_FROM) if c in batch.column_names]
+    )
     return (
         out.append_column(C.EMBEDDING, embedding)
         .append_column(C.PADDED_LEN, pa.array(padded_len))
+        .append_column(C.REUSED_FROM, pa.array(reused_from, pa.string()))
         .append_column(C.REASON, reasons)
         .append_column(C.DETAIL, details)
     )
+
+
+def _take_staged(batch: pa.Table, vectors: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Put the reused vectors in place; returns which rows had one."""
+    column = _optional(batch, C.REUSED_VECTOR, pa.list_(pa.float32()))
+    staged = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    if staged.any():
+        rows = np.flatnonzero(staged)
+        values = pc.list_flatten(column.filter(pa.array(staged))).to_numpy(zero_copy_only=False)
+        vectors[rows] = values.reshape(len(rows), vectors.shape[1])
+        valid[rows] = True
+    return staged
+
+
+def _optional(batch: pa.Table, name: str, type_: pa.DataType) -> pa.Array:
+    """A reuse column of the batch, or nulls where the batch has none (nothing to reuse)."""
+    if name in batch.column_names:
+        return batch.column(name).combine_chunks()
+    return pa.nulls(batch.num_rows, type_)
+
+
+def _repeated_keys(keys: list, todo: np.ndarray) -> dict[int, int]:
+    """Rows to embed whose content key an earlier row to embed has: row -> that first row."""
+    first: dict[bytes, int] = {}
+    copies = {}
+    for row in np.flatnonzero(todo):
+        key = keys[row]
+        if key is None:
+            continue
+        if key in first:
+            copies[int(row)] = first[key]
+        else:
+            first[key] = int(row)
+    return copies
+
+
+def _copy_rejection(reasons, details, copy: int, original: int):
+    reasons, details = reasons.to_pylist(), details.to_pylist()
+    reasons[copy], details[copy] = reasons[original], details[original]
+    return pa.array(reasons, pa.string()), pa.array(details, pa.string())
 
 
 def _reject(reasons: list, details: list, failures: dict[str, np.ndarray], ids: pa.ChunkedArray):

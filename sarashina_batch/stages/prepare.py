@@ -19,8 +19,10 @@ from .. import columns as C
 from ..input.units import UnitName
 from ..secrets import redact, secret_values
 from ..storage.errors import with_retries
+from .content import content_keys, rendered_prompts
 from .guard import UNGUARDED, AttemptGuard
 from .read import read_unit_rows
+from .staging import StagedReuse, read_staged
 
 # Why a row is not embedded; written to _rejected/ as the 'reason' column.
 NULL = "null"
@@ -50,6 +52,9 @@ class PrepareSettings:
     tokenizer_revision: str | None
     storage_options: dict[str, Any]
     guard: AttemptGuard = UNGUARDED
+    # Content reuse: vectors the run's pre-pass copied out of the output for these units
+    # (stages/reuse.py), read from `reuse.staging_uri`, in place of tokenizing those rows.
+    reuse: StagedReuse | None = None
 
 
 @functools.lru_cache(maxsize=4)
@@ -76,17 +81,7 @@ def prepare_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
     if refusal is not None:
         return failed_unit(unit, refusal)
     try:
-        rows = with_retries(
-            lambda: read_unit_rows(
-                unit[C.UNIT_URI],
-                unit[C.UNIT_FIRST_ROW],
-                unit[C.UNIT_NUM_ROWS],
-                list(settings.columns),
-                settings.storage_options,
-                expected_identity=UnitName.parse(unit[C.UNIT_ID]).identity,
-            ),
-            f"reading {unit[C.UNIT_URI]}",
-        )
+        rows = read_unit(unit, settings)
         if rows.num_rows == 0:
             return placeholder(unit)
         return _prepare_rows(unit, rows, settings)
@@ -95,13 +90,43 @@ def prepare_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
         return failed_unit(unit, redact(message, secret_values(settings.storage_options)))
 
 
+def read_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
+    """The unit's rows, only the columns a run reads, from the file version the run listed."""
+    return with_retries(
+        lambda: read_unit_rows(
+            unit[C.UNIT_URI],
+            unit[C.UNIT_FIRST_ROW],
+            unit[C.UNIT_NUM_ROWS],
+            list(settings.columns),
+            settings.storage_options,
+            expected_identity=UnitName.parse(unit[C.UNIT_ID]).identity,
+        ),
+        f"reading {unit[C.UNIT_URI]}",
+    )
+
+
+def unit_prompts(rows: pa.Table, settings: PrepareSettings) -> tuple[list, list, list, list, list]:
+    """Per row: the rendered prompt (None when rejected), whether its text was cut, its role,
+    and the rejection reason and detail found so far."""
+    texts, reasons, details = classify_texts(rows.column(settings.text_column))
+    roles = row_roles(rows, settings, reasons, details)
+    prompts, truncated = rendered_prompts(texts, roles, reasons, settings.prefixes, settings.max_chars)
+    return prompts, truncated, roles, reasons, details
+
+
 def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSettings) -> pa.Table:
     uri, n = unit[C.UNIT_URI], rows.num_rows
     source_rows = np.arange(unit[C.UNIT_FIRST_ROW], unit[C.UNIT_FIRST_ROW] + n, dtype=np.int64)
     texts, reasons, details = classify_texts(rows.column(settings.text_column))
-    roles = _roles(rows, settings, reasons, details)
+    roles = row_roles(rows, settings, reasons, details)
     ids = _ids(rows, settings, uri, source_rows, reasons, details)
-    token_ids, num_tokens, truncated = _tokenize(texts, roles, reasons, details, settings)
+    prompts, truncated = rendered_prompts(texts, roles, reasons, settings.prefixes, settings.max_chars)
+    keys = content_keys(prompts)
+    staged = read_staged(settings.reuse, unit[C.UNIT_ID], source_rows, keys)
+    # A row whose vector the pre-pass found is not tokenized: its count comes with the vector.
+    to_tokenize = [p if staged.vector_at(i) is None else None for i, p in enumerate(prompts)]
+    token_ids, num_tokens = _tokenize(to_tokenize, reasons, details, truncated, settings)
+    staged.fill(num_tokens, truncated)
     return pa.table(
         {
             C.ID: ids,
@@ -119,6 +144,9 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
             C.FILE_ROWS: pa.array([unit[C.UNIT_FILE_ROWS]] * n, pa.int64()),
             C.UNIT_ERROR: pa.nulls(n, pa.string()),
             C.INPUT_IDS: pa.array(token_ids, pa.list_(pa.int32())),
+            C.CONTENT_KEY: pa.array(keys, pa.binary(16)),
+            C.REUSED_VECTOR: staged.vectors(),
+            C.REUSED_FROM: staged.sources(),
         },
         schema=PREPARED_SCHEMA,
     )
@@ -127,9 +155,8 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
 def count_tokens(rows: pa.Table, settings: PrepareSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: tokens the job embeds (0 for a row it rejects), truncated, rejected. The job's
     own path (decoding, prompts, cuts, tokenizer), for `plan`'s estimate."""
-    texts, reasons, details = classify_texts(rows.column(settings.text_column))
-    roles = _roles(rows, settings, reasons, details)
-    _, num_tokens, truncated = _tokenize(texts, roles, reasons, details, settings)
+    prompts, truncated, _, reasons, details = unit_prompts(rows, settings)
+    _, num_tokens = _tokenize(prompts, reasons, details, truncated, settings)
     return (
         np.array(num_tokens, dtype=np.int64),
         np.array(truncated, dtype=bool),
@@ -209,7 +236,7 @@ def _classify(value: Any) -> tuple[str | None, str | None, str | None]:
     return value, None, None
 
 
-def _roles(rows: pa.Table, settings: PrepareSettings, reasons: list, details: list) -> list[str | None]:
+def row_roles(rows: pa.Table, settings: PrepareSettings, reasons: list, details: list) -> list[str | None]:
     if not settings.role_column:
         return [settings.default_role] * rows.num_rows
     roles = rows.column(settings.role_column).to_pylist()
@@ -224,32 +251,26 @@ def _roles(rows: pa.Table, settings: PrepareSettings, reasons: list, details: li
     return roles
 
 
-def _tokenize(texts, roles, reasons, details, settings: PrepareSettings):
-    n = len(texts)
+def _tokenize(prompts: list[str | None], reasons: list, details: list, truncated: list, settings: PrepareSettings):
+    """Token ids and counts of the rendered prompts (None: nothing to tokenize); marks rows
+    the tokenizer cut at model.max_seq_length as truncated."""
+    n = len(prompts)
     token_ids: list[list[int] | None] = [None] * n
     num_tokens = [0] * n
-    truncated = [False] * n
-    todo = [i for i in range(n) if reasons[i] is None]
-    prompts = []
-    for i in todo:
-        text = texts[i]
-        if len(text) > settings.max_chars:
-            text, truncated[i] = text[: settings.max_chars], True
-        # The model card's sentence-transformers (4.0.2) strips prompt + text before
-        # tokenizing; a trailing newline would otherwise move the pooled last token.
-        prompts.append((settings.prefixes[roles[i]] + text).strip())
+    todo = [i for i in range(n) if prompts[i] is not None and reasons[i] is None]
     if not todo:
-        return token_ids, num_tokens, truncated
+        return token_ids, num_tokens
     tokenizer = load_tokenizer(settings.tokenizer_name, settings.tokenizer_revision)
     limit = settings.max_seq_length
+    texts = [prompts[i] for i in todo]
     try:
-        encoded = tokenizer(prompts, truncation=True, max_length=limit)["input_ids"]
+        encoded = tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
     except Exception:  # noqa: BLE001 - fall back to row by row to isolate the culprit
-        encoded = [_encode_one(tokenizer, p, limit) for p in prompts]
+        encoded = [_encode_one(tokenizer, p, limit) for p in texts]
     at_limit = [k for k, ids in enumerate(encoded) if ids is not None and len(ids) >= limit]
     if at_limit:
         # Only texts that reached the limit can have been cut: ask once more with room for one more.
-        longer = tokenizer([prompts[k] for k in at_limit], truncation=True, max_length=limit + 1)["input_ids"]
+        longer = tokenizer([texts[k] for k in at_limit], truncation=True, max_length=limit + 1)["input_ids"]
         for k, ids in zip(at_limit, longer, strict=True):
             truncated[todo[k]] = truncated[todo[k]] or len(ids) > limit
     for k, i in enumerate(todo):
@@ -258,7 +279,7 @@ def _tokenize(texts, roles, reasons, details, settings: PrepareSettings):
             reasons[i], details[i] = TOKENIZER_ERROR, "tokenizer failed or produced no tokens"
             continue
         token_ids[i], num_tokens[i] = ids, len(ids)
-    return token_ids, num_tokens, truncated
+    return token_ids, num_tokens
 
 
 def _encode_one(tokenizer, prompt: str, limit: int):
@@ -327,5 +348,8 @@ PREPARED_SCHEMA = pa.schema(
         (C.FILE_ROWS, pa.int64()),
         (C.UNIT_ERROR, pa.string()),
         (C.INPUT_IDS, pa.list_(pa.int32())),
+        (C.CONTENT_KEY, pa.binary(16)),
+        (C.REUSED_VECTOR, pa.list_(pa.float32())),
+        (C.REUSED_FROM, pa.string()),
     ]
 )

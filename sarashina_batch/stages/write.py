@@ -35,6 +35,7 @@ class WriteSettings:
     metadata: dict[str, str]  # Parquet key-value metadata stamped on every file
     run_id: str | None = None  # parts are written only while the output's lease names this run
     guard: AttemptGuard = UNGUARDED
+    content_keys: bool = False  # write content_key and reused_from (outputs that record them)
 
 
 STATS_SCHEMA = pa.schema(
@@ -45,8 +46,10 @@ STATS_SCHEMA = pa.schema(
         ("source_uri", pa.string()),
         ("rows", pa.int64()),
         ("embedded", pa.int64()),
+        ("reused", pa.int64()),
         ("rejected", pa.int64()),
         ("tokens", pa.int64()),
+        ("reused_tokens", pa.int64()),
         ("padded_tokens", pa.int64()),
         ("truncated", pa.int64()),
         ("duplicate_ids", pa.int64()),
@@ -103,11 +106,14 @@ def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) ->
         }
     rejected_mask = pc.is_valid(rows[C.REASON])
     embedded, rejected = rows.filter(pc.invert(rejected_mask)), rows.filter(rejected_mask)
+    reused_mask = pc.is_valid(embedded[C.REUSED_FROM])
     stats.update(
         rows=rows.num_rows,
         embedded=embedded.num_rows,
+        reused=int(pc.sum(pc.cast(reused_mask, pa.int64())).as_py() or 0),
         rejected=rejected.num_rows,
-        tokens=int(pc.sum(embedded[C.NUM_TOKENS]).as_py() or 0),
+        tokens=int(pc.sum(embedded.filter(pc.invert(reused_mask))[C.NUM_TOKENS]).as_py() or 0),
+        reused_tokens=int(pc.sum(embedded.filter(reused_mask)[C.NUM_TOKENS]).as_py() or 0),
         padded_tokens=int(np.asarray(embedded[C.PADDED_LEN]).sum()),
         truncated=int(pc.sum(pc.cast(embedded[C.TRUNCATED], pa.int64())).as_py() or 0),
         duplicate_ids=repeated_ids(embedded[C.ID]),
@@ -117,7 +123,7 @@ def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) ->
         stats["data_bytes"] = _write(
             layout,
             layout.data_part(stats["unit_id"]),
-            output_table(embedded, settings.embedding_dtype),
+            output_table(embedded, settings.embedding_dtype, settings.content_keys),
             settings.metadata,
         )
     if rejected.num_rows:
@@ -139,13 +145,13 @@ def repeated_ids(ids: pa.ChunkedArray) -> int:
     return int(pc.sum(pc.greater(counts, 1)).as_py() or 0)
 
 
-def output_table(rows: pa.Table, embedding_dtype: str) -> pa.Table:
+def output_table(rows: pa.Table, embedding_dtype: str, content_keys: bool = False) -> pa.Table:
     """The output contract's columns, in source order, with the stored embedding type."""
     rows = rows.sort_by(C.SOURCE_ROW)
     embedding = rows[C.EMBEDDING]
     dim = embedding.type.list_size
     value_type = pa.float16() if embedding_dtype == "float16" else pa.float32()
-    table = rows.select(C.OUTPUT_COLUMNS)
+    table = rows.select(C.OUTPUT_COLUMNS + (C.REUSE_COLUMNS if content_keys else []))
     table = table.set_column(
         table.schema.get_field_index(C.EMBEDDING), C.EMBEDDING, embedding.cast(pa.list_(value_type, dim))
     )

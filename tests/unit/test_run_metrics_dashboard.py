@@ -7,7 +7,16 @@ from pathlib import Path
 from sarashina_batch.run import metrics as M
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "infra" / "grafana-dashboard.json"
-COUNTERS = {M.ROWS_EMBEDDED, M.ROWS_REJECTED, M.TOKENS, M.PADDED_TOKENS, M.UNITS_COMMITTED, M.UNITS_FAILED}
+COUNTERS = {
+    M.ROWS_EMBEDDED,
+    M.ROWS_REJECTED,
+    M.ROWS_REUSED,
+    M.TOKENS,
+    M.TOKENS_REUSED,
+    M.PADDED_TOKENS,
+    M.UNITS_COMMITTED,
+    M.UNITS_FAILED,
+}
 
 
 def exported_names() -> set[str]:

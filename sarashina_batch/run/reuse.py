@@ -1,0 +1,172 @@
+"""Content reuse in a run: the pre-pass that stages reusable vectors before the graph runs,
+and the index upkeep after it (the callables are in stages/reuse.py, the index format in
+output/content_index.py).
+
+Both are Ray Data plans of their own, grouped by key bucket and by part: the driver sees unit
+names and counts, never keys. A run reuses only from units committed when it began, and
+removes the units it replaces only after its own are committed (run/driver.py), so the
+vectors it copies are never deleted under it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from ..output.content_index import has_segments, read_state, remove_index, write_state
+from ..output.layout import OutputLayout
+from ..output.reconcile import Reconciliation
+from ..stages.reuse import (
+    ReuseSettings,
+    fetch_vectors,
+    index_entries,
+    lookup_bucket,
+    stage_unit,
+    unit_keys,
+    write_bucket,
+)
+from ..stages.staging import StagedReuse
+from .cluster import WORKERS
+from .context import RunContext
+from .graph import one_unit_per_block, prepare_settings, unit_dataset
+
+log = logging.getLogger(__name__)
+
+# Units per block of the index upkeep's listing.
+UNITS_PER_INDEX_TASK = 16
+# Partitions of a grouping (keys by bucket, rows by the part that holds their vector): one
+# per this many files of the run (a shuffle's partitions cost seconds each to start, which a
+# small nightly run should not pay), at most MAX_PARTITIONS; and the tasks that run at once.
+FILES_PER_PARTITION = 8
+MAX_PARTITIONS = 64
+GROUP_TASKS = 4
+
+
+@dataclass
+class StagedPlan:
+    """What the pre-pass staged: the units with reusable rows, and how many rows."""
+
+    reuse: StagedReuse | None = None
+    rows: int = 0
+    units: set[str] = field(default_factory=set)
+
+
+def stage_reuse(run: RunContext, todo: Reconciliation, committed: set[str]) -> StagedPlan:
+    """Find the pending rows whose content key the output already holds and stage their
+    vectors under the run's scratch folder. Skipped (nothing to find) when the index is empty."""
+    if not run.content_keys or not committed or not has_segments(run.layout):
+        return StagedPlan()
+    config, workers = run.config, WORKERS.runtime_env()
+    settings = _settings(run, committed)
+    ds = unit_dataset(
+        todo.pending,
+        todo.committed_pending,
+        storage_options=config.input.storage_options,
+        rows_per_unit=config.input.rows_per_unit,
+        runtime_env=workers,
+    )
+    ds = one_unit_per_block(ds)
+    ds = ds.map_batches(
+        unit_keys,
+        fn_kwargs={"settings": settings},
+        batch_size=1,
+        batch_format="pyarrow",
+        num_cpus=config.compute.cpus_per_read_task,
+        runtime_env=workers,
+    )
+    partitions = _partitions(len(todo.pending))
+    ds = _grouped(ds, "bucket", lookup_bucket, settings, workers, partitions)
+    ds = _grouped(ds, "from_unit", fetch_vectors, settings, workers, partitions)
+    ds = _grouped(ds, "unit", stage_unit, settings, workers, partitions)
+    plan = StagedPlan()
+    for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        plan.units.update(batch["unit"].to_pylist())
+        plan.rows += sum(batch["rows"].to_pylist())
+    plan.reuse = StagedReuse(run.layout.uri, config.output.storage_options, run.run_id, frozenset(plan.units))
+    log.info(
+        "content reuse: %d rows of %d units found in the output; their vectors are copied", plan.rows, len(plan.units)
+    )
+    return plan
+
+
+def update_index(run: RunContext, committed: set[str]) -> int:
+    """Index the committed units the index does not cover yet (this run's, and any a crashed
+    run left out). Returns the units indexed."""
+    if not run.content_keys:
+        return 0
+    state = read_state(run.layout)
+    covered = set(state.units) & committed
+    todo = sorted(committed - covered)
+    if not todo:
+        return 0
+    index_units(run.layout, run.config.output.storage_options, run.run_id, todo, committed)
+    write_state(run.layout, covered | set(todo), run.run_id)
+    log.info("content index: %d units added", len(todo))
+    return len(todo)
+
+
+def rebuild_index(layout: OutputLayout, storage_options: dict, run_id: str, committed: set[str]) -> None:
+    """The whole index written again from the committed parts (the caller holds the lease)."""
+    remove_index(layout)
+    index_units(layout, storage_options, run_id, sorted(committed), committed)
+    write_state(layout, committed, run_id)
+
+
+def index_units(layout: OutputLayout, storage_options: dict, run_id: str, units: list[str], committed: set[str]):
+    """Add these units' keys to the index: one segment per bucket (Ray Data tasks)."""
+    import ray
+
+    workers = WORKERS.runtime_env()
+    settings = ReuseSettings(None, layout.uri, storage_options, run_id, frozenset(committed))
+    blocks = max(1, -(-len(units) // UNITS_PER_INDEX_TASK))
+    ds = ray.data.from_items([{"unit": unit} for unit in units], override_num_blocks=blocks)
+    ds = ds.map_batches(
+        index_entries,
+        fn_kwargs={"settings": settings},
+        batch_size=None,
+        batch_format="pyarrow",
+        num_cpus=0,
+        compute=ray.data.TaskPoolStrategy(size=GROUP_TASKS),
+        runtime_env=workers,
+    )
+    ds = _grouped(ds, "bucket", write_bucket, settings, workers, _partitions(len(units) // UNITS_PER_INDEX_TASK))
+    for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+        pass
+
+
+def _partitions(files: int) -> int:
+    return max(1, min(MAX_PARTITIONS, files // FILES_PER_PARTITION))
+
+
+def _grouped(ds, key: str, fn, settings: ReuseSettings, workers, partitions: int):
+    """ds grouped by `key`, fn called per group. The tasks wait on the store and move keys:
+    they ask for no CPU (two jobs' actors may hold every CPU, see run/graph.py), and are
+    bounded in number instead, since tasks asking for none are not bounded by Ray's CPU budget
+    (each would start a worker process of its own)."""
+    import ray
+
+    return ds.groupby(key, num_partitions=partitions).map_groups(
+        fn,
+        fn_kwargs={"settings": settings},
+        batch_format="pyarrow",
+        num_cpus=0,
+        compute=ray.data.TaskPoolStrategy(size=GROUP_TASKS),
+        runtime_env=workers,
+    )
+
+
+def _settings(run: RunContext, committed: set[str]) -> ReuseSettings:
+    return ReuseSettings(
+        prepare=prepare_settings(run.config, run.model),
+        output_uri=run.layout.uri,
+        storage_options=run.config.output.storage_options,
+        run_id=run.run_id,
+        committed=frozenset(committed),
+    )
+
+
+def remove_scratch(layout: OutputLayout, run_id: str) -> None:
+    """The run's staged vectors, once its units are committed (or it ends)."""
+    from ..output.preparation import sweep_scratch
+
+    sweep_scratch(layout, only=run_id)

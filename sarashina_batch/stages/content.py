@@ -1,0 +1,43 @@
+"""What the model sees of a row, and the content key that names it.
+
+The rendered prompt is the row's role prefix plus its text, cut at input.max_chars_per_row,
+then stripped as the model card's sentence-transformers (4.0.2) strips before tokenizing (a
+trailing newline would otherwise move the pooled last token). The content key is a hash of
+exactly that string: within one output (one fingerprint: model, revision, max_seq_length,
+dtypes, templates) two rows with the same key get the same vector, and rows with different
+keys never share one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+KEY_BYTES = 16
+
+
+def rendered_prompts(
+    texts: list[str | None],
+    roles: list[str | None],
+    reasons: list[str | None],
+    prefixes: dict[str, str],
+    max_chars: int,
+) -> tuple[list[str | None], list[bool]]:
+    """The string the tokenizer gets for each row (None for a rejected row), and whether the
+    text was cut at max_chars."""
+    prompts: list[str | None] = [None] * len(texts)
+    truncated = [False] * len(texts)
+    for i, text in enumerate(texts):
+        if reasons[i] is not None or text is None:
+            continue
+        if len(text) > max_chars:
+            text, truncated[i] = text[:max_chars], True
+        prompts[i] = (prefixes[roles[i]] + text).strip()
+    return prompts, truncated
+
+
+def content_key(prompt: str) -> bytes:
+    return hashlib.blake2b(prompt.encode("utf-8"), digest_size=KEY_BYTES).digest()
+
+
+def content_keys(prompts: list[str | None]) -> list[bytes | None]:
+    return [None if prompt is None else content_key(prompt) for prompt in prompts]

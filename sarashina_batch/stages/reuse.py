@@ -1,0 +1,195 @@
+"""The content-reuse pre-pass and the index's upkeep, as Ray Data callables over Arrow tables.
+
+  pending units -> unit_keys (the rows' content keys)
+    -> group by bucket: lookup_bucket (keys found in the index, in committed units)
+    -> group by the unit that holds the vector: fetch_vectors (one read of each old part)
+    -> group by the pending unit: stage_unit (its staging file, stages/staging.py)
+
+Grouping by the part that holds a vector makes a re-sharded corpus (each new unit drawing
+rows from many old parts) read every old part once, not once per new unit. Each vector is
+checked against the key stored beside it in its part before it is staged.
+
+  committed units -> index_entries (their parts' keys) -> group by bucket: write_bucket
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .. import columns as C
+from ..output.content_index import key_buckets, lookup, write_segment
+from ..output.layout import OutputLayout, part_name
+from ..output.lease import LeaseFence
+from ..storage.errors import with_retries
+from .content import content_keys
+from .prepare import PrepareSettings, read_unit, unit_prompts
+from .staging import STAGED_SCHEMA, staging_path
+
+KEYS_SCHEMA = pa.schema(
+    [("bucket", pa.int32()), ("key", pa.binary(16)), ("unit", pa.string()), ("source_row", pa.int64())]
+)
+HITS_SCHEMA = pa.schema(
+    [
+        ("unit", pa.string()),
+        ("source_row", pa.int64()),
+        ("key", pa.binary(16)),
+        ("from_unit", pa.string()),
+        ("from_row", pa.int32()),
+    ]
+)
+FETCHED_SCHEMA = pa.schema([("unit", pa.string()), *STAGED_SCHEMA])
+STAGED_UNITS_SCHEMA = pa.schema([("unit", pa.string()), ("rows", pa.int64())])
+ENTRIES_SCHEMA = pa.schema([("bucket", pa.int32()), ("key", pa.binary(16)), ("unit", pa.string()), ("row", pa.int32())])
+INDEXED_SCHEMA = pa.schema([("bucket", pa.int32()), ("entries", pa.int64())])
+
+
+@dataclass(frozen=True)
+class ReuseSettings:
+    """What the pre-pass tasks need; cheap to pickle (unit names, no keys)."""
+
+    prepare: PrepareSettings | None  # rows are read and rendered as the prepare stage does (None: index upkeep)
+    output_uri: str
+    storage_options: dict[str, Any]
+    run_id: str
+    committed: frozenset[str]  # units whose parts may lend a vector: committed when the run began
+
+    def layout(self, fenced: bool = False) -> OutputLayout:
+        layout = OutputLayout(self.output_uri, self.storage_options)
+        if fenced:  # staging files and segments are written only while the lease names this run
+            layout.fenced_by(LeaseFence(layout, self.run_id))
+        return layout
+
+
+def unit_keys(units: pa.Table, settings: ReuseSettings) -> pa.Table:
+    """The content key of every row of these units that would be embedded. A unit that cannot
+    be read adds nothing here: the prepare stage fails it with its reason."""
+    tables = []
+    for unit in units.to_pylist():
+        if unit[C.UNIT_ERROR] is not None:
+            continue
+        try:
+            rows = read_unit(unit, settings.prepare)
+        except Exception:  # noqa: BLE001 - reported by the prepare stage, which reads it again
+            continue
+        keys = pa.array(content_keys(unit_prompts(rows, settings.prepare)[0]), pa.binary(16))
+        rows_of = np.arange(unit[C.UNIT_FIRST_ROW], unit[C.UNIT_FIRST_ROW] + rows.num_rows, dtype=np.int64)
+        valid = pc.is_valid(keys)
+        keys, rows_of = keys.filter(valid), rows_of[np.asarray(valid)]
+        if len(keys):
+            tables.append(
+                pa.table(
+                    {
+                        "bucket": key_buckets(keys),
+                        "key": keys,
+                        "unit": pa.array([unit[C.UNIT_ID]] * len(keys), pa.string()),
+                        "source_row": rows_of,
+                    },
+                    schema=KEYS_SCHEMA,
+                )
+            )
+    return pa.concat_tables(tables) if tables else KEYS_SCHEMA.empty_table()
+
+
+def lookup_bucket(group: pa.Table, settings: ReuseSettings) -> pa.Table:
+    """The pending rows of one bucket whose key the index finds in a committed unit."""
+    if not group.num_rows:
+        return HITS_SCHEMA.empty_table()
+    bucket = group["bucket"][0].as_py()
+    found = lookup(settings.layout(), bucket, group["key"].combine_chunks(), settings.committed)
+    if not found.num_rows:
+        return HITS_SCHEMA.empty_table()
+    found = found.rename_columns(["key", "from_unit", "from_row"])
+    return group.select(["unit", "source_row", "key"]).join(found, "key", join_type="inner").select(HITS_SCHEMA.names)
+
+
+def fetch_vectors(group: pa.Table, settings: ReuseSettings) -> pa.Table:
+    """The vectors of one old unit's part that pending rows reuse, each checked against the
+    key stored at its row."""
+    if not group.num_rows:
+        return FETCHED_SCHEMA.empty_table()
+    from_unit = group["from_unit"][0].as_py()
+    layout = settings.layout()
+    path = layout.data_part(from_unit)
+    try:
+        part = with_retries(lambda: _read_part(layout, path), f"reading {path}")
+    except FileNotFoundError:  # removed since the lookup: these rows are embedded instead
+        return FETCHED_SCHEMA.empty_table()
+    rows = group["from_row"].combine_chunks()
+    inside = pc.less(rows, part.num_rows)
+    group, rows = group.filter(inside), rows.filter(inside)
+    taken = part.take(rows)
+    same = pc.equal(taken[C.CONTENT_KEY], group["key"]).fill_null(False)
+    group, taken = group.filter(same), taken.filter(same)
+    dim = taken[C.EMBEDDING].type.list_size if taken.num_rows else 0
+    vectors = pc.cast(taken[C.EMBEDDING], pa.list_(pa.float32(), dim)) if taken.num_rows else taken[C.EMBEDDING]
+    return pa.table(
+        {
+            "unit": group["unit"],
+            "source_row": group["source_row"],
+            "content_key": group["key"],
+            "vector": pc.cast(vectors, pa.list_(pa.float32())),
+            "num_tokens": taken[C.NUM_TOKENS],
+            "truncated": taken[C.TRUNCATED],
+            "reused_from": pa.array([part_name(from_unit)] * group.num_rows, pa.string()),
+        },
+        schema=FETCHED_SCHEMA,
+    )
+
+
+def _read_part(layout: OutputLayout, path: str) -> pa.Table:
+    with layout.fs.open(path, "rb") as handle:
+        return pq.read_table(handle, columns=[C.CONTENT_KEY, C.EMBEDDING, C.NUM_TOKENS, C.TRUNCATED])
+
+
+def stage_unit(group: pa.Table, settings: ReuseSettings) -> pa.Table:
+    """One pending unit's reusable rows as its staging file (under the run's lease)."""
+    if not group.num_rows:
+        return STAGED_UNITS_SCHEMA.empty_table()
+    unit = group["unit"][0].as_py()
+    staged = group.select(STAGED_SCHEMA.names).sort_by("source_row")
+    staged = staged.take(pc.index_in(pc.unique(staged["source_row"]), value_set=staged["source_row"]))
+    layout = settings.layout(fenced=True)
+    sink = pa.BufferOutputStream()
+    pq.write_table(staged, sink, compression="zstd")
+    layout.write_file(staging_path(layout, settings.run_id, unit), sink.getvalue().to_pybytes())
+    return pa.table({"unit": [unit], "rows": [staged.num_rows]}, schema=STAGED_UNITS_SCHEMA)
+
+
+# the index's upkeep ------------------------------------------------------------------
+def index_entries(units: pa.Table, settings: ReuseSettings) -> pa.Table:
+    """(bucket, key, unit, row) of every row of these committed units' data parts."""
+    layout, tables = settings.layout(), []
+    for unit in units["unit"].to_pylist():
+        path = layout.data_part(unit)
+        try:
+            keys = with_retries(lambda p=path: _read_keys(layout, p), f"reading {path}")
+        except (FileNotFoundError, KeyError):  # no data part (every row rejected), or no key column
+            continue
+        valid = pc.is_valid(keys)
+        rows = np.flatnonzero(np.asarray(valid)).astype(np.int32)
+        keys = keys.filter(valid)
+        columns = {"bucket": key_buckets(keys), "key": keys, "unit": pa.array([unit] * len(keys)), "row": rows}
+        tables.append(pa.table(columns, schema=ENTRIES_SCHEMA))
+    return pa.concat_tables(tables) if tables else ENTRIES_SCHEMA.empty_table()
+
+
+def _read_keys(layout: OutputLayout, path: str) -> pa.Array:
+    with layout.fs.open(path, "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        if C.CONTENT_KEY not in parquet.schema_arrow.names:
+            raise KeyError(C.CONTENT_KEY)
+        return parquet.read(columns=[C.CONTENT_KEY])[C.CONTENT_KEY].combine_chunks()
+
+
+def write_bucket(group: pa.Table, settings: ReuseSettings) -> pa.Table:
+    if not group.num_rows:
+        return INDEXED_SCHEMA.empty_table()
+    bucket = group["bucket"][0].as_py()
+    written = write_segment(settings.layout(fenced=True), bucket, settings.run_id, group, settings.committed)
+    return pa.table({"bucket": [bucket], "entries": [written]}, schema=INDEXED_SCHEMA)

@@ -1,0 +1,203 @@
+"""Content reuse: a corpus re-exported under new names, re-sharded, partly changed or full of
+duplicates costs only its new texts; the vectors reused are the ones committed, bit for bit;
+a crash while reusing from the units a run replaces loses nothing; a damaged index costs
+speed only, and the rebuild command restores it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import yaml
+
+from sarashina_batch.commands.embed import run_job
+from sarashina_batch.commands.exits import EXIT_OK
+from sarashina_batch.commands.index import run_index
+from tests.support.store import Store, shard
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_corpus(store: Store, tables: dict[str, pa.Table], row_group_size: int = 10) -> None:
+    for name, table in tables.items():
+        store.put_table(f"corpus/{name}.parquet", table, row_group_size=row_group_size)
+
+
+def reexport(store: Store, tables: dict[str, pa.Table], files: int, seed: int) -> dict[str, pa.Table]:
+    """The same rows, shuffled into `files` new files under new names, other row groups: what a
+    Spark `repartition(n).write.mode("overwrite")` makes of a corpus."""
+    rows = pa.concat_tables(tables.values())
+    rows = rows.take(np.random.default_rng(seed).permutation(rows.num_rows))
+    for name in tables:
+        store.fs.rm_file(store.key(f"corpus/{name}.parquet"))
+    new = {
+        f"part-{i:05d}-{os.urandom(4).hex()}": rows.take(c)
+        for i, c in enumerate(np.array_split(np.arange(rows.num_rows), files))
+    }
+    write_corpus(store, new, row_group_size=7)
+    return new
+
+
+def vectors_by_id(store: Store) -> dict[str, bytes]:
+    out = store.dataset("out")
+    return dict(
+        zip(
+            out["id"].to_pylist(),
+            (np.asarray(v, np.float32).tobytes() for v in out["embedding"].to_pylist()),
+            strict=True,
+        )
+    )
+
+
+def last_summary(store: Store) -> dict:
+    manifests = [json.loads(v) for k, v in store.files("out").items() if k.startswith("_manifest/")]
+    return max(manifests, key=lambda m: m["finished_at"])["summary"]
+
+
+def test_a_reexported_resharded_corpus_embeds_nothing(local_ray, tiny_model, store, capsys):
+    tables = {f"s{i}": shard(f"s{i}", 30) for i in range(4)}
+    write_corpus(store, tables)
+    config = store.config(tiny_model)
+    assert run_job(config) == EXIT_OK
+    first = vectors_by_id(store)
+    assert len(first) == 120
+
+    tables = reexport(store, tables, files=3, seed=1)
+    capsys.readouterr()
+    assert run_job(config) == EXIT_OK
+    printed = capsys.readouterr().out
+    summary = last_summary(store)
+    assert summary["embedded"] == 120 and summary["reused"] == 120 and summary["tokens"] == 0, printed
+    assert "reused 120 of the rows embedded" in printed
+    out = store.dataset("out")
+    assert sorted(out["id"].to_pylist()) == sorted(first), "exactly the current input's rows, once each"
+    assert vectors_by_id(store) == first, "every vector is the first run's, bit for bit"
+    assert out["reused_from"].null_count == 0
+    # The rows now live in the new files' parts; the old files' parts are gone.
+    markers = [json.loads(v) for k, v in store.files("out").items() if k.startswith("_commits/")]
+    assert {m["source_uri"].rsplit("/", 1)[-1] for m in markers} == {f"{name}.parquet" for name in tables}
+    assert {k for k in store.files("out") if k.startswith("part-")} == {m["data_part"] for m in markers}
+    assert not [k for k in store.files("out") if k.startswith("_runs/")], "the run's staged vectors are removed"
+
+
+def test_changed_texts_and_duplicates_embed_only_the_new_keys(local_ray, tiny_model, tmp_path, capsys):
+    store = Store("local", tmp_path)
+    tables = {f"s{i}": shard(f"s{i}", 50) for i in range(4)}
+    write_corpus(store, tables)
+    config = store.config(tiny_model, input={"rows_per_unit": 25})
+    assert run_job(config) == EXIT_OK
+    first = vectors_by_id(store)
+
+    # 5% of texts changed (10 rows, new texts), 3% of rows duplicated across files (6 rows with
+    # new ids and texts of other files), one new text twice in one unit, every file renamed.
+    texts = {name: t["text"].to_pylist() for name, t in tables.items()}
+    ids = {name: t["doc_id"].to_pylist() for name, t in tables.items()}
+    for k in range(10):
+        texts[f"s{k % 4}"][k] = f"新しい文書{k}:今日は雨が降っています。"
+    texts["s0"][20] = texts["s0"][0]  # the same new text again, in the same unit
+    for k in range(6):
+        ids[f"s{k % 4}"].append(f"dup-{k}")
+        texts[f"s{k % 4}"].append(tables[f"s{(k + 1) % 4}"]["text"][30 + k].as_py())
+    for name in list(tables):
+        store.fs.rm_file(store.key(f"corpus/{name}.parquet"))
+    new = {f"{name}-v2": pa.table({"doc_id": ids[name], "text": texts[name]}) for name in tables}
+    write_corpus(store, new)
+    capsys.readouterr()
+
+    assert run_job(config) == EXIT_OK
+    summary = last_summary(store)
+    rows = sum(t.num_rows for t in new.values())
+    assert summary["embedded"] == rows == 206
+    assert summary["embedded"] - summary["reused"] == 10, "exactly the distinct new keys are embedded"
+    out = store.dataset("out")
+    assert sorted(out["id"].to_pylist()) == sorted(i for t in new.values() for i in t["doc_id"].to_pylist())
+    now = vectors_by_id(store)
+    unchanged = [i for name in tables for k, i in enumerate(ids[name][:50]) if k >= 10 and i != "s0-020"]
+    assert all(now[i] == first[i] for i in unchanged)
+    for k in range(6):  # a duplicate gets the vector of the row it copies, bit for bit
+        assert now[f"dup-{k}"] == first[f"s{(k + 1) % 4}-{30 + k:03d}"]
+    assert now["s0-020"] == now["s0-000"]
+    by_id = dict(zip(out["id"].to_pylist(), out["reused_from"].to_pylist(), strict=True))
+    assert sum(v is None for v in by_id.values()) == 10, "reused_from is null only for the rows the model embedded"
+
+
+def test_a_damaged_index_costs_speed_only_and_the_rebuild_restores_it(local_ray, tiny_model, tmp_path, capsys):
+    store = Store("local", tmp_path)
+    tables = {f"s{i}": shard(f"s{i}", 30) for i in range(3)}
+    write_corpus(store, tables)
+    config = store.config(tiny_model)
+    assert run_job(config) == EXIT_OK
+    first = vectors_by_id(store)
+    index = tmp_path / "out" / "_index"
+    segments = sorted(index.glob("*/seg-*.parquet"))
+    segments[0].unlink()  # one bucket lost
+    segments[1].write_bytes(segments[1].read_bytes()[:40])  # one truncated
+    (index / "_state.json").write_text("{not json")
+
+    tables = reexport(store, tables, files=2, seed=2)
+    assert run_job(config) == EXIT_OK
+    summary = last_summary(store)
+    assert 0 < summary["embedded"] - summary["reused"] < 90, "the rows the damaged buckets held are embedded again"
+    out = store.dataset("out")
+    assert sorted(out["id"].to_pylist()) == sorted(first)
+    now = vectors_by_id(store)
+    for i, vector in now.items():
+        a, b = np.frombuffer(vector, np.float32), np.frombuffer(first[i], np.float32)
+        assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) >= 0.99999
+
+    capsys.readouterr()
+    assert run_index(config, rebuild=True) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "complete" in printed and "90 keys in" in printed and "units indexed 2 of 2" in printed, printed
+    reexport(store, tables, files=3, seed=3)
+    assert run_job(config) == EXIT_OK
+    summary = last_summary(store)
+    assert summary["reused"] == summary["embedded"] == 90 and summary["tokens"] == 0
+
+
+def test_a_run_killed_while_reusing_from_the_units_it_replaces_loses_nothing(local_ray, tiny_model, tmp_path):
+    store = Store("local", tmp_path)
+    tables = {f"s{i}": shard(f"s{i}", 40) for i in range(4)}
+    write_corpus(store, tables)
+    config = store.config(tiny_model)
+    assert run_job(config) == EXIT_OK
+    first = vectors_by_id(store)
+    old_parts = {p.name for p in (tmp_path / "out").glob("part-*")}
+    reexport(store, tables, files=4, seed=4)
+
+    raw = config.model_dump()
+    raw["compute"]["ray_address"] = local_ray.get_runtime_context().gcs_address  # killing the driver kills no Ray
+    config_path = tmp_path / "job.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        markers = tmp_path / "out" / "_commits"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and len(list(markers.glob("*.json"))) <= len(old_parts):
+            time.sleep(0.1)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        driver.kill()
+    committed = len(list(markers.glob("*.json")))
+    assert len(old_parts) < committed < 2 * len(old_parts), "killed mid-run"
+    assert old_parts <= {p.name for p in (tmp_path / "out").glob("part-*")}, "the units it replaces are still there"
+
+    assert run_job(config) == EXIT_OK
+    summary = last_summary(store)
+    assert summary["tokens"] == 0, "the resumed run reuses too"
+    out = store.dataset("out")
+    assert sorted(out["id"].to_pylist()) == sorted(first), "exact mirror: nothing lost, nothing twice"
+    assert vectors_by_id(store) == first
