@@ -10,6 +10,7 @@ vectors it copies are never deleted under it.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 
@@ -20,20 +21,26 @@ from ..stages.reuse import (
     ReuseSettings,
     fetch_vectors,
     index_entries,
+    index_units_together,
     lookup_bucket,
     stage_unit,
+    stage_units_together,
     unit_keys,
     write_bucket,
 )
 from ..stages.staging import StagedReuse
 from .cluster import WORKERS
 from .context import RunContext
-from .graph import one_unit_per_block, prepare_settings, unit_dataset
+from .graph import FILES_PER_LISTING_BLOCK, one_unit_per_block, prepare_settings, unit_dataset
 
 log = logging.getLogger(__name__)
 
-# Units per block of the index upkeep's listing.
+# Units per block of the index upkeep's listing; up to SMALL_INDEX_BLOCKS blocks, one task does
+# it all. A pre-pass over at most SMALL_RUN_BYTES of pending input (and one listing block) runs
+# in one task too: a shuffle costs seconds to start, more than a small nightly run's keys.
 UNITS_PER_INDEX_TASK = 16
+SMALL_INDEX_BLOCKS = 4
+SMALL_RUN_BYTES = 256 * 2**20
 # Partitions of a grouping (keys by bucket, rows by the part that holds their vector): one
 # per this many files of the run (a shuffle's partitions cost seconds each to start, which a
 # small nightly run should not pay), at most MAX_PARTITIONS; and the tasks that run at once.
@@ -65,19 +72,29 @@ def stage_reuse(run: RunContext, todo: Reconciliation, committed: set[str]) -> S
         rows_per_unit=config.input.rows_per_unit,
         runtime_env=workers,
     )
-    ds = one_unit_per_block(ds)
-    ds = ds.map_batches(
-        unit_keys,
-        fn_kwargs={"settings": settings},
-        batch_size=1,
-        batch_format="pyarrow",
-        num_cpus=config.compute.cpus_per_read_task,
-        runtime_env=workers,
-    )
-    partitions = _partitions(len(todo.pending))
-    ds = _grouped(ds, "bucket", lookup_bucket, settings, workers, partitions)
-    ds = _grouped(ds, "from_unit", fetch_vectors, settings, workers, partitions)
-    ds = _grouped(ds, "unit", stage_unit, settings, workers, partitions)
+    if _input_bytes(todo) <= SMALL_RUN_BYTES and len(todo.pending) <= FILES_PER_LISTING_BLOCK:
+        # One listing block, one task: the steps below without their shuffles.
+        ds = ds.map_batches(
+            stage_units_together,
+            fn_kwargs={"settings": settings},
+            batch_size=None,
+            batch_format="pyarrow",
+            num_cpus=0,
+            runtime_env=workers,
+        )
+    else:
+        ds = one_unit_per_block(ds).map_batches(
+            unit_keys,
+            fn_kwargs={"settings": settings},
+            batch_size=1,
+            batch_format="pyarrow",
+            num_cpus=config.compute.cpus_per_read_task,
+            runtime_env=workers,
+        )
+        partitions = _partitions(len(todo.pending))
+        ds = _grouped(ds, "bucket", lookup_bucket, settings, workers, partitions)
+        ds = _grouped(ds, "from_unit", fetch_vectors, settings, workers, partitions)
+        ds = _grouped(ds, "unit", stage_unit, settings, workers, partitions)
     plan = StagedPlan()
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         plan.units.update(batch["unit"].to_pylist())
@@ -119,19 +136,34 @@ def index_units(layout: OutputLayout, storage_options: dict, run_id: str, units:
     workers = WORKERS.runtime_env()
     settings = ReuseSettings(None, layout.uri, storage_options, run_id, frozenset(committed))
     blocks = max(1, -(-len(units) // UNITS_PER_INDEX_TASK))
-    ds = ray.data.from_items([{"unit": unit} for unit in units], override_num_blocks=blocks)
-    ds = ds.map_batches(
-        index_entries,
-        fn_kwargs={"settings": settings},
-        batch_size=None,
-        batch_format="pyarrow",
-        num_cpus=0,
-        compute=ray.data.TaskPoolStrategy(size=GROUP_TASKS),
-        runtime_env=workers,
-    )
-    ds = _grouped(ds, "bucket", write_bucket, settings, workers, _partitions(len(units) // UNITS_PER_INDEX_TASK))
+    small = blocks <= SMALL_INDEX_BLOCKS  # then one task writes every bucket's segment: no shuffle
+    ds = ray.data.from_items([{"unit": unit} for unit in units], override_num_blocks=1 if small else blocks)
+    if small:
+        ds = ds.map_batches(
+            index_units_together,
+            fn_kwargs={"settings": settings},
+            batch_size=None,
+            batch_format="pyarrow",
+            num_cpus=0,
+            runtime_env=workers,
+        )
+    else:
+        ds = ds.map_batches(
+            index_entries,
+            fn_kwargs={"settings": settings},
+            batch_size=None,
+            batch_format="pyarrow",
+            num_cpus=0,
+            compute=ray.data.TaskPoolStrategy(size=GROUP_TASKS),
+            runtime_env=workers,
+        )
+        ds = _grouped(ds, "bucket", write_bucket, settings, workers, _partitions(blocks))
     for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         pass
+
+
+def _input_bytes(todo: Reconciliation) -> int:
+    return sum(json.loads(fields).get("size", 0) for fields in todo.pending["identity_fields"].to_pylist())
 
 
 def _partitions(files: int) -> int:

@@ -193,3 +193,23 @@ def write_bucket(group: pa.Table, settings: ReuseSettings) -> pa.Table:
     bucket = group["bucket"][0].as_py()
     written = write_segment(settings.layout(fenced=True), bucket, settings.run_id, group, settings.committed)
     return pa.table({"bucket": [bucket], "entries": [written]}, schema=INDEXED_SCHEMA)
+
+
+# small runs: the same steps in one task ------------------------------------------------
+def stage_units_together(units: pa.Table, settings: ReuseSettings) -> pa.Table:
+    """The whole pre-pass for these units in one task: for a run small enough that one worker
+    holds its keys, a shuffle's start-up would cost more than the work."""
+    keys = unit_keys(units, settings)
+    hits = _each_group(keys, "bucket", lookup_bucket, settings, HITS_SCHEMA)
+    fetched = _each_group(hits, "from_unit", fetch_vectors, settings, FETCHED_SCHEMA)
+    return _each_group(fetched, "unit", stage_unit, settings, STAGED_UNITS_SCHEMA)
+
+
+def index_units_together(units: pa.Table, settings: ReuseSettings) -> pa.Table:
+    """The index upkeep for these units in one task (one segment per bucket)."""
+    return _each_group(index_entries(units, settings), "bucket", write_bucket, settings, INDEXED_SCHEMA)
+
+
+def _each_group(table: pa.Table, key: str, fn, settings: ReuseSettings, schema: pa.Schema) -> pa.Table:
+    groups = [fn(table.filter(pc.equal(table[key], value)), settings) for value in pc.unique(table[key]).to_pylist()]
+    return pa.concat_tables(groups) if groups else schema.empty_table()
