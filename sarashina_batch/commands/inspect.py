@@ -11,6 +11,7 @@ from typing import Any
 
 from ..config import RunConfig
 from ..input.parquet import footer, key_value_metadata
+from ..output.content_index import index_health
 from ..output.layout import RUN_INFO, NotAnOutput, OutputLayout
 from ..output.records import COUNTERS, CommitMarker, LeaseRecord, RunManifest
 from ..output.versions import is_versioned, list_versions, output_root
@@ -51,6 +52,7 @@ def inspect_output(layout: OutputLayout) -> dict[str, Any]:
         "provenance": part_provenance(layout, markers),
         "totals": totals(markers),
         "lease": lease.to_json() if lease else None,
+        "content_index": index_health(layout, {m.unit for m in markers}),
         "versions": versions(runs),
         "runs": [run_summary(run) for run in runs],
     }
@@ -236,6 +238,7 @@ def format_report(report: dict[str, Any]) -> str:
         )
         lines.append("  libraries " + ", ".join(f"{name} {version}" for name, version in versions.items()))
     lines.append(f"  lease {_lease_text(report['lease'])}")
+    lines.append(_index_text(report["content_index"], t))
     lines.append(f"  versions written here: {len(report['versions'])}")
     for version in report["versions"]:
         lines.append(
@@ -244,6 +247,16 @@ def format_report(report: dict[str, Any]) -> str:
         )
     lines += _runs_table(report["runs"])
     return "\n".join(lines)
+
+
+def _index_text(index: dict[str, Any], t: dict[str, Any]) -> str:
+    reused = f"reused {t['reused']:,} of the rows embedded | " if t.get("reused") else ""
+    return (
+        f"  content reuse: {reused}index {index['entries']:,} keys in {index['segments']:,} segments "
+        f"({index['bytes'] / 2**20:,.1f} MiB), units indexed {index['units_indexed']:,} of "
+        f"{index['units_committed']:,}"
+        + (f", {index['unreadable_segments']} unreadable" if index["unreadable_segments"] else "")
+    )
 
 
 def _runs_table(runs: list[dict[str, Any]]) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
 from ..config import PreflightError, RunConfig
@@ -25,6 +26,7 @@ from ..input.listing import list_shards
 from ..input.parquet import column_names, footer_of, read_row_group, row_group_sizes
 from ..input.units import UnitName, split_row_groups
 from ..model.flops import PEAK_BF16, SARASHINA_V2_1B, model_flops
+from ..output.content_index import has_segments, key_buckets, lookup
 from ..output.layout import OutputLayout
 from ..output.preparation import OutputConflict, check_output_is_ours, configuration_conflict, mode_refusal
 from ..output.reconcile import reconcile
@@ -34,12 +36,14 @@ from ..run.graph import prepare_settings
 from ..run.model_source import resolve_model, with_builtin_model
 from ..run.provenance import fingerprint, fingerprint_fields, output_settings
 from ..run.resources import decide_resources
-from ..stages.prepare import count_tokens
+from ..stages.content import content_keys
+from ..stages.prepare import count_tokens, unit_prompts
 from ..storage.errors import describe, with_retries
 from .exits import EXIT_CHECK_FAILED, EXIT_OK, guarded, print_report
 
 FOOTER_THREADS = 32
 ROWS_PER_SAMPLED_GROUP = 20  # texts taken from each sampled row group (fewer, larger reads)
+REUSE_SAMPLE = 1000  # pending rows whose content keys are looked up in the output's index
 # Until a GPU measurement replaces it (jobs/benchmark_gpu.py prints tokens/s per GPU type),
 # throughput is estimated as this share of the GPU's dense bf16 peak: the project's target.
 ASSUMED_MFU = 0.5
@@ -85,7 +89,8 @@ def plan_run(config: RunConfig, sample: int = 2000, throughput_file: str | None 
     report["resume"] = _resume_view(config, listing, model, files, problems)
     report["resources"] = _resources(config, problems)
     if "tokens" in report:
-        todo_tokens = report["tokens"]["mean_per_row"] * report["resume"]["rows_to_embed"]
+        reused = report["resume"].get("reuse", {}).get("share", 0.0)
+        todo_tokens = report["tokens"]["mean_per_row"] * report["resume"]["rows_to_embed"] * (1 - reused)
         report["cost"] = _cost(todo_tokens, report["tokens"]["flops_per_token"], throughput_file)
     return report
 
@@ -257,7 +262,32 @@ def _resume_view(config: RunConfig, listing, model, files: list[dict[str, Any]],
         units_removed=len(todo.stale),
         rows_to_embed=max(0, pending_rows - done_in_pending),
     )
+    if model is not None and config.reuse.enabled and keeps_content_keys(layout, config.output.mode):
+        pending = set(todo.pending["uri"].to_pylist())
+        view["reuse"] = _estimate_reuse([f for f in files if f["uri"] in pending], config, model, layout, committed)
     return view
+
+
+def _estimate_reuse(files: list[dict[str, Any]], config: RunConfig, model, layout, committed: set[str]) -> dict:
+    """The share of the pending rows whose content key the output's index already holds, from a
+    sample of them looked up as a run would (their vectors would be copied, not embedded)."""
+    groups = [(f["uri"], index, rows) for f in files for index, rows in enumerate(f["groups"]) if rows]
+    if not groups or not has_segments(layout):
+        return {"sampled": 0, "distinct": 0, "found": 0, "share": 0.0}
+    settings = prepare_settings(config, model)
+    exact = sum(rows for _, _, rows in groups) <= REUSE_SAMPLE
+    _, tables = _sample_row_groups(groups, config, settings, REUSE_SAMPLE, 0, exact)
+    keys = pa.array(
+        [k for t in tables for k in content_keys(unit_prompts(t, settings)[0]) if k is not None], pa.binary(16)
+    )
+    buckets = key_buckets(keys) if len(keys) else np.array([], np.int32)
+    found = sum(
+        lookup(layout, int(b), keys.filter(pa.array(buckets == b)), frozenset(committed)).num_rows
+        for b in np.unique(buckets)
+    )
+    # Distinct keys found over sampled keys: a sample's repeats would otherwise count twice.
+    distinct = len(pc.unique(keys)) if len(keys) else 0
+    return {"sampled": len(keys), "distinct": distinct, "found": found, "share": found / distinct if distinct else 0.0}
 
 
 def _resources(config: RunConfig, problems: list[str]) -> dict:
@@ -366,9 +396,18 @@ def format_plan(report: dict[str, Any]) -> str:
             )
         else:
             lines.append(f"  output: {resume['state']}")
+        reuse = resume.get("reuse") or {}
+        left = resume["rows_to_embed"] * (1 - reuse.get("share", 0.0))
         lines.append(
             f"  to embed: {resume['rows_to_embed']:,} rows"
-            + (f", ~{tokens['mean_per_row'] * resume['rows_to_embed']:,.0f} tokens" if tokens else "")
+            + (f", ~{tokens['mean_per_row'] * left:,.0f} tokens" if tokens else "")
+            + (
+                f"; ~{reuse['share']:.0%} of them already in the output (content reuse: {reuse['found']:,} of "
+                f"{reuse['distinct']:,} distinct keys in {reuse['sampled']:,} sampled rows): ~{left:,.0f} rows "
+                "left for the model"
+                if reuse.get("sampled")
+                else ""
+            )
         )
     resources = report.get("resources")
     if resources and "max_actors" in resources:

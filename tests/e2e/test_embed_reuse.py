@@ -19,6 +19,8 @@ import yaml
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_OK
 from sarashina_batch.commands.index import run_index
+from sarashina_batch.commands.plan import plan_run
+from sarashina_batch.commands.verify import run_verify
 from tests.support.store import Store, shard
 
 pytestmark = pytest.mark.integration
@@ -70,6 +72,8 @@ def test_a_reexported_resharded_corpus_embeds_nothing(local_ray, tiny_model, sto
     assert len(first) == 120
 
     tables = reexport(store, tables, files=3, seed=1)
+    estimate = plan_run(config)["resume"]["reuse"]
+    assert estimate["share"] == 1.0 and estimate["found"] == estimate["distinct"] == 120, "plan sees the reuse"
     capsys.readouterr()
     assert run_job(config) == EXIT_OK
     printed = capsys.readouterr().out
@@ -85,6 +89,8 @@ def test_a_reexported_resharded_corpus_embeds_nothing(local_ray, tiny_model, sto
     assert {m["source_uri"].rsplit("/", 1)[-1] for m in markers} == {f"{name}.parquet" for name in tables}
     assert {k for k in store.files("out") if k.startswith("part-")} == {m["data_part"] for m in markers}
     assert not [k for k in store.files("out") if k.startswith("_runs/")], "the run's staged vectors are removed"
+    # verify re-embeds a sample of the output (every row of it reused) with the reference model.
+    assert run_verify(config, sample=20, min_cosine=0.999, model=tiny_model, seed=0, device="cpu") == EXIT_OK
 
 
 def test_changed_texts_and_duplicates_embed_only_the_new_keys(local_ray, tiny_model, tmp_path, capsys):
