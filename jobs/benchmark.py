@@ -7,6 +7,9 @@ one after the other, each in a process of its own (so that peak memory is its ow
   st_encode    SentenceTransformer.encode with its default batching
   naive        unsorted fixed-size batches, padded to the longest row of each
   tokenize     tokenization alone, on one core
+  reembed      content reuse: the job on the corpus, then the corpus re-exported under new file
+               names and re-sharded with 5% new texts, and the job again on the same output:
+               the re-run's wall time and tokens embedded against the first run's
 and prints docs/s, tokens/s, padding efficiency and peak memory as a table, plus a JSON file.
 
     python jobs/benchmark.py                          # CPU, offline, configs/benchmark.yaml
@@ -30,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 import yaml
 
-CASES = ("tokenize", "embed_stage", "st_encode", "naive", "job")
+CASES = ("tokenize", "embed_stage", "st_encode", "naive", "job", "reembed")
 PROMPT = "text: "  # the model card's document prompt (prompt.role: document)
 
 
@@ -327,12 +330,88 @@ def _case_job(model, workdir, job, settings):
     }
 
 
+def _case_reembed(model, workdir, job, settings):
+    """A nightly run over a re-exported corpus: first run, then 5% new texts, new names, new
+    sharding, and the re-run on the same output (content reuse on, its default)."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    corpus, output = workdir / "reembed_corpus", workdir / "reembed_output"
+    for folder in (corpus, output):
+        shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(workdir / "corpus", corpus)
+    first = _run_job(
+        model,
+        {
+            **job,
+            "input": {**job["input"], "uri": str(corpus)},
+            "output": {**job["output"], "uri": str(output), "mode": "resume"},
+        },
+    )
+    rows = ds.dataset(str(corpus)).to_table()
+    rng = np.random.default_rng(1)
+    changed = rng.choice(rows.num_rows, size=rows.num_rows // 20, replace=False)
+    texts = rows["text"].to_pylist()
+    for i in changed:  # a new text of the same length: the same work for the model
+        texts[i] = "改" + texts[i][::-1][: max(1, len(texts[i]) - 1)]
+    rows = rows.set_column(rows.schema.get_field_index("text"), "text", pa.array(texts)).take(
+        rng.permutation(rows.num_rows)
+    )
+    shutil.rmtree(corpus)
+    corpus.mkdir()
+    for index, chunk in enumerate(np.array_split(np.arange(rows.num_rows), 3)):
+        pq.write_table(rows.take(chunk), corpus / f"part-{index:05d}-{os.urandom(4).hex()}.parquet", row_group_size=150)
+    new_tokens = int(_token_counts(model, [texts[i] for i in changed], job["model"]["max_seq_length"]).sum())
+    again = _run_job(
+        model,
+        {
+            **job,
+            "input": {**job["input"], "uri": str(corpus)},
+            "output": {**job["output"], "uri": str(output), "mode": "resume"},
+        },
+    )
+    return {
+        "seconds": again["seconds"],  # the table's row: the re-run
+        "tokens": again["tokens"],
+        "first": first,
+        "rerun": again,
+        "changed_rows": len(changed),
+        "changed_tokens": new_tokens,
+        "rerun_time_share": again["seconds"] / first["seconds"],
+        "rerun_token_share": again["tokens"] / first["tokens"],
+    }
+
+
+def _run_job(model, job: dict) -> dict:
+    import ray
+
+    from sarashina_batch.config import RunConfig
+    from sarashina_batch.run.cluster import connect_ray
+    from sarashina_batch.run.driver import run_pipeline
+    from sarashina_batch.run.model_source import resolve_model
+    from sarashina_batch.run.provenance import new_run_id
+
+    config = RunConfig.model_validate({**job, "model": {**job["model"], "name": model}})
+    connect_ray("local", num_cpus=os.cpu_count())
+    started = time.perf_counter()
+    result = run_pipeline(config, resolve_model(config.model.name, None), new_run_id())
+    seconds = time.perf_counter() - started
+    ray.shutdown()
+    counts = result.totals.counts
+    return {"seconds": seconds, "rows": counts["rows"], "tokens": counts["tokens"], "reused": counts["reused"],
+            "reused_tokens": counts["reused_tokens"], "complete": result.complete}  # fmt: skip
+
+
 CASE_FUNCTIONS = {
     "tokenize": _case_tokenize,
     "embed_stage": _case_embed_stage,
     "st_encode": _case_st_encode,
     "naive": _case_naive,
     "job": _case_job,
+    "reembed": _case_reembed,
 }
 
 
@@ -435,6 +514,14 @@ def _report(
     if "tokenize" in by and "embed_stage" in by:
         # Cores that tokenizing needs to keep one embed actor fed (size compute.cpus_per_read_task by it).
         ratios["tokenizer_cores_per_embed_actor"] = by["embed_stage"]["tokens_per_s"] / by["tokenize"]["tokens_per_s"]
+    if "reembed" in by:
+        r = by["reembed"]
+        print(
+            f"reembed: first run {r['first']['seconds']:.1f} s, {r['first']['tokens']:,} tokens; re-run over the "
+            f"re-exported corpus {r['rerun']['seconds']:.1f} s ({r['rerun_time_share']:.1%}), {r['rerun']['tokens']:,} "
+            f"tokens embedded ({r['rerun_token_share']:.1%}; the {r['changed_rows']:,} new texts have "
+            f"{r['changed_tokens']:,}), {r['rerun']['reused']:,} rows reused"
+        )
     for name, value in ratios.items():
         print(f"{name}: {value:.3g}")
     print(

@@ -214,5 +214,5 @@ class OutputLayout:
         try:
             with self.fs.open(path, "r") as handle:
                 return record.from_json(json.load(handle), where=path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # a parent that is a file holds nothing either
             return None
