@@ -107,13 +107,15 @@ def _matches(layout: OutputLayout, path: str, wanted: pa.Array) -> pa.Table | No
     """The segment's entries for these keys; only the footer and the row groups whose key
     range holds one of them are read, so a lookup costs what its keys touch."""
     ordered = sorted(wanted.to_pylist())
+    found = []
     with layout.fs.open(path, "rb") as handle:
         parquet = pq.ParquetFile(handle)
-        groups = [g for g in range(parquet.num_row_groups) if _may_hold(parquet, g, ordered)]
-        if not groups:
-            return None
-        table = parquet.read_row_groups(groups).cast(INDEX_SCHEMA)
-    return table.filter(pc.is_in(table["key"], wanted))
+        # One row group at a time: a worker holds one group (64 Ki keys) and the matches.
+        for group in range(parquet.num_row_groups):
+            if _may_hold(parquet, group, ordered):
+                table = parquet.read_row_group(group).cast(INDEX_SCHEMA)
+                found.append(table.filter(pc.is_in(table["key"], wanted)))
+    return pa.concat_tables(found) if found else None
 
 
 def _may_hold(parquet: pq.ParquetFile, group: int, ordered: list[bytes]) -> bool:
