@@ -6,6 +6,7 @@ The caller (commands/embed.py) owns the model, the manifest and the summary.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +30,10 @@ from .signals import raise_on_sigterm
 from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
+
+# Passes of a run with content reuse: units whose new texts another unit of the run embeds
+# first wait for a later pass; chains longer than this are embedded in the last pass.
+REUSE_PASSES = 3
 
 
 @dataclass
@@ -182,18 +187,8 @@ class RunDriver:
                 # autoscaling cluster is not asked for a GPU node (the nightly run's usual case).
                 log.info("nothing to embed: every input file is unchanged and committed")
                 break
-            staged = self._stage_reuse(prepared)
-            graph = build_dataset(
-                self.context, prepared.reconciliation, self.resources, self.unit_attempts.guard(), staged.reuse
-            )
             try:
-                self.watchdog.doing(
-                    f"embedding {len(prepared.reconciliation.pending):,} input files (units committed "
-                    "so far in the progress lines)"
-                )
-                for stats in graph.iter_batches(batch_size=None, batch_format="pyarrow"):
-                    self.ledger.add(stats)
-                    self.watchdog.progress()
+                self._passes(prepared)
                 break
             except Exception as err:
                 if not _lost_to_ray(err) or attempt == config.compute.max_pipeline_restarts:
@@ -208,17 +203,51 @@ class RunDriver:
                 mode, sweep = "resume", False
         return first, attempt
 
-    def _stage_reuse(self, prepared: PreparedOutput) -> StagedPlan:
+    def _passes(self, prepared: PreparedOutput) -> None:
+        """Run the graph over the pending units. With content reuse, a unit with rows whose new
+        text another pending unit of this run also has waits for a later pass, after that unit
+        is committed and indexed: each distinct text is embedded once. The unit that sorts first
+        never waits, so each pass commits some; the last pass defers nothing."""
+        todo = prepared.reconciliation
+        for number in range(1, REUSE_PASSES + 1):
+            skip = todo.committed_pending | self.ledger.done | set(self.ledger.failed)  # failed: the next run's
+            staged = self._stage_reuse(prepared, skip, defer=number < REUSE_PASSES)
+            this_pass = dataclasses.replace(todo, committed_pending=skip | staged.deferred)
+            graph = build_dataset(self.context, this_pass, self.resources, self.unit_attempts.guard(), staged.reuse)
+            self.watchdog.doing(
+                f"embedding {len(todo.pending):,} input files (units committed so far in the progress lines)"
+            )
+            for stats in graph.iter_batches(batch_size=None, batch_format="pyarrow"):
+                self.ledger.add(stats)
+                self.watchdog.progress()
+            if not staged.deferred:
+                return
+            log.info("pass %d: %d units wait for texts this pass embedded", number, len(staged.deferred))
+            self._index(prepared)
+
+    def _stage_reuse(self, prepared: PreparedOutput, skip: set[str], defer: bool) -> StagedPlan:
         """Stage the vectors the pending rows can reuse (from every unit still in place,
-        those this run replaces included)."""
+        those this run replaces and those it committed included)."""
         if not self.context.config.reuse.enabled:
             return StagedPlan()
         self.watchdog.doing("looking up the pending rows' content keys in the output's index")
+        committed = prepared.committed | set(prepared.stale) | self.ledger.done
         return explained(
-            lambda: stage_reuse(self.context, prepared.reconciliation, prepared.committed | set(prepared.stale)),
+            lambda: stage_reuse(self.context, prepared.reconciliation, committed, skip, defer),
             self.context.config.output.uri,
             "output",
             "staging reusable vectors",
+            writing=True,
+        )
+
+    def _index(self, prepared: PreparedOutput) -> None:
+        self.watchdog.doing("adding this run's units to the content index")
+        layout = self.context.layout
+        explained(
+            lambda: update_index(self.context, layout.committed_units() - set(prepared.stale)),
+            self.context.config.output.uri,
+            "output",
+            "updating the content index",
             writing=True,
         )
 
@@ -228,14 +257,7 @@ class RunDriver:
         if not self.context.config.reuse.enabled:
             return 0
         layout, stale = self.context.layout, prepared.stale
-        self.watchdog.doing("adding this run's units to the content index")
-        explained(
-            lambda: update_index(self.context, layout.committed_units() - set(stale)),
-            self.context.config.output.uri,
-            "output",
-            "updating the content index",
-            writing=True,
-        )
+        self._index(prepared)
         remove_units(layout, stale)
         remove_scratch(layout, self.context.run_id)
         return len(stale)

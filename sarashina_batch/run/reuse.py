@@ -56,18 +56,21 @@ class StagedPlan:
     reuse: StagedReuse | None = None
     rows: int = 0
     units: set[str] = field(default_factory=set)
+    deferred: set[str] = field(default_factory=set)  # units left for a later pass of the run
 
 
-def stage_reuse(run: RunContext, todo: Reconciliation, committed: set[str]) -> StagedPlan:
+def stage_reuse(run: RunContext, todo: Reconciliation, committed: set[str], skip: set[str], defer: bool) -> StagedPlan:
     """Find the pending rows whose content key the output already holds and stage their
-    vectors under the run's scratch folder. Skipped (nothing to find) when the index is empty."""
-    if not run.content_keys or not committed or not has_segments(run.layout):
+    vectors under the run's scratch folder; with `defer`, also the units with rows whose new
+    key a unit that sorts first has too (StagedPlan.deferred: run them once it is committed).
+    skip: units already done. Nothing to find when the index is empty and nothing is deferred."""
+    if not run.content_keys or (not defer and not has_segments(run.layout)):
         return StagedPlan()
     config, workers = run.config, WORKERS.runtime_env()
-    settings = _settings(run, committed)
+    settings = _settings(run, committed, defer)
     ds = unit_dataset(
         todo.pending,
-        todo.committed_pending,
+        skip,
         storage_options=config.input.storage_options,
         rows_per_unit=config.input.rows_per_unit,
         runtime_env=workers,
@@ -97,11 +100,18 @@ def stage_reuse(run: RunContext, todo: Reconciliation, committed: set[str]) -> S
         ds = _grouped(ds, "unit", stage_unit, settings, workers, partitions)
     plan = StagedPlan()
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-        plan.units.update(batch["unit"].to_pylist())
-        plan.rows += sum(batch["rows"].to_pylist())
+        for unit, rows, deferred in zip(*(batch[c].to_pylist() for c in ("unit", "rows", "deferred")), strict=True):
+            if rows:
+                plan.units.add(unit)
+            if deferred:
+                plan.deferred.add(unit)
+            plan.rows += rows
     plan.reuse = StagedReuse(run.layout.uri, config.output.storage_options, run.run_id, frozenset(plan.units))
     log.info(
-        "content reuse: %d rows of %d units found in the output; their vectors are copied", plan.rows, len(plan.units)
+        "content reuse: %d rows of %d units found in the output; their vectors are copied%s",
+        plan.rows,
+        len(plan.units),
+        f"; {len(plan.deferred)} units wait for a text another unit of this run embeds first" if plan.deferred else "",
     )
     return plan
 
@@ -187,13 +197,14 @@ def _grouped(ds, key: str, fn, settings: ReuseSettings, workers, partitions: int
     )
 
 
-def _settings(run: RunContext, committed: set[str]) -> ReuseSettings:
+def _settings(run: RunContext, committed: set[str], defer: bool) -> ReuseSettings:
     return ReuseSettings(
         prepare=prepare_settings(run.config, run.model),
         output_uri=run.layout.uri,
         storage_options=run.config.output.storage_options,
         run_id=run.run_id,
         committed=frozenset(committed),
+        defer=defer,
     )
 
 

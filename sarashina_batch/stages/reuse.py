@@ -44,7 +44,7 @@ HITS_SCHEMA = pa.schema(
     ]
 )
 FETCHED_SCHEMA = pa.schema([("unit", pa.string()), *STAGED_SCHEMA])
-STAGED_UNITS_SCHEMA = pa.schema([("unit", pa.string()), ("rows", pa.int64())])
+STAGED_UNITS_SCHEMA = pa.schema([("unit", pa.string()), ("rows", pa.int64()), ("deferred", pa.int64())])
 ENTRIES_SCHEMA = pa.schema([("bucket", pa.int32()), ("key", pa.binary(16)), ("unit", pa.string()), ("row", pa.int32())])
 INDEXED_SCHEMA = pa.schema([("bucket", pa.int32()), ("entries", pa.int64())])
 
@@ -58,6 +58,7 @@ class ReuseSettings:
     storage_options: dict[str, Any]
     run_id: str
     committed: frozenset[str]  # units whose parts may lend a vector: committed when the run began
+    defer: bool = False  # defer rows whose new key a unit that sorts first also has (lookup_bucket)
 
     def layout(self, fenced: bool = False) -> OutputLayout:
         layout = OutputLayout(self.output_uri, self.storage_options)
@@ -97,15 +98,40 @@ def unit_keys(units: pa.Table, settings: ReuseSettings) -> pa.Table:
 
 
 def lookup_bucket(group: pa.Table, settings: ReuseSettings) -> pa.Table:
-    """The pending rows of one bucket whose key the index finds in a committed unit."""
+    """The pending rows of one bucket whose key the index finds in a committed unit; and, with
+    settings.defer, the rows whose key another pending unit of this run also has: the unit
+    that sorts first embeds it (its leader), the others are deferred (from_row -1) until it is
+    committed, and then find it in the index."""
     if not group.num_rows:
         return HITS_SCHEMA.empty_table()
     bucket = group["bucket"][0].as_py()
     found = lookup(settings.layout(), bucket, group["key"].combine_chunks(), settings.committed)
-    if not found.num_rows:
-        return HITS_SCHEMA.empty_table()
     found = found.rename_columns(["key", "from_unit", "from_row"])
-    return group.select(["unit", "source_row", "key"]).join(found, "key", join_type="inner").select(HITS_SCHEMA.names)
+    rows = group.select(["unit", "source_row", "key"])
+    hits = rows.join(found, "key", join_type="inner").select(HITS_SCHEMA.names).cast(HITS_SCHEMA)
+    if not settings.defer:
+        return hits
+    return pa.concat_tables([hits, _followers(rows.filter(pc.invert(pc.is_in(rows["key"], found["key"]))))])
+
+
+def _followers(rows: pa.Table) -> pa.Table:
+    """Rows whose new key a unit that sorts before theirs also has (in-run duplicates)."""
+    shared = rows.group_by("key").aggregate([("unit", "min"), ("unit", "count_distinct")])
+    shared = shared.filter(pc.greater(shared["unit_count_distinct"], 1))
+    if not shared.num_rows:
+        return HITS_SCHEMA.empty_table()
+    joined = rows.join(shared.select(["key", "unit_min"]), "key", join_type="inner")
+    followers = joined.filter(pc.not_equal(joined["unit"], joined["unit_min"]))
+    return pa.table(
+        {
+            "unit": followers["unit"],
+            "source_row": followers["source_row"],
+            "key": followers["key"],
+            "from_unit": followers["unit_min"],
+            "from_row": pa.array([-1] * followers.num_rows, pa.int32()),
+        },
+        schema=HITS_SCHEMA,
+    )
 
 
 def fetch_vectors(group: pa.Table, settings: ReuseSettings) -> pa.Table:
@@ -114,6 +140,8 @@ def fetch_vectors(group: pa.Table, settings: ReuseSettings) -> pa.Table:
     if not group.num_rows:
         return FETCHED_SCHEMA.empty_table()
     from_unit = group["from_unit"][0].as_py()
+    if pc.any(pc.less(group["from_row"], 0)).as_py():  # in-run duplicates: their leader is not committed yet
+        return _deferred(group)
     layout = settings.layout()
     path = layout.data_part(from_unit)
     try:
@@ -142,23 +170,44 @@ def fetch_vectors(group: pa.Table, settings: ReuseSettings) -> pa.Table:
     )
 
 
+def _deferred(group: pa.Table) -> pa.Table:
+    """Rows that wait for their leader's unit: no vector yet (stage_unit counts them)."""
+    n = group.num_rows
+    return pa.table(
+        {
+            "unit": group["unit"],
+            "source_row": group["source_row"],
+            "content_key": group["key"],
+            "vector": pa.nulls(n, pa.list_(pa.float32())),
+            "num_tokens": pa.nulls(n, pa.int32()),
+            "truncated": pa.nulls(n, pa.bool_()),
+            "reused_from": pa.nulls(n, pa.string()),
+        },
+        schema=FETCHED_SCHEMA,
+    )
+
+
 def _read_part(layout: OutputLayout, path: str) -> pa.Table:
     with layout.fs.open(path, "rb") as handle:
         return pq.read_table(handle, columns=[C.CONTENT_KEY, C.EMBEDDING, C.NUM_TOKENS, C.TRUNCATED])
 
 
 def stage_unit(group: pa.Table, settings: ReuseSettings) -> pa.Table:
-    """One pending unit's reusable rows as its staging file (under the run's lease)."""
+    """One pending unit's reusable rows as its staging file (under the run's lease), and how
+    many of its rows wait for another unit of this run (deferred)."""
     if not group.num_rows:
         return STAGED_UNITS_SCHEMA.empty_table()
     unit = group["unit"][0].as_py()
-    staged = group.select(STAGED_SCHEMA.names).sort_by("source_row")
+    waiting = pc.is_null(group["vector"])
+    deferred = len(pc.unique(group.filter(waiting)["source_row"]))
+    staged = group.filter(pc.invert(waiting)).select(STAGED_SCHEMA.names).sort_by("source_row")
     staged = staged.take(pc.index_in(pc.unique(staged["source_row"]), value_set=staged["source_row"]))
-    layout = settings.layout(fenced=True)
-    sink = pa.BufferOutputStream()
-    pq.write_table(staged, sink, compression="zstd")
-    layout.write_file(staging_path(layout, settings.run_id, unit), sink.getvalue().to_pybytes())
-    return pa.table({"unit": [unit], "rows": [staged.num_rows]}, schema=STAGED_UNITS_SCHEMA)
+    if staged.num_rows:
+        layout = settings.layout(fenced=True)
+        sink = pa.BufferOutputStream()
+        pq.write_table(staged, sink, compression="zstd")
+        layout.write_file(staging_path(layout, settings.run_id, unit), sink.getvalue().to_pybytes())
+    return pa.table({"unit": [unit], "rows": [staged.num_rows], "deferred": [deferred]}, schema=STAGED_UNITS_SCHEMA)
 
 
 # the index's upkeep ------------------------------------------------------------------

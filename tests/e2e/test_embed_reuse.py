@@ -102,12 +102,14 @@ def test_changed_texts_and_duplicates_embed_only_the_new_keys(local_ray, tiny_mo
     first = vectors_by_id(store)
 
     # 5% of texts changed (10 rows, new texts), 3% of rows duplicated across files (6 rows with
-    # new ids and texts of other files), one new text twice in one unit, every file renamed.
+    # new ids and texts of other files), one new text three times (twice in one unit, once in
+    # another file), every file renamed.
     texts = {name: t["text"].to_pylist() for name, t in tables.items()}
     ids = {name: t["doc_id"].to_pylist() for name, t in tables.items()}
     for k in range(10):
         texts[f"s{k % 4}"][k] = f"新しい文書{k}:今日は雨が降っています。"
     texts["s0"][5] = texts["s0"][0]  # the same new text again, in the same unit (rows 0-9)
+    texts["s1"][15] = texts["s0"][0]  # and in another file's unit: embedded once in the run
     for k in range(6):
         ids[f"s{k % 4}"].append(f"dup-{k}")
         texts[f"s{k % 4}"].append(tables[f"s{(k + 1) % 4}"]["text"][30 + k].as_py())
@@ -125,11 +127,11 @@ def test_changed_texts_and_duplicates_embed_only_the_new_keys(local_ray, tiny_mo
     out = store.dataset("out")
     assert sorted(out["id"].to_pylist()) == sorted(i for t in new.values() for i in t["doc_id"].to_pylist())
     now = vectors_by_id(store)
-    unchanged = [i for name in tables for k, i in enumerate(ids[name][:50]) if k >= 10]
+    unchanged = [i for name in tables for k, i in enumerate(ids[name][:50]) if k >= 10 and i != "s1-015"]
     assert all(now[i] == first[i] for i in unchanged)
     for k in range(6):  # a duplicate gets the vector of the row it copies, bit for bit
         assert now[f"dup-{k}"] == first[f"s{(k + 1) % 4}-{30 + k:03d}"]
-    assert now["s0-005"] == now["s0-000"]
+    assert now["s0-005"] == now["s0-000"] == now["s1-015"]
     by_id = dict(zip(out["id"].to_pylist(), out["reused_from"].to_pylist(), strict=True))
     assert sum(v is None for v in by_id.values()) == 10, "reused_from is null only for the rows the model embedded"
 
