@@ -44,10 +44,10 @@ def poison_workers() -> None:
             _die("read")
         return read_rows(unit, rows, settings)
 
-    def embed_or_die(embedder, batch, on_window=None):
+    def embed_or_die(embedder, batch, on_window=None, **options):
         if pc.any(pc.equal(batch[C.ID], DIES_EMBEDDING)).as_py():
             _die("embed")
-        return embed_table(embedder, batch, on_window)
+        return embed_table(embedder, batch, on_window, **options)
 
     prepare._prepare_rows, embed.embed_table = prepare_or_die, embed_or_die
 
