@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 
 import duckdb
 import numpy as np
@@ -46,7 +47,7 @@ def test_job_output_matches_reference_and_accounts_for_every_row(
     assert ("padding efficiency 100.0%" in printed) == (packing == "packed")
     # The driver's progress line: every unit committed covers the whole input, by bytes.
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress:")]
-    assert progress and "rows 180 |" in progress[-1] and "input 100.0% of" in progress[-1]
+    assert progress and re.search(r"rows 180 (\(reused \d+\) )?\|", progress[-1]) and "input 100.0% of" in progress[-1]
 
     table = read_output(out_dir)
     assert table.num_rows == 177 and len(set(table["id"].to_pylist())) == 177
@@ -95,7 +96,12 @@ def test_output_is_readable_by_duckdb_and_polars_with_provenance(local_ray, tiny
         "truncated",
         "role",
         "task",
+        "content_key",
+        "reused_from",
     ]
+    # The rows whose vector was copied (duplicates of a text in the same unit) say where from.
+    copied = duckdb.sql(f"select count(*) from read_parquet('{out_dir}/*.parquet') where reused_from is not null")
+    assert copied.fetchall()[0][0] == frame["reused_from"].is_not_null().sum() > 0
     part = min(out_dir.glob("part-*.parquet"))
     schema = pq.read_schema(part)
     assert schema.field("embedding").type == pa.list_(pa.float32(), 64)
