@@ -242,6 +242,14 @@ class ReuseConfig(_Strict):
         "and rows with the same key in one work unit are embedded once. Costs a pre-pass that hashes the pending "
         "rows' texts and a key index under _index/ (derived data, rebuilt by `sarashina-batch index --rebuild`).",
     )
+    defer_min_rows: int = Field(
+        10_000,
+        ge=1,
+        description="A new text that several work units of one run share is embedded once when at least this many "
+        "rows would otherwise be embedded twice: the units that do not sort first then wait for a second pass of the "
+        "run (which costs an embedding pool's start, about what embedding some thousands of rows costs on a GPU); "
+        "below it they are embedded in the first pass, each (the next run reuses either).",
+    )
 
 
 class RunConfig(_Strict):

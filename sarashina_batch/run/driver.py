@@ -32,8 +32,8 @@ from .watchdog import Watchdog
 log = logging.getLogger(__name__)
 
 # Passes of a run with content reuse: units whose new texts another unit of the run embeds
-# first wait for a later pass; chains longer than this are embedded in the last pass.
-REUSE_PASSES = 3
+# first wait for the second pass (reuse.defer_min_rows); the second pass defers nothing.
+REUSE_PASSES = 2
 
 
 @dataclass
@@ -206,12 +206,15 @@ class RunDriver:
     def _passes(self, prepared: PreparedOutput) -> None:
         """Run the graph over the pending units. With content reuse, a unit with rows whose new
         text another pending unit of this run also has waits for a later pass, after that unit
-        is committed and indexed: each distinct text is embedded once. The unit that sorts first
-        never waits, so each pass commits some; the last pass defers nothing."""
+        is committed and indexed: each distinct text is embedded once (but for chains: a unit
+        that waits and is itself first for another text). The unit that sorts first never waits,
+        so the first pass commits some; the second defers nothing."""
         todo = prepared.reconciliation
         for number in range(1, REUSE_PASSES + 1):
             skip = todo.committed_pending | self.ledger.done | set(self.ledger.failed)  # failed: the next run's
             staged = self._stage_reuse(prepared, skip, defer=number < REUSE_PASSES)
+            if staged.deferred_rows < self.context.config.reuse.defer_min_rows:
+                staged.deferred = set()  # too few to pay for another pass: embedded in this one
             this_pass = dataclasses.replace(todo, committed_pending=skip | staged.deferred)
             graph = build_dataset(self.context, this_pass, self.resources, self.unit_attempts.guard(), staged.reuse)
             self.watchdog.doing(

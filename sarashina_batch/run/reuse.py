@@ -57,6 +57,7 @@ class StagedPlan:
     rows: int = 0
     units: set[str] = field(default_factory=set)
     deferred: set[str] = field(default_factory=set)  # units left for a later pass of the run
+    deferred_rows: int = 0  # their rows that wait for another unit's text
 
 
 def stage_reuse(run: RunContext, todo: Reconciliation, committed: set[str], skip: set[str], defer: bool) -> StagedPlan:
@@ -105,6 +106,7 @@ def stage_reuse(run: RunContext, todo: Reconciliation, committed: set[str], skip
                 plan.units.add(unit)
             if deferred:
                 plan.deferred.add(unit)
+                plan.deferred_rows += deferred
             plan.rows += rows
     plan.reuse = StagedReuse(run.layout.uri, config.output.storage_options, run.run_id, frozenset(plan.units))
     log.info(

@@ -97,7 +97,7 @@ def test_changed_texts_and_duplicates_embed_only_the_new_keys(local_ray, tiny_mo
     store = Store("local", tmp_path)
     tables = {f"s{i}": shard(f"s{i}", 50) for i in range(4)}
     write_corpus(store, tables)
-    config = store.config(tiny_model)  # units of 10 rows
+    config = store.config(tiny_model, reuse={"defer_min_rows": 1})  # units of 10 rows; every in-run duplicate waits
     assert run_job(config) == EXIT_OK
     first = vectors_by_id(store)
 
