@@ -78,22 +78,15 @@ def stage_reuse(run: RunContext, todo: Reconciliation, committed: set[str], skip
     )
     if _input_bytes(todo) <= SMALL_RUN_BYTES and len(todo.pending) <= FILES_PER_LISTING_BLOCK:
         # One listing block, one task: the steps below without their shuffles.
-        ds = ds.map_batches(
-            stage_units_together,
-            fn_kwargs={"settings": settings},
-            batch_size=None,
-            batch_format="pyarrow",
-            num_cpus=0,
-            runtime_env=workers,
-        )
+        ds = _mapped(ds, stage_units_together, settings, workers)
     else:
-        ds = one_unit_per_block(ds).map_batches(
+        ds = _mapped(
+            one_unit_per_block(ds),
             unit_keys,
-            fn_kwargs={"settings": settings},
+            settings,
+            workers,
             batch_size=1,
-            batch_format="pyarrow",
             num_cpus=config.compute.cpus_per_read_task,
-            runtime_env=workers,
         )
         partitions = _partitions(len(todo.pending))
         ds = _grouped(ds, "bucket", lookup_bucket, settings, workers, partitions)
@@ -151,24 +144,9 @@ def index_units(layout: OutputLayout, storage_options: dict, run_id: str, units:
     small = blocks <= SMALL_INDEX_BLOCKS  # then one task writes every bucket's segment: no shuffle
     ds = ray.data.from_items([{"unit": unit} for unit in units], override_num_blocks=1 if small else blocks)
     if small:
-        ds = ds.map_batches(
-            index_units_together,
-            fn_kwargs={"settings": settings},
-            batch_size=None,
-            batch_format="pyarrow",
-            num_cpus=0,
-            runtime_env=workers,
-        )
+        ds = _mapped(ds, index_units_together, settings, workers)
     else:
-        ds = ds.map_batches(
-            index_entries,
-            fn_kwargs={"settings": settings},
-            batch_size=None,
-            batch_format="pyarrow",
-            num_cpus=0,
-            compute=ray.data.TaskPoolStrategy(size=GROUP_TASKS),
-            runtime_env=workers,
-        )
+        ds = _mapped(ds, index_entries, settings, workers, compute=ray.data.TaskPoolStrategy(size=GROUP_TASKS))
         ds = _grouped(ds, "bucket", write_bucket, settings, workers, _partitions(blocks))
     for _ in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         pass
@@ -176,6 +154,20 @@ def index_units(layout: OutputLayout, storage_options: dict, run_id: str, units:
 
 def _input_bytes(todo: Reconciliation) -> int:
     return sum(json.loads(fields).get("size", 0) for fields in todo.pending["identity_fields"].to_pylist())
+
+
+def _mapped(ds, fn, settings: ReuseSettings, workers, batch_size: int | None = None, num_cpus: float = 0, **options):
+    """fn over whole blocks (or batch_size rows), Arrow in and out. Asks no CPU by default: the
+    steps wait on the store (see _grouped)."""
+    return ds.map_batches(
+        fn,
+        fn_kwargs={"settings": settings},
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        num_cpus=num_cpus,
+        runtime_env=workers,
+        **options,
+    )
 
 
 def _partitions(files: int) -> int:

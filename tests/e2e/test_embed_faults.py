@@ -17,6 +17,7 @@ from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_OK
 from sarashina_batch.input.units import UnitName
 from tests.support import job_config, s3_job_config
+from tests.support.cli_runs import start_embed_on_this_ray
 from tests.support.corpus import write_mixed_corpus
 
 pytestmark = pytest.mark.integration
@@ -82,17 +83,7 @@ def test_driver_killed_mid_run_then_resumed(local_ray, tiny_model, big_corpus, t
     out_dir = tmp_path / "out"
     sections = {"input": {"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT}}
     config = job_config(str(big_corpus), str(out_dir), tiny_model, **sections)
-    # The first driver joins this test's Ray cluster, so killing it kills only the driver.
-    raw = config.model_dump()
-    raw["compute"]["ray_address"] = local_ray.get_runtime_context().gcs_address
-    config_path = tmp_path / "job.yaml"
-    config_path.write_text(yaml.safe_dump(raw))
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    driver = start_embed_on_this_ray(config, tmp_path, local_ray)
     try:
         wait_for(lambda: len(commits(out_dir)) >= 3, 240, "no unit committed")
         driver.send_signal(signal.SIGKILL)

@@ -6,25 +6,21 @@ speed only, and the rebuild command restores it."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
-import yaml
 
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_OK
 from sarashina_batch.commands.index import run_index
 from sarashina_batch.commands.plan import plan_run
 from sarashina_batch.commands.verify import run_verify
+from tests.support.cli_runs import start_embed_on_this_ray
 from tests.support.store import Store, shard
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
 
 
 def write_corpus(store: Store, tables: dict[str, pa.Table], row_group_size: int = 10) -> None:
@@ -45,6 +41,16 @@ def reexport(store: Store, tables: dict[str, pa.Table], files: int, seed: int) -
     }
     write_corpus(store, new, row_group_size=7)
     return new
+
+
+def embedded_local_corpus(tmp_path, tiny_model, shards: int, rows: int):
+    """A corpus on local disk embedded once: the store, its tables, the config, the vectors."""
+    store = Store("local", tmp_path)
+    tables = {f"s{i}": shard(f"s{i}", rows) for i in range(shards)}
+    write_corpus(store, tables)
+    config = store.config(tiny_model)
+    assert run_job(config) == EXIT_OK
+    return store, tables, config, vectors_by_id(store)
 
 
 def vectors_by_id(store: Store) -> dict[str, bytes]:
@@ -137,12 +143,7 @@ def test_changed_texts_and_duplicates_embed_only_the_new_keys(local_ray, tiny_mo
 
 
 def test_a_damaged_index_costs_speed_only_and_the_rebuild_restores_it(local_ray, tiny_model, tmp_path, capsys):
-    store = Store("local", tmp_path)
-    tables = {f"s{i}": shard(f"s{i}", 30) for i in range(3)}
-    write_corpus(store, tables)
-    config = store.config(tiny_model)
-    assert run_job(config) == EXIT_OK
-    first = vectors_by_id(store)
+    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=30)
     index = tmp_path / "out" / "_index"
     segments = sorted(index.glob("*/seg-*.parquet"))
     segments[0].unlink()  # one bucket lost
@@ -172,25 +173,11 @@ def test_a_damaged_index_costs_speed_only_and_the_rebuild_restores_it(local_ray,
 
 
 def test_a_run_killed_while_reusing_from_the_units_it_replaces_loses_nothing(local_ray, tiny_model, tmp_path):
-    store = Store("local", tmp_path)
-    tables = {f"s{i}": shard(f"s{i}", 40) for i in range(4)}
-    write_corpus(store, tables)
-    config = store.config(tiny_model)
-    assert run_job(config) == EXIT_OK
-    first = vectors_by_id(store)
+    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=4, rows=40)
     old_parts = {p.name for p in (tmp_path / "out").glob("part-*")}
     reexport(store, tables, files=4, seed=4)
 
-    raw = config.model_dump()
-    raw["compute"]["ray_address"] = local_ray.get_runtime_context().gcs_address  # killing the driver kills no Ray
-    config_path = tmp_path / "job.yaml"
-    config_path.write_text(yaml.safe_dump(raw))
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    driver = start_embed_on_this_ray(config, tmp_path, local_ray)
     try:
         markers = tmp_path / "out" / "_commits"
         deadline = time.monotonic() + 240

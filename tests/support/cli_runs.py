@@ -31,6 +31,21 @@ def embed_in_process_of_its_own(config: dict, tmp_path: Path, env: dict, *extra:
     return subprocess.run(cli, capture_output=True, text=True, timeout=400, cwd=REPO, check=False, env=env)
 
 
+def start_embed_on_this_ray(config, tmp_path: Path, ray) -> subprocess.Popen:
+    """`sarashina-batch embed` on a RunConfig, started in a process of its own that joins this
+    test's Ray: killing it kills only the driver, as a crashed driver pod would."""
+    raw = config.model_dump()
+    raw["compute"]["ray_address"] = ray.get_runtime_context().gcs_address
+    config_path = tmp_path / "job.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    return subprocess.Popen(
+        [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(config_path)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def assert_secret_nowhere(secret: str, runs: list[subprocess.CompletedProcess], fs, objects: list[str]) -> None:
     """Not in the runs' output, not in any object they wrote, not in the last Ray session's logs."""
     for run in runs:
