@@ -131,7 +131,10 @@ class OutputLayout:
         """File names directly under root/subdir (one listing; empty if it does not exist)."""
         path = join(self.root, *subdir)
         try:
+            # The parent's cached listing too: fsspec answers a folder missing from it as absent,
+            # and a folder another process created since (the index's buckets) would stay unseen.
             self.fs.invalidate_cache(path)
+            self.fs.invalidate_cache(path.rsplit("/", 1)[0])
             entries = [entry.rstrip("/") for entry in self.fs.ls(path, detail=False)]
         except (FileNotFoundError, NotADirectoryError):  # a parent is a file: nothing is there either
             return []

@@ -79,6 +79,7 @@ def assert_exactly_once(out_dir: Path, corpus: Path, shards: int = SHARDS) -> No
     assert len(commits(out_dir)) == units
 
 
+@pytest.mark.slow  # the reuse test kills a driver mid-run in CI
 def test_driver_killed_mid_run_then_resumed(local_ray, tiny_model, big_corpus, tmp_path, capsys):
     out_dir = tmp_path / "out"
     sections = {"input": {"id_column": "doc_id", "rows_per_unit": ROWS_PER_UNIT}}
@@ -112,6 +113,7 @@ def embed_actor_pids() -> list[int]:
     ]
 
 
+@pytest.mark.slow  # the actor restart path; the driver and lease faults stay in CI
 def test_embedding_actor_killed_mid_run(local_ray, tiny_model, big_corpus, tmp_path):
     out_dir = tmp_path / "out"
     config = job_config(
@@ -132,6 +134,7 @@ def test_embedding_actor_killed_mid_run(local_ray, tiny_model, big_corpus, tmp_p
     assert_exactly_once(out_dir, big_corpus)
 
 
+@pytest.mark.slow  # ~40 s: a store restart; the fault proxy test covers transient store faults in CI
 def test_s3_server_restarted_mid_run(local_ray, s3, s3_bucket, tiny_model, big_corpus, capsys):
     import s3fs
 
@@ -192,6 +195,7 @@ def test_worker_node_lost_mid_run(tiny_model, big_corpus, tmp_path):
     assert_exactly_once(out_dir, big_corpus)
 
 
+@pytest.mark.slow  # ~2 min here: a worker killed per attempt
 def test_unit_that_kills_its_worker_fails_alone(local_ray, tiny_model, tmp_path):
     """Ray retries a dead worker's work without limit; a unit that kills its worker every
     time is failed alone after max_unit_attempts starts, the rest of the run commits, and
@@ -240,7 +244,7 @@ def test_unit_that_kills_its_worker_fails_alone(local_ray, tiny_model, tmp_path)
     assert_exactly_once(out_dir, corpus, shards)
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("stop", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])  # one in CI
 def test_a_stopped_run_records_itself_and_releases_its_lease(local_ray, tiny_model, big_corpus, tmp_path, stop):
     """A scheduler stopping the pod (SIGTERM) or Ctrl-C (SIGINT): exit 3, its own last message,
     a manifest that says it was stopped, the lease released; the next run completes."""

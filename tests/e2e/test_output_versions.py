@@ -52,6 +52,7 @@ def latest(root: Path) -> dict:
 
 
 @pytest.mark.integration
+@pytest.mark.slow  # ~75 s here: four runs
 def test_versions_side_by_side_and_latest_moves_only_after_a_complete_newer_run(
     local_ray, tiny_model, corpus_dir, tmp_path, capsys, monkeypatch
 ):

@@ -125,6 +125,7 @@ def wait_for_jobs_api(address: str, head: subprocess.Popen, timeout: float) -> N
     raise TimeoutError(f"Ray jobs API at {address} did not come up in {timeout}s")
 
 
+@pytest.mark.slow  # the two-jobs test submits and completes jobs in CI
 def test_ray_job_submit_embeds_the_corpus(head_node, tiny_model, corpus_dir, tmp_path):
     ray_bin, address, env = head_node
     out_dir = tmp_path / "out"
@@ -150,6 +151,7 @@ def submit(ray_bin: str, address: str, env: dict, *job: str) -> subprocess.Compl
     return done
 
 
+@pytest.mark.slow  # ~1 min here
 def test_the_nightly_command_line_dry_run_then_run_on_the_cluster(head_node, tiny_model, corpus_dir, tmp_path):
     """The scheduled entrypoint (infra/rayjob.yaml, raycronjob.yaml) with its own config, the
     corpus and model swapped for local ones: --dry-run plans and writes nothing; the run then
