@@ -243,12 +243,13 @@ def _resume_view(config: RunConfig, listing, model, files: list[dict[str, Any]],
     refusal = mode_refusal(layout.uri, config.output.mode, len(committed))
     if refusal:
         problems.append(refusal)
+    with_keys = keeps_content_keys(layout, config.output.mode)
     conflict = model and configuration_conflict(
         layout.uri,
         info,
         fingerprint(config, model),
         fingerprint_fields(config, model),
-        output_settings(config, keeps_content_keys(layout, config.output.mode)),
+        output_settings(config, with_keys),
     )
     if conflict:
         problems.append(f"a run refuses this output: {conflict}")
@@ -262,7 +263,7 @@ def _resume_view(config: RunConfig, listing, model, files: list[dict[str, Any]],
         units_removed=len(todo.stale),
         rows_to_embed=max(0, pending_rows - done_in_pending),
     )
-    if model is not None and config.reuse.enabled and keeps_content_keys(layout, config.output.mode):
+    if model is not None and config.reuse.enabled and with_keys:
         pending = set(todo.pending["uri"].to_pylist())
         view["reuse"] = _estimate_reuse([f for f in files if f["uri"] in pending], config, model, layout, committed)
     return view

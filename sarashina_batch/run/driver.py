@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..config import RunConfig
 from ..output.lease import LeaseLost, OutputLease, needs_sweep
 from ..output.ledger import CommitLedger, RunTotals
-from ..output.preparation import PreparedOutput, prepare_output, remove_units, sweep_unlisted
+from ..output.preparation import PreparedOutput, prepare_output, remove_units, sweep_scratch, sweep_unlisted
 from ..storage.errors import StoreUnavailable, explained
 from .attempts import UnitAttempts
 from .cluster import WORKERS, answers, cluster_gpus, connect_ray, gcs_address, what_it_waits_for
@@ -25,7 +25,7 @@ from .metrics import RunMetrics
 from .model_source import ResolvedModel
 from .progress import ProgressLog
 from .resources import Resources, decide_resources
-from .reuse import StagedPlan, remove_scratch, stage_reuse, update_index
+from .reuse import StagedPlan, stage_reuse, update_index
 from .signals import raise_on_sigterm
 from .watchdog import Watchdog
 
@@ -262,7 +262,7 @@ class RunDriver:
         layout, stale = self.context.layout, prepared.stale
         self._index(prepared)
         remove_units(layout, stale)
-        remove_scratch(layout, self.context.run_id)
+        sweep_scratch(layout, only=self.context.run_id)
         return len(stale)
 
     def _prepare(self, mode: str, sweep: bool) -> PreparedOutput:

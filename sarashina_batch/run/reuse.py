@@ -200,10 +200,3 @@ def _settings(run: RunContext, committed: set[str], defer: bool) -> ReuseSetting
         committed=frozenset(committed),
         defer=defer,
     )
-
-
-def remove_scratch(layout: OutputLayout, run_id: str) -> None:
-    """The run's staged vectors, once its units are committed (or it ends)."""
-    from ..output.preparation import sweep_scratch
-
-    sweep_scratch(layout, only=run_id)

@@ -53,7 +53,7 @@ class PrepareSettings:
     storage_options: dict[str, Any]
     guard: AttemptGuard = UNGUARDED
     # Content reuse: vectors the run's pre-pass copied out of the output for these units
-    # (stages/reuse.py), read from `reuse.staging_uri`, in place of tokenizing those rows.
+    # (stages/reuse.py), read from the run's staging files in place of tokenizing those rows.
     reuse: StagedReuse | None = None
 
 
