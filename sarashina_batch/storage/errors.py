@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -22,10 +23,6 @@ _TRANSIENT_WORDS = (
     "throttl",
     "toomanyrequests",
     "too many requests",
-    "503",
-    "500",
-    "502",
-    "504",
     "internalerror",
     "internal error",
     "serviceunavailable",
@@ -49,6 +46,8 @@ _TRANSIENT_WORDS = (
     "incomplete read",
     "contentlength",
 )
+# 5xx status codes, as whole numbers: a pid or a byte count in a message holds "500" too.
+_TRANSIENT_STATUS = re.compile(r"(?<!\d)50[0234](?!\d)")
 _PERMANENT_TYPES = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, KeyError)
 
 
@@ -86,13 +85,17 @@ def is_unreachable(err: BaseException) -> bool:
 def is_transient(err: BaseException) -> bool:
     if isinstance(err, _PERMANENT_TYPES):
         return False
+    if (type(err).__module__ or "").startswith("sarashina_batch") and not isinstance(err, StoreUnavailable):
+        # The job's own errors (a lease held by another run, a bad configuration) say what is
+        # wrong: retrying cannot change them, and their text (pids, sizes) is not a store's.
+        return False
     if isinstance(err, (ConnectionError, TimeoutError)):
         return True
     name = type(err).__name__.lower()
     if any(word in name for word in ("connection", "timeout", "throttl", "endpointconnection")):
         return True
     text = str(err).lower()
-    return any(word in text for word in _TRANSIENT_WORDS)
+    return any(word in text for word in _TRANSIENT_WORDS) or bool(_TRANSIENT_STATUS.search(text))
 
 
 def with_retries(

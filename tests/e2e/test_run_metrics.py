@@ -10,6 +10,7 @@ import pytest
 
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_OK
+from sarashina_batch.output.layout import OutputLayout
 from sarashina_batch.run import metrics as M
 from tests.support import job_config
 
@@ -43,17 +44,32 @@ def settled(port: int) -> dict:
     raise AssertionError("the metrics never settled before the run")
 
 
-def test_metrics_are_reported_during_a_run(local_ray, tiny_model, corpus_dir, tmp_path):
+def test_metrics_are_reported_during_a_run(local_ray, tiny_model, corpus_dir, tmp_path, monkeypatch):
     port = local_ray._private.worker._global_node.metrics_export_port
     before = settled(port)
     config = job_config(str(corpus_dir), str(tmp_path / "out"), tiny_model, input={"rows_per_unit": 15})
     exit_codes, seen_while_running, efficiency = [], [], []
+    # A tiny corpus commits all its units within a second, at the end of the run: the run is
+    # held before its second marker until this test has seen the first commit's metrics (or a
+    # minute has passed, and the assertions below fail), so "while it runs" is not a race.
+    markers, seen = [], threading.Event()
+    write_marker = OutputLayout.write_marker
+
+    def held_after_the_first(layout, marker):
+        markers.append(marker)
+        if len(markers) == 2:
+            seen.wait(60)
+        write_marker(layout, marker)
+
+    monkeypatch.setattr(OutputLayout, "write_marker", held_after_the_first)
     runner = threading.Thread(target=lambda: exit_codes.append(run_job(config)))
     runner.start()
     while runner.is_alive():
         now = scrape(port)
         if now.get((M.UNITS_COMMITTED, ""), 0) > before.get((M.UNITS_COMMITTED, ""), 0):
             seen_while_running.append(now[(M.UNITS_COMMITTED, "")])
+            if (M.PADDING_EFFICIENCY, "") in now:
+                seen.set()
         if (M.PADDING_EFFICIENCY, "") in now:
             # The gauge is this run's tokens over padded tokens so far: compare it with the
             # counters of the same scrape. (A gauge is exported while the run holds it; Ray

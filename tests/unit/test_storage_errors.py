@@ -1,5 +1,6 @@
 import pytest
 
+from sarashina_batch.output.lease import LeaseHeld
 from sarashina_batch.secrets import expand_env, redact, safe_options, secret_values
 from sarashina_batch.storage import errors as storage_errors
 from sarashina_batch.storage.errors import (
@@ -43,6 +44,11 @@ def test_missing_env_reference_names_the_variable():
         (FileNotFoundError("nope"), False),
         (PermissionError("Access Denied"), False),
         (ValueError("bad parquet"), False),
+        (OSError("Bad Gateway (502)"), True),
+        # a number that holds a status code is not one
+        (OSError("read 15003 of 25000 bytes, then the file ended"), False),
+        # the job's own errors are never retried, whatever their text holds (CI: a pid 15003)
+        (LeaseHeld("output s3://b/out is being written by run x (host h, pid 15003, lease expires in 9 s)"), False),
     ],
 )
 def test_transient_or_permanent(err, transient):
