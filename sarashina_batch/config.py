@@ -250,6 +250,21 @@ class ReuseConfig(_Strict):
         "run (which costs an embedding pool's start, about what embedding some thousands of rows costs on a GPU); "
         "below it they are embedded in the first pass, each (the next run reuses either).",
     )
+    from_outputs: list[str] = Field(
+        default_factory=list,
+        alias="from",
+        description="Other outputs to copy vectors from too, for the keys this output does not hold yet: e.g. "
+        "last month's output, or one per corpus that shares texts with this one. Each must be an output of this "
+        "job with the same fingerprint (model, revision, prompt, sequence length) and a content index; a run is "
+        "refused before it writes anything when one differs. A versioned root means the version its _latest.json "
+        "names. Read with output.storage_options, never written; reused_from names the part a vector came from.",
+    )
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @field_validator("from_outputs")
+    @classmethod
+    def _usable_sources(cls, uris: list[str]) -> list[str]:
+        return [_usable_uri(uri, "reuse.from") for uri in uris]
 
 
 class RunConfig(_Strict):
@@ -283,14 +298,16 @@ def field_paths(model: type[BaseModel] = RunConfig, prefix: str = ""):
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             yield from field_paths(annotation, f"{prefix}{name}.")
         else:
-            yield f"{prefix}{name}", field
+            yield f"{prefix}{field.alias or name}", field
 
 
 def reference_table() -> str:
     """The configuration reference (docs/configuration.md), generated from the fields themselves."""
     rows = ["| field | default | meaning |", "|---|---|---|"]
     for name, field in field_paths():
-        default = "required" if field.is_required() else "{}" if field.default_factory else field.default
+        default = (
+            "required" if field.is_required() else field.default_factory() if field.default_factory else field.default
+        )
         rows.append(f"| `{name}` | `{default}` | {field.description} |")
     return "\n".join(rows)
 

@@ -20,13 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from ..config import PreflightError, RunConfig
+from ..config import ConfigError, PreflightError, RunConfig
 from ..input.columns import missing_columns, missing_columns_message
 from ..input.listing import list_shards
 from ..input.parquet import column_names, footer_of, read_row_group, row_group_sizes
 from ..input.units import UnitName, split_row_groups
 from ..model.flops import PEAK_BF16, SARASHINA_V2_1B, model_flops
-from ..output.content_index import has_segments, key_buckets, lookup
+from ..output.content_index import has_segments, key_buckets
 from ..output.layout import OutputLayout
 from ..output.preparation import OutputConflict, check_output_is_ours, configuration_conflict, mode_refusal
 from ..output.reconcile import reconcile
@@ -36,8 +36,10 @@ from ..run.graph import prepare_settings
 from ..run.model_source import resolve_model, with_builtin_model
 from ..run.provenance import fingerprint, fingerprint_fields, output_settings
 from ..run.resources import decide_resources
+from ..run.reuse_sources import check_reuse_sources, open_reuse_sources
 from ..stages.content import content_keys
 from ..stages.prepare import count_tokens, unit_prompts
+from ..stages.reuse import ReuseSettings, ReuseSource, find_keys
 from ..storage.errors import describe, with_retries
 from .exits import EXIT_CHECK_FAILED, EXIT_OK, guarded, print_report
 
@@ -236,6 +238,8 @@ def _resume_view(config: RunConfig, listing, model, files: list[dict[str, Any]],
         problems.append(_storage_message(err, config.output.uri, "output"))
         return view
     if info is None and not committed:
+        if model is not None and config.reuse.enabled and config.reuse.from_outputs:
+            view["reuse"] = _estimate_reuse(files, config, model, layout, set(), problems)
         return view
     if config.output.mode == "overwrite":
         view.update(state=f"overwrite: {len(committed):,} committed units are deleted first, everything is embedded")
@@ -265,15 +269,20 @@ def _resume_view(config: RunConfig, listing, model, files: list[dict[str, Any]],
     )
     if model is not None and config.reuse.enabled and with_keys:
         pending = set(todo.pending["uri"].to_pylist())
-        view["reuse"] = _estimate_reuse([f for f in files if f["uri"] in pending], config, model, layout, committed)
+        pending_files = [f for f in files if f["uri"] in pending]
+        view["reuse"] = _estimate_reuse(pending_files, config, model, layout, committed, problems)
     return view
 
 
-def _estimate_reuse(files: list[dict[str, Any]], config: RunConfig, model, layout, committed: set[str]) -> dict:
-    """The share of the pending rows whose content key the output's index already holds, from a
-    sample of them looked up as a run would (their vectors would be copied, not embedded)."""
+def _estimate_reuse(
+    files: list[dict[str, Any]], config: RunConfig, model, layout, committed: set[str], problems: list[str]
+) -> dict:
+    """The share of the pending rows whose content key the output's index (or a reuse.from
+    output's) already holds, from a sample of them looked up as a run would (their vectors
+    would be copied, not embedded)."""
     groups = [(f["uri"], index, rows) for f in files for index, rows in enumerate(f["groups"]) if rows]
-    if not groups or not has_segments(layout):
+    sources = _reuse_sources(config, model, layout, problems)
+    if not groups or not (sources or has_segments(layout)):
         return {"sampled": 0, "distinct": 0, "found": 0, "share": 0.0}
     settings = prepare_settings(config, model)
     exact = sum(rows for _, _, rows in groups) <= REUSE_SAMPLE
@@ -282,13 +291,30 @@ def _estimate_reuse(files: list[dict[str, Any]], config: RunConfig, model, layou
         [k for t in tables for k in content_keys(unit_prompts(t, settings)[0]) if k is not None], pa.binary(16)
     )
     buckets = key_buckets(keys) if len(keys) else np.array([], np.int32)
-    found = sum(
-        lookup(layout, int(b), keys.filter(pa.array(buckets == b)), frozenset(committed)).num_rows
-        for b in np.unique(buckets)
+    lookups = ReuseSettings(
+        None, layout.uri, config.output.storage_options, "plan", frozenset(committed), False, sources
     )
+    found = sum(find_keys(lookups, int(b), keys.filter(pa.array(buckets == b))).num_rows for b in np.unique(buckets))
     # Distinct keys found over sampled keys: a sample's repeats would otherwise count twice.
     distinct = len(pc.unique(keys)) if len(keys) else 0
-    return {"sampled": len(keys), "distinct": distinct, "found": found, "share": found / distinct if distinct else 0.0}
+    share = found / distinct if distinct else 0.0
+    return {"sampled": len(keys), "distinct": distinct, "found": found, "share": share, "sources": len(sources)}
+
+
+def _reuse_sources(config: RunConfig, model, layout: OutputLayout, problems: list[str]) -> tuple[ReuseSource, ...]:
+    """The outputs of reuse.from as a run would check and read them (a refusal is a problem)."""
+    if not config.reuse.from_outputs:
+        return ()
+    options = config.output.storage_options
+    try:
+        fields = fingerprint_fields(config, model)
+        uris = check_reuse_sources(config.reuse.from_outputs, options, layout, fingerprint(config, model), fields)
+        return open_reuse_sources(uris, options)
+    except ConfigError as err:
+        problems.append(f"a run refuses reuse.from: {err}")
+    except Exception as err:  # noqa: BLE001
+        problems.append(_storage_message(err, ", ".join(config.reuse.from_outputs), "reuse.from"))
+    return ()
 
 
 def _resources(config: RunConfig, problems: list[str]) -> dict:
@@ -403,7 +429,9 @@ def format_plan(report: dict[str, Any]) -> str:
             f"  to embed: {resume['rows_to_embed']:,} rows"
             + (f", ~{tokens['mean_per_row'] * left:,.0f} tokens" if tokens else "")
             + (
-                f"; ~{reuse['share']:.0%} of them already in the output (content reuse: {reuse['found']:,} of "
+                f"; ~{reuse['share']:.0%} of them already in the output"
+                + (f" or the {reuse['sources']} outputs of reuse.from" if reuse.get("sources") else "")
+                + f" (content reuse: {reuse['found']:,} of "
                 f"{reuse['distinct']:,} distinct keys in {reuse['sampled']:,} sampled rows): ~{left:,.0f} rows "
                 "left for the model"
                 if reuse.get("sampled")

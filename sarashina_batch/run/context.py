@@ -17,6 +17,7 @@ from ..secrets import config_secrets, mask_text, redact
 from ..storage.errors import explained
 from .model_source import ResolvedModel
 from .provenance import CONTENT_KEYS, fingerprint, fingerprint_fields, output_settings, parquet_metadata
+from .reuse_sources import check_reuse_sources
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class RunContext:
     metadata: dict[str, str]  # Parquet key-value metadata of every part
     secrets: list[str]
     content_keys: bool = True  # the output's parts carry content keys (output_settings)
+    reuse_sources: tuple[str, ...] = ()  # reuse.from, checked (run/reuse_sources.py)
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
@@ -64,18 +66,26 @@ def open_run(config: RunConfig, model: ResolvedModel, run_id: str, doing=lambda 
     doing(f"reading the schemas of the input {where(config.input.uri, config.input.storage_options)}")
     check_input_columns(listing.table["uri"].to_pylist(), config)
     content_keys = keeps_content_keys(layout, config.output.mode)
+    run_fingerprint, fields = fingerprint(config, model), fingerprint_fields(config, model)
+    sources = ()
+    if config.reuse.enabled and config.reuse.from_outputs:
+        doing("checking the outputs of reuse.from")
+        sources = check_reuse_sources(
+            config.reuse.from_outputs, config.output.storage_options, layout, run_fingerprint, fields
+        )
     return RunContext(
         config,
         model,
         run_id,
         listing,
         layout,
-        fingerprint(config, model),
-        fingerprint_fields(config, model),
+        run_fingerprint,
+        fields,
         output_settings(config, content_keys),
         parquet_metadata(config, model, run_id),
         config_secrets(config),
         content_keys,
+        sources,
     )
 
 

@@ -18,6 +18,7 @@ from ..output.content_index import has_segments, read_state, remove_index, write
 from ..output.layout import OutputLayout
 from ..output.reconcile import Reconciliation
 from ..stages.reuse import (
+    VECTOR_HOLDER,
     ReuseSettings,
     fetch_vectors,
     index_entries,
@@ -32,6 +33,7 @@ from ..stages.staging import StagedReuse
 from .cluster import WORKERS
 from .context import RunContext
 from .graph import FILES_PER_LISTING_BLOCK, one_unit_per_block, prepare_settings, unit_dataset
+from .reuse_sources import open_reuse_sources
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +67,13 @@ def stage_reuse(run: RunContext, todo: Reconciliation, committed: set[str], skip
     vectors under the run's scratch folder; with `defer`, also the units with rows whose new
     key a unit that sorts first has too (StagedPlan.deferred: run them once it is committed).
     skip: units already done. Nothing to find when the index is empty and nothing is deferred."""
-    if not run.content_keys or (not defer and not has_segments(run.layout)):
+    if not run.content_keys:
+        return StagedPlan()
+    sources = open_reuse_sources(run.reuse_sources, run.config.output.storage_options)
+    if not defer and not sources and not has_segments(run.layout):
         return StagedPlan()
     config, workers = run.config, WORKERS.runtime_env()
-    settings = _settings(run, committed, defer)
+    settings = _settings(run, committed, defer, sources)
     ds = unit_dataset(
         todo.pending,
         skip,
@@ -90,7 +95,7 @@ def stage_reuse(run: RunContext, todo: Reconciliation, committed: set[str], skip
         )
         partitions = _partitions(len(todo.pending))
         ds = _grouped(ds, "bucket", lookup_bucket, settings, workers, partitions)
-        ds = _grouped(ds, "from_unit", fetch_vectors, settings, workers, partitions)
+        ds = _grouped(ds, VECTOR_HOLDER, fetch_vectors, settings, workers, partitions)
         ds = _grouped(ds, "unit", stage_unit, settings, workers, partitions)
     plan = StagedPlan()
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
@@ -103,9 +108,10 @@ def stage_reuse(run: RunContext, todo: Reconciliation, committed: set[str], skip
             plan.rows += rows
     plan.reuse = StagedReuse(run.layout.uri, config.output.storage_options, run.run_id, frozenset(plan.units))
     log.info(
-        "content reuse: %d rows of %d units found in the output; their vectors are copied%s",
+        "content reuse: %d rows of %d units found in the output%s; their vectors are copied%s",
         plan.rows,
         len(plan.units),
+        f" or in reuse.from ({len(sources)} outputs)" if sources else "",
         f"; {len(plan.deferred)} units wait for a text another unit of this run embeds first" if plan.deferred else "",
     )
     return plan
@@ -174,7 +180,7 @@ def _partitions(files: int) -> int:
     return max(1, min(MAX_PARTITIONS, files // FILES_PER_PARTITION))
 
 
-def _grouped(ds, key: str, fn, settings: ReuseSettings, workers, partitions: int):
+def _grouped(ds, key: str | list[str], fn, settings: ReuseSettings, workers, partitions: int):
     """ds grouped by `key`, fn called per group. The tasks wait on the store and move keys:
     they ask for no CPU (two jobs' actors may hold every CPU, see run/graph.py), and are
     bounded in number instead, since tasks asking for none are not bounded by Ray's CPU budget
@@ -191,7 +197,7 @@ def _grouped(ds, key: str, fn, settings: ReuseSettings, workers, partitions: int
     )
 
 
-def _settings(run: RunContext, committed: set[str], defer: bool) -> ReuseSettings:
+def _settings(run: RunContext, committed: set[str], defer: bool, sources=()) -> ReuseSettings:
     return ReuseSettings(
         prepare=prepare_settings(run.config, run.model),
         output_uri=run.layout.uri,
@@ -199,4 +205,5 @@ def _settings(run: RunContext, committed: set[str], defer: bool) -> ReuseSetting
         run_id=run.run_id,
         committed=frozenset(committed),
         defer=defer,
+        sources=sources,
     )

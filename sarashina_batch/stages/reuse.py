@@ -2,12 +2,13 @@
 
   pending units -> unit_keys (the rows' content keys)
     -> group by bucket: lookup_bucket (keys found in the index, in committed units)
-    -> group by the unit that holds the vector: fetch_vectors (one read of each old part)
+    -> group by the output and unit that hold the vector: fetch_vectors (one read of each old part)
     -> group by the pending unit: stage_unit (its staging file, stages/staging.py)
 
 Grouping by the part that holds a vector makes a re-sharded corpus (each new unit drawing
 rows from many old parts) read every old part once, not once per new unit. Each vector is
-checked against the key stored beside it in its part before it is staged.
+checked against the key stored beside it in its part before it is staged. Keys this output
+does not hold are looked up in the outputs of reuse.from (ReuseSource), in their order.
 
   committed units -> index_entries (their parts' keys) -> group by bucket: write_bucket
 """
@@ -39,14 +40,31 @@ HITS_SCHEMA = pa.schema(
         ("unit", pa.string()),
         ("source_row", pa.int64()),
         ("key", pa.binary(16)),
+        ("from_output", pa.int16()),  # 0: this output; i: settings.sources[i - 1]
         ("from_unit", pa.string()),
         ("from_row", pa.int32()),
     ]
 )
 FETCHED_SCHEMA = pa.schema([("unit", pa.string()), *STAGED_SCHEMA])
 STAGED_UNITS_SCHEMA = pa.schema([("unit", pa.string()), ("rows", pa.int64()), ("deferred", pa.int64())])
+# The grouping of fetch_vectors: the output and the unit whose part holds the vectors (units of
+# two outputs of one corpus have the same names).
+VECTOR_HOLDER = ["from_output", "from_unit"]
 ENTRIES_SCHEMA = pa.schema([("bucket", pa.int32()), ("key", pa.binary(16)), ("unit", pa.string()), ("row", pa.int32())])
 INDEXED_SCHEMA = pa.schema([("bucket", pa.int32()), ("entries", pa.int64())])
+
+
+@dataclass(frozen=True)
+class ReuseSource:
+    """Another output of the same fingerprint that lends vectors (reuse.from): read, never
+    written, and only from the units its markers named when the run looked."""
+
+    uri: str
+    storage_options: dict[str, Any]
+    committed: frozenset[str]
+
+    def layout(self) -> OutputLayout:
+        return OutputLayout(self.uri, self.storage_options)
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,7 @@ class ReuseSettings:
     run_id: str
     committed: frozenset[str]  # units whose parts may lend a vector: committed when the run began
     defer: bool = False  # defer rows whose new key a unit that sorts first also has (lookup_bucket)
+    sources: tuple[ReuseSource, ...] = ()  # reuse.from, after this output
 
     def layout(self, fenced: bool = False) -> OutputLayout:
         layout = OutputLayout(self.output_uri, self.storage_options)
@@ -98,20 +117,46 @@ def unit_keys(units: pa.Table, settings: ReuseSettings) -> pa.Table:
 
 
 def lookup_bucket(group: pa.Table, settings: ReuseSettings) -> pa.Table:
-    """The pending rows of one bucket whose key the index finds in a committed unit; and, with
-    settings.defer, the rows whose key another pending unit of this run also has: the unit
-    that sorts first embeds it (its leader), the others are deferred (from_row -1) until it is
-    committed, and then find it in the index."""
+    """The pending rows of one bucket whose key the index finds in a committed unit (of this
+    output, else of the first source that has it); and, with settings.defer, the rows whose
+    key another pending unit of this run also has: the unit that sorts first embeds it (its
+    leader), the others are deferred (from_row -1) until it is committed, and then find it in
+    the index."""
     if not group.num_rows:
         return HITS_SCHEMA.empty_table()
     bucket = group["bucket"][0].as_py()
-    found = lookup(settings.layout(), bucket, group["key"].combine_chunks(), settings.committed)
-    found = found.rename_columns(["key", "from_unit", "from_row"])
+    found = find_keys(settings, bucket, group["key"].combine_chunks())
     rows = group.select(["unit", "source_row", "key"])
     hits = rows.join(found, "key", join_type="inner").select(HITS_SCHEMA.names).cast(HITS_SCHEMA)
     if not settings.defer:
         return hits
     return pa.concat_tables([hits, _followers(rows.filter(pc.invert(pc.is_in(rows["key"], found["key"]))))])
+
+
+def find_keys(settings: ReuseSettings, bucket: int, keys: pa.Array) -> pa.Table:
+    """(key, from_output, from_unit, from_row) for the keys of one bucket found in this output's
+    index, then in each source's for those still missing: one entry per key found."""
+    lenders = [(settings.layout(), settings.committed), *((s.layout(), s.committed) for s in settings.sources)]
+    found, missing = [], pc.unique(keys)
+    for number, (layout, committed) in enumerate(lenders):
+        if not len(missing):
+            break
+        hits = lookup(layout, bucket, missing, committed)
+        if hits.num_rows:
+            found.append(
+                pa.table(
+                    {
+                        "key": hits["key"],
+                        "from_output": pa.array([number] * hits.num_rows, pa.int16()),
+                        "from_unit": hits["unit"],
+                        "from_row": hits["row"],
+                    }
+                )
+            )
+            missing = missing.filter(pc.invert(pc.is_in(missing, hits["key"])))
+    if found:
+        return pa.concat_tables(found)
+    return pa.schema([HITS_SCHEMA.field(n) for n in ("key", "from_output", "from_unit", "from_row")]).empty_table()
 
 
 def _followers(rows: pa.Table) -> pa.Table:
@@ -127,6 +172,7 @@ def _followers(rows: pa.Table) -> pa.Table:
             "unit": followers["unit"],
             "source_row": followers["source_row"],
             "key": followers["key"],
+            "from_output": pa.array([0] * followers.num_rows, pa.int16()),
             "from_unit": followers["unit_min"],
             "from_row": pa.array([-1] * followers.num_rows, pa.int32()),
         },
@@ -135,14 +181,16 @@ def _followers(rows: pa.Table) -> pa.Table:
 
 
 def fetch_vectors(group: pa.Table, settings: ReuseSettings) -> pa.Table:
-    """The vectors of one old unit's part that pending rows reuse, each checked against the
-    key stored at its row."""
+    """The vectors of one old unit's part (of this output or a source) that pending rows
+    reuse, each checked against the key stored at its row."""
     if not group.num_rows:
         return FETCHED_SCHEMA.empty_table()
-    from_unit = group["from_unit"][0].as_py()
+    from_unit, from_output = group["from_unit"][0].as_py(), group["from_output"][0].as_py()
     if pc.any(pc.less(group["from_row"], 0)).as_py():  # in-run duplicates: their leader is not committed yet
         return _deferred(group)
-    layout = settings.layout()
+    layout = settings.layout() if from_output == 0 else settings.sources[from_output - 1].layout()
+    # Where the vector came from: a part of this output by name, a source's by its full URI.
+    lent_by = part_name(from_unit) if from_output == 0 else f"{layout.uri.rstrip('/')}/{part_name(from_unit)}"
     path = layout.data_part(from_unit)
     try:
         part = with_retries(lambda: _read_part(layout, path), f"reading {path}")
@@ -164,7 +212,7 @@ def fetch_vectors(group: pa.Table, settings: ReuseSettings) -> pa.Table:
             "vector": pc.cast(vectors, pa.list_(pa.float32())),
             "num_tokens": taken[C.NUM_TOKENS],
             "truncated": taken[C.TRUNCATED],
-            "reused_from": pa.array([part_name(from_unit)] * group.num_rows, pa.string()),
+            "reused_from": pa.array([lent_by] * group.num_rows, pa.string()),
         },
         schema=FETCHED_SCHEMA,
     )
@@ -250,7 +298,7 @@ def stage_units_together(units: pa.Table, settings: ReuseSettings) -> pa.Table:
     holds its keys, a shuffle's start-up would cost more than the work."""
     keys = unit_keys(units, settings)
     hits = _each_group(keys, "bucket", lookup_bucket, settings, HITS_SCHEMA)
-    fetched = _each_group(hits, "from_unit", fetch_vectors, settings, FETCHED_SCHEMA)
+    fetched = _each_group(hits, VECTOR_HOLDER, fetch_vectors, settings, FETCHED_SCHEMA)
     return _each_group(fetched, "unit", stage_unit, settings, STAGED_UNITS_SCHEMA)
 
 
@@ -259,6 +307,13 @@ def index_units_together(units: pa.Table, settings: ReuseSettings) -> pa.Table:
     return _each_group(index_entries(units, settings), "bucket", write_bucket, settings, INDEXED_SCHEMA)
 
 
-def _each_group(table: pa.Table, key: str, fn, settings: ReuseSettings, schema: pa.Schema) -> pa.Table:
-    groups = [fn(table.filter(pc.equal(table[key], value)), settings) for value in pc.unique(table[key]).to_pylist()]
+def _each_group(table: pa.Table, key: str | list[str], fn, settings: ReuseSettings, schema: pa.Schema) -> pa.Table:
+    keys = [key] if isinstance(key, str) else key
+    groups = []
+    for values in table.group_by(keys).aggregate([]).to_pylist():
+        mask = None
+        for name in keys:
+            equal = pc.equal(table[name], values[name])
+            mask = equal if mask is None else pc.and_(mask, equal)
+        groups.append(fn(table.filter(mask), settings))
     return pa.concat_tables(groups) if groups else schema.empty_table()

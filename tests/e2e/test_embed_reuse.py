@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from sarashina_batch.commands.embed import run_job
-from sarashina_batch.commands.exits import EXIT_OK
+from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_OK
 from sarashina_batch.commands.index import run_index
 from sarashina_batch.commands.plan import plan_run
 from sarashina_batch.commands.verify import run_verify
@@ -141,6 +141,63 @@ def test_changed_texts_and_duplicates_embed_only_the_new_keys(local_ray, tiny_mo
     assert now["s0-005"] == now["s0-000"] == now["s1-015"]
     by_id = dict(zip(out["id"].to_pylist(), out["reused_from"].to_pylist(), strict=True))
     assert sum(v is None for v in by_id.values()) == 10, "reused_from is null only for the rows the model embedded"
+
+
+def test_reuse_from_another_output_of_the_same_fingerprint_only(local_ray, tiny_model, tmp_path, capsys):
+    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=20)
+    lender = config.output.uri
+    # Another corpus (another output): two files of the first one's texts under other ids and
+    # names, and one file of new texts. Only those are embedded; the rest is copied from the
+    # first output, whose files are not touched.
+    texts = {name: t["text"].to_pylist() for name, t in tables.items()}
+    other = {
+        "mirror-a": pa.table({"doc_id": [f"a-{i}" for i in range(20)], "text": texts["s0"]}),
+        "mirror-b": pa.table({"doc_id": [f"b-{i}" for i in range(20)], "text": texts["s2"]}),
+        "fresh": pa.table({"doc_id": [f"f-{i}" for i in range(10)], "text": [f"新しい話{i}。" for i in range(10)]}),
+    }
+    for name, table in other.items():
+        store.put_table(f"corpus2/{name}.parquet", table, row_group_size=10)
+    lender_files = store.files("out")
+    borrower = config.model_copy(
+        update={
+            # its own unit size: the fingerprint's fields that change no vector may differ
+            "input": config.input.model_copy(update={"uri": store.uri("corpus2"), "rows_per_unit": 20}),
+            "output": config.output.model_copy(update={"uri": store.uri("out2")}),
+            "reuse": config.reuse.model_copy(update={"from_outputs": [lender]}),
+        }
+    )
+    estimate = plan_run(borrower)["resume"]["reuse"]
+    assert (estimate["found"], estimate["distinct"], estimate["sources"]) == (40, 50, 1), "plan sees the lender"
+    capsys.readouterr()
+
+    assert run_job(borrower) == EXIT_OK
+    summary = json.loads(next(v for k, v in store.files("out2").items() if k.startswith("_manifest/")))["summary"]
+    assert (summary["embedded"], summary["reused"]) == (50, 40), "the lender's 40 texts are copied, 10 embedded"
+    out = store.dataset("out2")
+    embedded = (np.asarray(v, np.float32).tobytes() for v in out["embedding"].to_pylist())
+    vectors = dict(zip(out["id"].to_pylist(), embedded, strict=True))
+    for i in range(20):
+        assert vectors[f"a-{i}"] == first[f"s0-{i:03d}"] and vectors[f"b-{i}"] == first[f"s2-{i:03d}"]
+    lent = [v for v in out["reused_from"].to_pylist() if v is not None]
+    assert len(lent) == 40 and all(v.startswith(lender.rstrip("/") + "/part-") for v in lent), lent[:3]
+    assert store.files("out") == lender_files, "a lender is read, never written"
+
+    # A lender of another fingerprint (another sequence length: other vectors) is refused before
+    # anything is written, and so is a folder this job did not write.
+    longer = borrower.model_copy(
+        update={
+            "output": config.output.model_copy(update={"uri": store.uri("out3")}),
+            "model": config.model.model_copy(update={"max_seq_length": config.model.max_seq_length * 2}),
+        }
+    )
+    assert run_job(longer) == EXIT_ERROR
+    assert "was embedded with another configuration (changed: max_seq_length)" in capsys.readouterr().err
+    not_ours = borrower.model_copy(
+        update={"reuse": config.reuse.model_copy(update={"from_outputs": [store.uri("corpus")]})}
+    )
+    assert run_job(not_ours.model_copy(update={"output": longer.output})) == EXIT_ERROR
+    assert "is not an output of sarashina-batch" in capsys.readouterr().err
+    assert not store.fs.exists(store.key("out3")), "a refused run wrote nothing"
 
 
 def test_a_damaged_index_costs_speed_only_and_the_rebuild_restores_it(local_ray, tiny_model, tmp_path, capsys):
