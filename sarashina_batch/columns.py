@@ -17,6 +17,13 @@ OUTPUT_COLUMNS = [ID, EMBEDDING, SOURCE_URI, SOURCE_ROW, TEXT_HASH, NUM_TOKENS, 
 CONTENT_KEY = "content_key"
 REUSED_FROM = "reused_from"
 REUSE_COLUMNS = [CONTENT_KEY, REUSED_FROM]
+# Passages (chunking.mode=passages): which passage of the document a row is, and where it is
+# in the document's text (text[char_start:char_end]); (id, passage_index) is unique.
+PASSAGE_INDEX = "passage_index"
+PASSAGE_COUNT = "passage_count"
+CHAR_START = "char_start"
+CHAR_END = "char_end"
+PASSAGE_COLUMNS = [PASSAGE_INDEX, PASSAGE_COUNT, CHAR_START, CHAR_END]
 
 # Rejected rows (written under _rejected/).
 REASON = "reason"

@@ -267,6 +267,31 @@ class ReuseConfig(_Strict):
         return [_usable_uri(uri, "reuse.from") for uri in uris]
 
 
+class ChunkingConfig(_Strict):
+    mode: Literal["none", "passages"] = Field(
+        "none",
+        description="none: one vector per document (cut at model.max_seq_length). passages: each document becomes "
+        "passages of at most chunking.max_tokens model tokens (prompt included), cut at paragraph breaks, sentence "
+        "ends (。！？!? and closing brackets), line breaks, 、 or spaces, never inside a character; one output row "
+        "per passage with passage_index, passage_count, char_start, char_end. Part of the fingerprint.",
+    )
+    max_tokens: int = Field(
+        512, ge=16, le=8192, description="Token budget of one passage, the prompt and special tokens included."
+    )
+    overlap_tokens: int = Field(
+        64, ge=0, description="Tokens a passage shares with the one before it (below half of max_tokens)."
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_half(self) -> ChunkingConfig:
+        if self.overlap_tokens >= self.max_tokens // 2:
+            raise ValueError(
+                f"chunking.overlap_tokens ({self.overlap_tokens}) must be below half of chunking.max_tokens "
+                f"({self.max_tokens}), or passages would barely advance; lower the overlap"
+            )
+        return self
+
+
 class RunConfig(_Strict):
     """A whole embedding run."""
 
@@ -277,6 +302,7 @@ class RunConfig(_Strict):
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     reuse: ReuseConfig = Field(default_factory=ReuseConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
 
     @model_validator(mode="after")
     def _distinct_columns(self) -> RunConfig:
@@ -287,6 +313,11 @@ class RunConfig(_Strict):
             raise ValueError(
                 f"batching.max_tokens_per_batch ({self.batching.max_tokens_per_batch}) is below model.max_seq_length "
                 f"({self.model.max_seq_length}): the longest row would not fit; raise the budget or lower the length"
+            )
+        if self.chunking.mode == "passages" and self.chunking.max_tokens > self.model.max_seq_length:
+            raise ValueError(
+                f"chunking.max_tokens ({self.chunking.max_tokens}) is above model.max_seq_length "
+                f"({self.model.max_seq_length}): passages would be cut again; lower it or raise the length"
             )
         return self
 

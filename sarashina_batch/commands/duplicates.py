@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import columns as C
 from ..config import RunConfig
@@ -76,9 +77,17 @@ def duplicate_ids(output_uri: str, storage_options: dict[str, Any], connect=lamb
     return result
 
 
+def _document_ids(fs, path: str) -> pa.Table:
+    """The ids of a part, once per document: a document's passages share its id."""
+    table = read_columns(fs, path, [C.ID, C.PASSAGE_INDEX])  # a column a part lacks is left out
+    if C.PASSAGE_INDEX not in table.column_names:  # a part of whole documents
+        return table.select([C.ID])
+    return table.filter(pc.fill_null(pc.equal(table[C.PASSAGE_INDEX], 0), True)).select([C.ID])
+
+
 def _read_ids(batch: pa.Table, uri: str, storage_options: dict[str, Any]) -> pa.Table:
     fs, _ = open_fs(uri, storage_options)
     tables = []
     for paths in batch["paths"].to_pylist():
-        tables += [read_columns(fs, path, [C.ID]) for path in paths]
+        tables += [_document_ids(fs, path) for path in paths]
     return pa.concat_tables(tables) if tables else pa.table({C.ID: pa.array([], pa.string())})

@@ -245,13 +245,18 @@ def _by_reason(numbers: dict) -> str:
     return f" ({', '.join(f'{reason} {count:,}' for reason, count in reasons.items())})" if reasons else ""
 
 
+def _as_passages(n: dict) -> str:
+    return f" (as {n['passages']:,} passages)" if n["passages"] != n["embedded"] else ""
+
+
 def _reuse_line(n: dict) -> str:
     """Content reuse: rows and tokens copied instead of embedded, and the time that saved."""
     if not n["reused"]:
         return ""
     saved = f" | ~{n['seconds_saved']:,.0f} s of this run's embedding saved" if n["seconds_saved"] else ""
+    of = "passages" if n["passages"] != n["embedded"] else "rows embedded"
     return (
-        f"  reused {n['reused']:,} of the rows embedded ({n['reused_tokens']:,} tokens): their content was "
+        f"  reused {n['reused']:,} of the {of} ({n['reused_tokens']:,} tokens): their content was "
         f"already in the output{saved}"
     )
 
@@ -263,7 +268,8 @@ def summary_text(result: RunResult, manifest_path: str) -> str:
     efficiency = f"{n['padding_efficiency']:.1%}" if n["padding_efficiency"] is not None else "n/a"
     lines = [
         f"sarashina-batch run {result.run_id}: {state}",
-        f"  rows embedded {n['embedded']:,} | rejected {n['rejected']:,}{_by_reason(n)} | truncated {n['truncated']:,}",
+        f"  rows embedded {n['embedded']:,}{_as_passages(n)} | rejected {n['rejected']:,}{_by_reason(n)} | "
+        f"truncated {n['truncated']:,}",
         (
             f"  units committed {n['units_committed']:,} | skipped (already done) {n['units_skipped']:,} | "
             f"failed {n['units_failed']:,} | removed (input changed or gone) {n['units_removed']:,}"

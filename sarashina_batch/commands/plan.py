@@ -38,7 +38,7 @@ from ..run.provenance import fingerprint, fingerprint_fields, output_settings
 from ..run.resources import decide_resources
 from ..run.reuse_sources import check_reuse_sources, open_reuse_sources
 from ..stages.content import content_keys
-from ..stages.prepare import count_tokens, unit_prompts
+from ..stages.prepare import count_tokens, unit_inputs
 from ..stages.reuse import ReuseSettings, ReuseSource, find_keys
 from ..storage.errors import describe, with_retries
 from .exits import EXIT_CHECK_FAILED, EXIT_OK, guarded, print_report
@@ -288,7 +288,7 @@ def _estimate_reuse(
     exact = sum(rows for _, _, rows in groups) <= REUSE_SAMPLE
     _, tables = _sample_row_groups(groups, config, settings, REUSE_SAMPLE, 0, exact)
     keys = pa.array(
-        [k for t in tables for k in content_keys(unit_prompts(t, settings)[0]) if k is not None], pa.binary(16)
+        [k for t in tables for k in content_keys(unit_inputs(t, settings)[0].prompts) if k is not None], pa.binary(16)
     )
     buckets = key_buckets(keys) if len(keys) else np.array([], np.int32)
     lookups = ReuseSettings(

@@ -115,9 +115,9 @@ def verify_output(
     result = Verification(layout.uri)
     markers = layout.read_markers()
     result.units = len(markers)
-    footers = _check_parts(layout, markers, info.fingerprint, result)
+    footers = _check_parts(layout, markers, info.fingerprint, result, passages="chunking" in info.fields)
     _check_unlisted(layout, markers, result)
-    data = [(m.data_part, m.embedded) for m in markers if m.data_part and m.data_part in footers]
+    data = [(m.data_part, m.count("passages")) for m in markers if m.data_part and m.data_part in footers]
     result.rows = sum(rows for _, rows in data)
     if sample and data:
         rows = _sample_rows(layout, data, sample, np.random.default_rng(seed))
@@ -136,21 +136,30 @@ def verify_output(
     return result
 
 
-def _check_parts(layout: OutputLayout, markers: list[CommitMarker], fingerprint: str, result: Verification) -> dict:
-    """Footer of every part a marker names; counts, fingerprints and dimensions checked."""
+def _check_parts(
+    layout: OutputLayout, markers: list[CommitMarker], fingerprint: str, result: Verification, passages: bool
+) -> dict:
+    """Footer of every part a marker names; counts, fingerprints and dimensions checked.
+    passages: the output splits documents into passages (else one vector per document)."""
     expected = {}  # part path (relative) -> (rows, marker)
     for marker in markers:
+        vectors = marker.count("passages")
+        if vectors < marker.embedded or (not passages and vectors != marker.embedded):
+            result.problems.append(
+                f"marker of unit {marker.unit}: {vectors} vectors for {marker.embedded} embedded documents"
+            )
         if marker.fingerprint not in (None, fingerprint):
             result.problems.append(
                 f"marker of unit {marker.unit} carries fingerprint {marker.fingerprint}, the output's is {fingerprint}"
             )
         if marker.embedded + marker.rejected != marker.rows:
             result.problems.append(f"marker of unit {marker.unit}: embedded + rejected != rows")
-        for part, count in ((marker.data_part, "embedded"), (marker.rejected_part, "rejected")):
+        # A data part holds a row per vector (a document, or each of its passages).
+        for part, count in ((marker.data_part, "passages"), (marker.rejected_part, "rejected")):
             if part:
                 expected[part] = (marker.count(count), marker)
             elif marker.count(count):
-                key = "data_part" if count == "embedded" else "rejected_part"
+                key = "data_part" if count == "passages" else "rejected_part"
                 result.problems.append(
                     f"marker of unit {marker.unit} counts {marker.count(count)} {count} rows but names no {key}"
                 )
@@ -273,6 +282,10 @@ def _compare_with_reference(
         )
         return
     texts = _source_texts(rows, settings["text_column"], storage_options)
+    cut = settings.get("max_chars_per_row") or None
+    if C.CHAR_START in rows.column_names:  # passages: re-embed the substring each row names
+        spans = zip(rows[C.CHAR_START].to_pylist(), rows[C.CHAR_END].to_pylist(), strict=True)
+        texts = [None if t is None else t[:cut][start:end] for t, (start, end) in zip(texts, spans, strict=True)]
     current = [
         text is not None and text_hash(text) == stored
         for text, stored in zip(texts, rows[C.TEXT_HASH].to_pylist(), strict=True)
@@ -286,7 +299,6 @@ def _compare_with_reference(
         "query": QUERY_TEMPLATE.format(instruction=settings.get("instruction"), text=""),
     }
     roles = rows[C.ROLE].to_pylist()
-    cut = settings.get("max_chars_per_row") or None
     # sentence-transformers 4.0.2 (the model card's pin) strips prompt + text before tokenizing.
     inputs = [(prefixes[roles[i]] + texts[i][:cut]).strip() for i in keep]
     reference = _reference_vectors(name, revision, settings, inputs, device)

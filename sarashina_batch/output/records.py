@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 # What a commit marker counts, per unit; a run's totals add them up.
-# "embedded" counts the rows written with a vector, "reused" those of them whose vector was
-# copied (content reuse) rather than computed; "tokens" counts the model's tokens only.
+# "rows" and "embedded" count documents (input rows), "passages" the vectors written (one per
+# embedded document, or one per passage with chunking), "reused" those of the vectors that
+# were copied (content reuse) rather than computed; "tokens" counts the model's tokens only.
 COUNTERS = (
     "rows",
     "embedded",
+    "passages",
     "reused",
     "rejected",
     "tokens",
@@ -58,6 +60,7 @@ class CommitMarker(_Record):
     source_rows: int | None = None  # rows of the unit's whole source file
     rows: int = 0
     embedded: int = 0
+    passages: int = 0  # 0 in markers from before passages: read as `embedded` (one vector each)
     reused: int = 0
     rejected: int = 0
     tokens: int = 0
@@ -74,6 +77,8 @@ class CommitMarker(_Record):
 
     def count(self, name: str) -> int:
         """One of COUNTERS."""
+        if name == "passages" and not self.passages:
+            return int(self.embedded or 0)
         return int(getattr(self, name) or 0)
 
     def parts(self) -> list[str]:

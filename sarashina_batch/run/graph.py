@@ -183,6 +183,9 @@ def prepare_settings(
         storage_options=config.input.storage_options,
         guard=guard,
         reuse=staged,
+        passages=(config.chunking.max_tokens, config.chunking.overlap_tokens)
+        if config.chunking.mode == "passages"
+        else None,
     )
 
 
@@ -216,6 +219,7 @@ def write_settings(
         run_id=run_id,
         guard=guard,
         content_keys=content_keys,
+        passages=config.chunking.mode == "passages",
     )
 
 

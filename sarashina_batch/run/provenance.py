@@ -44,7 +44,14 @@ def fingerprint_fields(config: RunConfig, model: ResolvedModel) -> dict:
         # Not embedding settings, but they decide the unit and part names a resume relies on.
         "rows_per_unit": config.input.rows_per_unit,
         "output_layout": OUTPUT_LAYOUT_VERSION,
+        # Only with passages: an output of whole documents keeps the fingerprint it had.
+        **({"chunking": chunking_fields(config)} if config.chunking.mode == "passages" else {}),
     }
+
+
+def chunking_fields(config: RunConfig) -> dict[str, Any]:
+    chunking = config.chunking
+    return {"mode": chunking.mode, "max_tokens": chunking.max_tokens, "overlap_tokens": chunking.overlap_tokens}
 
 
 CONTENT_KEYS = "output.content_keys"
@@ -111,6 +118,7 @@ def parquet_metadata(config: RunConfig, model: ResolvedModel, run_id: str) -> di
         "config_fingerprint": fingerprint(config, model),
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "chunking": json.dumps(chunking_fields(config)),
     }
     return {METADATA_PREFIX + key: value for key, value in info.items()}
 

@@ -19,8 +19,9 @@ from .. import columns as C
 from ..input.units import UnitName
 from ..secrets import redact, secret_values
 from ..storage.errors import with_retries
-from .content import content_keys, rendered_prompts
+from .content import content_keys
 from .guard import UNGUARDED, AttemptGuard
+from .model_inputs import ModelInputs, model_inputs, whole_documents
 from .read import read_unit_rows
 from .staging import StagedReuse, read_staged
 
@@ -55,6 +56,7 @@ class PrepareSettings:
     # Content reuse: vectors the run's pre-pass copied out of the output for these units
     # (stages/reuse.py), read from the run's staging files in place of tokenizing those rows.
     reuse: StagedReuse | None = None
+    passages: tuple[int, int] | None = None  # chunking.mode=passages: (max_tokens, overlap_tokens)
 
 
 @functools.lru_cache(maxsize=4)
@@ -105,13 +107,12 @@ def read_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
     )
 
 
-def unit_prompts(rows: pa.Table, settings: PrepareSettings) -> tuple[list, list, list, list, list]:
-    """Per row: the rendered prompt (None when rejected), whether its text was cut, its role,
-    and the rejection reason and detail found so far."""
+def unit_inputs(rows: pa.Table, settings: PrepareSettings) -> tuple[ModelInputs, list[str | None]]:
+    """The model inputs of these rows (one per document, or per passage), and each row's role;
+    rejection reasons found so far are on the inputs."""
     texts, reasons, details = classify_texts(rows.column(settings.text_column))
     roles = row_roles(rows, settings, reasons, details)
-    prompts, truncated = rendered_prompts(texts, roles, reasons, settings.prefixes, settings.max_chars)
-    return prompts, truncated, roles, reasons, details
+    return model_inputs(texts, roles, reasons, details, settings), roles
 
 
 def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSettings) -> pa.Table:
@@ -120,48 +121,63 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
     texts, reasons, details = classify_texts(rows.column(settings.text_column))
     roles = row_roles(rows, settings, reasons, details)
     ids = _ids(rows, settings, uri, source_rows, reasons, details)
-    prompts, truncated = rendered_prompts(texts, roles, reasons, settings.prefixes, settings.max_chars)
-    keys = content_keys(prompts)
-    staged = read_staged(settings.reuse, unit[C.UNIT_ID], source_rows, keys)
-    # A row whose vector the pre-pass found is not tokenized: its count comes with the vector.
-    to_tokenize = [p if staged.vector_at(i) is None else None for i, p in enumerate(prompts)]
-    token_ids, num_tokens = _tokenize(to_tokenize, reasons, details, truncated, settings)
-    staged.fill(num_tokens, truncated)
+    inputs = model_inputs(texts, roles, reasons, details, settings)
+    keys = content_keys(inputs.prompts)
+    staged = read_staged(settings.reuse, unit[C.UNIT_ID], keys)
+    # An input whose vector the pre-pass found is not tokenized: its count comes with the vector.
+    to_tokenize = [p if staged.vector_at(i) is None else None for i, p in enumerate(inputs.prompts)]
+    token_ids, num_tokens = _tokenize(to_tokenize, inputs.reasons, inputs.details, inputs.truncated, settings)
+    staged.fill(num_tokens, inputs.truncated)
+    kept = whole_documents(inputs)
+    if len(kept) < len(inputs.document):  # a passage the tokenizer refused rejects its document
+        inputs, keys = inputs.keep(kept), [keys[i] for i in kept]
+        token_ids, num_tokens = [token_ids[i] for i in kept], [num_tokens[i] for i in kept]
+        staged = staged.keep(kept)
+    doc = np.asarray(inputs.document, dtype=np.int64)
+    m = len(doc)
+    row_roles_of = [roles[i] for i in inputs.document]
     return pa.table(
         {
-            C.ID: ids,
-            C.SOURCE_URI: pa.array([uri] * n, pa.string()),
-            C.SOURCE_ROW: source_rows,
-            C.TEXT_HASH: pa.array([text_hash(t) for t in texts], pa.string()),
+            C.ID: ids.take(pa.array(doc)) if m else pa.array([], pa.string()),
+            C.SOURCE_URI: pa.array([uri] * m, pa.string()),
+            C.SOURCE_ROW: source_rows[doc],
+            C.TEXT_HASH: pa.array([text_hash(t) for t in inputs.texts], pa.string()),
             C.NUM_TOKENS: pa.array(num_tokens, pa.int32()),
-            C.TRUNCATED: pa.array(truncated, pa.bool_()),
-            C.ROLE: pa.array(roles, pa.string()),
-            C.TASK: pa.array([settings.task if r == "query" else None for r in roles], pa.string()),
-            C.REASON: pa.array(reasons, pa.string()),
-            C.DETAIL: pa.array(details, pa.string()),
-            C.UNIT_ID: pa.array([unit[C.UNIT_ID]] * n, pa.string()),
-            C.UNIT_ROWS: pa.array([unit[C.UNIT_NUM_ROWS]] * n, pa.int64()),
-            C.FILE_ROWS: pa.array([unit[C.UNIT_FILE_ROWS]] * n, pa.int64()),
-            C.UNIT_ERROR: pa.nulls(n, pa.string()),
+            C.TRUNCATED: pa.array(inputs.truncated, pa.bool_()),
+            C.ROLE: pa.array(row_roles_of, pa.string()),
+            C.TASK: pa.array([settings.task if r == "query" else None for r in row_roles_of], pa.string()),
+            C.REASON: pa.array(inputs.reasons, pa.string()),
+            C.DETAIL: pa.array(inputs.details, pa.string()),
+            C.UNIT_ID: pa.array([unit[C.UNIT_ID]] * m, pa.string()),
+            C.UNIT_ROWS: pa.array([unit[C.UNIT_NUM_ROWS]] * m, pa.int64()),
+            C.FILE_ROWS: pa.array([unit[C.UNIT_FILE_ROWS]] * m, pa.int64()),
+            C.UNIT_ERROR: pa.nulls(m, pa.string()),
             C.INPUT_IDS: pa.array(token_ids, pa.list_(pa.int32())),
             C.CONTENT_KEY: pa.array(keys, pa.binary(16)),
             C.REUSED_VECTOR: staged.vectors(),
             C.REUSED_FROM: staged.sources(),
+            C.PASSAGE_INDEX: pa.array(inputs.passage_index, pa.int32()),
+            C.PASSAGE_COUNT: pa.array(inputs.passage_count, pa.int32()),
+            C.CHAR_START: pa.array(inputs.char_start, pa.int64()),
+            C.CHAR_END: pa.array(inputs.char_end, pa.int64()),
         },
         schema=PREPARED_SCHEMA,
     )
 
 
 def count_tokens(rows: pa.Table, settings: PrepareSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: tokens the job embeds (0 for a row it rejects), truncated, rejected. The job's
-    own path (decoding, prompts, cuts, tokenizer), for `plan`'s estimate."""
-    prompts, truncated, _, reasons, details = unit_prompts(rows, settings)
-    _, num_tokens = _tokenize(prompts, reasons, details, truncated, settings)
-    return (
-        np.array(num_tokens, dtype=np.int64),
-        np.array(truncated, dtype=bool),
-        np.array([r is not None for r in reasons]),
-    )
+    """Per row (document): tokens the job embeds (0 for a row it rejects; its passages' sum
+    with chunking), truncated, rejected. The job's own path (decoding, prompts, cuts,
+    passages, tokenizer), for `plan`'s estimate."""
+    inputs, _ = unit_inputs(rows, settings)
+    _, num_tokens = _tokenize(inputs.prompts, inputs.reasons, inputs.details, inputs.truncated, settings)
+    doc = np.asarray(inputs.document, dtype=np.int64)
+    tokens = np.zeros(rows.num_rows, dtype=np.int64)
+    np.add.at(tokens, doc, np.asarray(num_tokens, dtype=np.int64))
+    truncated, rejected = np.zeros(rows.num_rows, dtype=bool), np.zeros(rows.num_rows, dtype=bool)
+    truncated[doc] = inputs.truncated
+    rejected[doc[[r is not None for r in inputs.reasons]]] = True
+    return tokens, truncated, rejected
 
 
 def _ids(
@@ -351,5 +367,9 @@ PREPARED_SCHEMA = pa.schema(
         (C.CONTENT_KEY, pa.binary(16)),
         (C.REUSED_VECTOR, pa.list_(pa.float32())),
         (C.REUSED_FROM, pa.string()),
+        (C.PASSAGE_INDEX, pa.int32()),
+        (C.PASSAGE_COUNT, pa.int32()),
+        (C.CHAR_START, pa.int64()),
+        (C.CHAR_END, pa.int64()),
     ]
 )

@@ -29,7 +29,7 @@ from ..output.layout import OutputLayout, part_name
 from ..output.lease import LeaseFence
 from ..storage.errors import with_retries
 from .content import content_keys
-from .prepare import PrepareSettings, read_unit, unit_prompts
+from .prepare import PrepareSettings, read_unit, unit_inputs
 from .staging import STAGED_SCHEMA, staging_path
 
 KEYS_SCHEMA = pa.schema(
@@ -97,8 +97,9 @@ def unit_keys(units: pa.Table, settings: ReuseSettings) -> pa.Table:
             rows = read_unit(unit, settings.prepare)
         except Exception:  # noqa: BLE001 - reported by the prepare stage, which reads it again
             continue
-        keys = pa.array(content_keys(unit_prompts(rows, settings.prepare)[0]), pa.binary(16))
-        rows_of = np.arange(unit[C.UNIT_FIRST_ROW], unit[C.UNIT_FIRST_ROW] + rows.num_rows, dtype=np.int64)
+        inputs, _ = unit_inputs(rows, settings.prepare)  # documents, or their passages
+        keys = pa.array(content_keys(inputs.prompts), pa.binary(16))
+        rows_of = unit[C.UNIT_FIRST_ROW] + np.asarray(inputs.document, dtype=np.int64)
         valid = pc.is_valid(keys)
         keys, rows_of = keys.filter(valid), rows_of[np.asarray(valid)]
         if len(keys):
@@ -248,8 +249,9 @@ def stage_unit(group: pa.Table, settings: ReuseSettings) -> pa.Table:
     unit = group["unit"][0].as_py()
     waiting = pc.is_null(group["vector"])
     deferred = len(pc.unique(group.filter(waiting)["source_row"]))
+    # One vector per key: the prepare stage matches them to its inputs by key.
     staged = group.filter(pc.invert(waiting)).select(STAGED_SCHEMA.names).sort_by("source_row")
-    staged = staged.take(pc.index_in(pc.unique(staged["source_row"]), value_set=staged["source_row"]))
+    staged = staged.take(pc.index_in(pc.unique(staged["content_key"]), value_set=staged["content_key"]))
     if staged.num_rows:
         layout = settings.layout(fenced=True)
         sink = pa.BufferOutputStream()

@@ -2,9 +2,10 @@
 
 The pre-pass (stages/reuse.py) writes one staging file per unit with reusable rows, under
 the run's own `_runs/<run id>/reuse/` folder; the prepare stage reads it back here and hands
-those rows on with their vector instead of token ids. A staged row is used only where its
-content key equals the key the prepare stage computed for that row itself, so a staging
-file from anything but this very unit costs a forward pass, never a wrong vector.
+those inputs on with their vector instead of token ids. A staged vector is matched by the
+content key the prepare stage computed for the input itself (a document, or one of its
+passages), so a staging file from anything but this very unit costs a forward pass, never a
+wrong vector.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -43,7 +43,7 @@ class StagedReuse:
 
 
 class StagedRows:
-    """A unit's staged rows lined up with its prepared rows (index i = the unit's i-th row)."""
+    """A unit's staged vectors lined up with its model inputs (index i = the i-th input)."""
 
     def __init__(self, n: int, found: dict[int, dict[str, Any]]):
         self.n, self.found = n, found
@@ -63,15 +63,17 @@ class StagedRows:
     def sources(self) -> pa.Array:
         return pa.array([(self.found.get(i) or {}).get("reused_from") for i in range(self.n)], pa.string())
 
+    def keep(self, indices: list[int]) -> StagedRows:
+        """The same, for the inputs kept (their new positions)."""
+        return StagedRows(len(indices), {new: self.found[old] for new, old in enumerate(indices) if old in self.found})
+
 
 def staging_path(layout: OutputLayout, run_id: str, unit_id: str) -> str:
     return layout.run_scratch(run_id, "reuse", f"{unit_id}.parquet")
 
 
-def read_staged(
-    reuse: StagedReuse | None, unit_id: str, source_rows: np.ndarray, keys: list[bytes | None]
-) -> StagedRows:
-    """The staged rows of this unit whose key is the row's own key now."""
+def read_staged(reuse: StagedReuse | None, unit_id: str, keys: list[bytes | None]) -> StagedRows:
+    """The staged vectors of this unit's inputs, by their own content keys now."""
     if reuse is None or unit_id not in reuse.units:
         return StagedRows(len(keys), {})
     layout = OutputLayout(reuse.output_uri, reuse.storage_options)
@@ -80,12 +82,8 @@ def read_staged(
         table = with_retries(lambda: _read(layout, path), f"reading {path}")
     except FileNotFoundError:  # gone (a sweep): these rows are embedded instead
         return StagedRows(len(keys), {})
-    first = int(source_rows[0]) if len(source_rows) else 0
-    found = {}
-    for row in table.to_pylist():
-        i = row["source_row"] - first
-        if 0 <= i < len(keys) and keys[i] is not None and keys[i] == row["content_key"]:
-            found[i] = row
+    by_key = {row["content_key"]: row for row in table.to_pylist()}
+    found = {i: by_key[key] for i, key in enumerate(keys) if key is not None and key in by_key}
     return StagedRows(len(keys), found)
 
 

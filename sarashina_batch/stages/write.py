@@ -36,6 +36,7 @@ class WriteSettings:
     run_id: str | None = None  # parts are written only while the output's lease names this run
     guard: AttemptGuard = UNGUARDED
     content_keys: bool = False  # write content_key and reused_from (outputs that record them)
+    passages: bool = False  # chunking.mode=passages: rows are passages, with their offsets
 
 
 STATS_SCHEMA = pa.schema(
@@ -44,8 +45,9 @@ STATS_SCHEMA = pa.schema(
         ("unit_rows", pa.int64()),
         ("file_rows", pa.int64()),
         ("source_uri", pa.string()),
-        ("rows", pa.int64()),
-        ("embedded", pa.int64()),
+        ("rows", pa.int64()),  # documents (input rows), embedded or rejected
+        ("embedded", pa.int64()),  # documents embedded
+        ("passages", pa.int64()),  # vectors written: one per embedded document, or per passage
         ("reused", pa.int64()),
         ("rejected", pa.int64()),
         ("tokens", pa.int64()),
@@ -97,33 +99,36 @@ def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) ->
     if error is not None:
         return {**stats, "rows": 0, "error": error}
     rows = rows.filter(pc.is_valid(rows[C.SOURCE_ROW]))  # an empty unit travels as one placeholder row
-    if rows.num_rows != stats["unit_rows"]:
+    documents = _documents(rows)
+    if documents != stats["unit_rows"]:
         return {
             **stats,
-            "rows": rows.num_rows,
-            "error": f"the unit reached the write stage in pieces ({rows.num_rows} of {stats['unit_rows']} rows); "
+            "rows": documents,
+            "error": f"the unit reached the write stage in pieces ({documents} of {stats['unit_rows']} rows); "
             "nothing was written for it, a re-run retries it",
         }
     rejected_mask = pc.is_valid(rows[C.REASON])
     embedded, rejected = rows.filter(pc.invert(rejected_mask)), rows.filter(rejected_mask)
     reused_mask = pc.is_valid(embedded[C.REUSED_FROM])
+    first_passages = embedded.filter(pc.fill_null(pc.equal(embedded[C.PASSAGE_INDEX], 0), True))
     stats.update(
-        rows=rows.num_rows,
-        embedded=embedded.num_rows,
+        rows=documents,
+        embedded=_documents(embedded),
+        passages=embedded.num_rows,
         reused=int(pc.sum(pc.cast(reused_mask, pa.int64())).as_py() or 0),
         rejected=rejected.num_rows,
         tokens=int(pc.sum(embedded.filter(pc.invert(reused_mask))[C.NUM_TOKENS]).as_py() or 0),
         reused_tokens=int(pc.sum(embedded.filter(reused_mask)[C.NUM_TOKENS]).as_py() or 0),
         padded_tokens=int(np.asarray(embedded[C.PADDED_LEN]).sum()),
-        truncated=int(pc.sum(pc.cast(embedded[C.TRUNCATED], pa.int64())).as_py() or 0),
-        duplicate_ids=repeated_ids(embedded[C.ID]),
+        truncated=_documents(embedded.filter(embedded[C.TRUNCATED])),
+        duplicate_ids=repeated_ids(first_passages[C.ID]),
         rejected_reasons=json.dumps(reason_counts(rejected[C.REASON]), sort_keys=True),
     )
     if embedded.num_rows:
         stats["data_bytes"] = _write(
             layout,
             layout.data_part(stats["unit_id"]),
-            output_table(embedded, settings.embedding_dtype, settings.content_keys),
+            output_table(embedded, settings.embedding_dtype, settings.content_keys, settings.passages),
             settings.metadata,
         )
     if rejected.num_rows:
@@ -131,6 +136,11 @@ def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) ->
             layout, layout.rejected_part(stats["unit_id"]), rejected.select(C.REJECTED_COLUMNS), settings.metadata
         )
     return stats
+
+
+def _documents(rows: pa.Table) -> int:
+    """Input rows among these (a document split into passages is one)."""
+    return len(pc.unique(rows[C.SOURCE_ROW])) if rows.num_rows else 0
 
 
 def reason_counts(reasons: pa.ChunkedArray) -> dict[str, int]:
@@ -145,13 +155,15 @@ def repeated_ids(ids: pa.ChunkedArray) -> int:
     return int(pc.sum(pc.greater(counts, 1)).as_py() or 0)
 
 
-def output_table(rows: pa.Table, embedding_dtype: str, content_keys: bool = False) -> pa.Table:
-    """The output contract's columns, in source order, with the stored embedding type."""
-    rows = rows.sort_by(C.SOURCE_ROW)
+def output_table(rows: pa.Table, embedding_dtype: str, content_keys: bool = False, passages: bool = False) -> pa.Table:
+    """The output contract's columns, in source order (passages in order within a document),
+    with the stored embedding type."""
+    rows = rows.sort_by([(C.SOURCE_ROW, "ascending"), (C.PASSAGE_INDEX, "ascending")])
     embedding = rows[C.EMBEDDING]
     dim = embedding.type.list_size
     value_type = pa.float16() if embedding_dtype == "float16" else pa.float32()
-    table = rows.select(C.OUTPUT_COLUMNS + (C.REUSE_COLUMNS if content_keys else []))
+    extra = (C.PASSAGE_COLUMNS if passages else []) + (C.REUSE_COLUMNS if content_keys else [])
+    table = rows.select(C.OUTPUT_COLUMNS + extra)
     table = table.set_column(
         table.schema.get_field_index(C.EMBEDDING), C.EMBEDDING, embedding.cast(pa.list_(value_type, dim))
     )

@@ -124,8 +124,14 @@ def test_verify_fails_when_a_marker_and_its_part_disagree(output, tmp_path, caps
     )
     marker = json.loads(marker_path.read_text())
     marker["embedded"] += 1
+    marker["passages"] += 1  # a row per vector: one per document here
     marker["rows"] += 1
     marker_path.write_text(json.dumps(marker))
     code, text = cli(capsys, "verify", "--output", str(copy), "--sample", "0")
     assert code == 1
-    assert f"{marker['data_part']}: {marker['embedded'] - 1} rows, its marker says {marker['embedded']}" in text
+    assert f"{marker['data_part']}: {marker['passages'] - 1} rows, its marker says {marker['passages']}" in text
+    # A marker of an output of whole documents whose vectors and documents disagree.
+    marker["passages"] -= 1
+    marker_path.write_text(json.dumps(marker))
+    code, text = cli(capsys, "verify", "--output", str(copy), "--sample", "0")
+    assert code == 1 and f"marker of unit {marker['unit']}: {marker['passages']} vectors for" in text

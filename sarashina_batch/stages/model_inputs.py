@@ -1,0 +1,102 @@
+"""What the model sees of a unit's rows: one input per document, or, with chunking.mode
+passages, one per passage (stages/passages.py).
+
+A rejected document is one input without a prompt, whatever the mode, so every document is
+accounted for once: embedded as all of its passages, or rejected once with its reason.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from .content import rendered_prompts
+from .passages import PassageSplitter
+
+CHUNKING_ERROR = "chunking_error"
+
+
+@dataclass
+class ModelInputs:
+    """Parallel lists, one entry per input (a document, or one passage of it)."""
+
+    document: list[int] = field(default_factory=list)  # the unit row the input comes from
+    prompts: list[str | None] = field(default_factory=list)  # None: the document is rejected
+    texts: list[str | None] = field(default_factory=list)  # the text embedded (hashed into text_hash)
+    truncated: list[bool] = field(default_factory=list)  # the document was cut at max_chars_per_row
+    reasons: list[str | None] = field(default_factory=list)
+    details: list[str | None] = field(default_factory=list)
+    passage_index: list[int | None] = field(default_factory=list)  # None unless chunking.mode=passages
+    passage_count: list[int | None] = field(default_factory=list)
+    char_start: list[int | None] = field(default_factory=list)
+    char_end: list[int | None] = field(default_factory=list)
+
+    def add(self, document: int, prompt, text, truncated: bool, reason, detail, passage=None, count=None) -> None:
+        self.document.append(document)
+        self.prompts.append(prompt)
+        self.texts.append(text)
+        self.truncated.append(truncated)
+        self.reasons.append(reason)
+        self.details.append(detail)
+        self.passage_index.append(None if passage is None else passage[0])
+        self.passage_count.append(count)
+        self.char_start.append(None if passage is None else passage[1])
+        self.char_end.append(None if passage is None else passage[2])
+
+    def keep(self, indices: list[int]) -> ModelInputs:
+        kept = ModelInputs()
+        for name in kept.__dataclass_fields__:
+            values = getattr(self, name)
+            setattr(kept, name, [values[i] for i in indices])
+        return kept
+
+
+@functools.lru_cache(maxsize=4)
+def passage_splitter(tokenizer_name: str, revision: str | None, max_tokens: int, overlap_tokens: int):
+    from .prepare import load_tokenizer
+
+    return PassageSplitter(load_tokenizer(tokenizer_name, revision), max_tokens, overlap_tokens)
+
+
+def model_inputs(
+    texts: list[str | None],
+    roles: list[str | None],
+    reasons: list[str | None],
+    details: list[str | None],
+    settings,
+) -> ModelInputs:
+    """The inputs of a unit's documents (settings: stages.prepare.PrepareSettings)."""
+    prompts, truncated = rendered_prompts(texts, roles, reasons, settings.prefixes, settings.max_chars)
+    inputs = ModelInputs()
+    if settings.passages is None:
+        for i, prompt in enumerate(prompts):
+            inputs.add(i, prompt, texts[i], truncated[i], reasons[i], details[i])
+        return inputs
+    splitter = passage_splitter(settings.tokenizer_name, settings.tokenizer_revision, *settings.passages)
+    for i, prompt in enumerate(prompts):
+        if prompt is None:
+            inputs.add(i, None, texts[i], truncated[i], reasons[i], details[i])
+            continue
+        text, prefix = texts[i][: settings.max_chars], settings.prefixes[roles[i]]
+        try:
+            passages = splitter.split(text, prefix)
+        except Exception as err:  # noqa: BLE001 - this document alone is rejected, with the reason
+            inputs.add(i, None, texts[i], truncated[i], CHUNKING_ERROR, f"{type(err).__name__}: {err}")
+            continue
+        for number, passage in enumerate(passages):
+            piece = text[passage.start : passage.end]
+            where = (number, passage.start, passage.end)
+            inputs.add(i, (prefix + piece).strip(), piece, truncated[i], None, None, where, len(passages))
+    return inputs
+
+
+def whole_documents(inputs: ModelInputs) -> list[int]:
+    """The inputs to keep once some are rejected: a document with a rejected passage is
+    rejected as a whole, as its first input (its reason kept)."""
+    rejected: dict[int, int] = {}
+    for i, reason in enumerate(inputs.reasons):
+        if reason is not None:
+            rejected.setdefault(inputs.document[i], i)
+    if not rejected:
+        return list(range(len(inputs.document)))
+    return [i for i, doc in enumerate(inputs.document) if doc not in rejected or rejected[doc] == i]
