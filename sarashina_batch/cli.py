@@ -7,6 +7,8 @@ sarashina-batch verify     --output URI [--sample N] [--min-cosine C] [--model I
 sarashina-batch inspect    --output URI [--json]
 sarashina-batch duplicates --output URI
 sarashina-batch index      --output URI [--rebuild]
+sarashina-batch query      --output URI "text" [-k 10] [--task retrieval] [--role query|document] [--index lancedb://P]
+sarashina-batch export     --output URI --to lancedb://PATH [--table NAME]
 sarashina-batch make-tiny-model DIR
 """
 
@@ -20,8 +22,9 @@ from .commands.arguments import add_output_flags, add_run_flags, config_from
 from .commands.exits import EXIT_ERROR, EXIT_OK
 from .commands.nightly import add_nightly_flags
 from .config import ConfigError
+from .prompts import INSTRUCTIONS
 
-OUTPUT_COMMANDS = ("verify", "inspect", "duplicates", "index")
+OUTPUT_COMMANDS = ("verify", "inspect", "duplicates", "index", "query", "export")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +77,30 @@ def _parser() -> argparse.ArgumentParser:
     add_output_flags(index)
     index.add_argument("--rebuild", action="store_true", help="write the index anew (takes the output's lease)")
     index.add_argument("--log-level", default="WARNING")
+    query = commands.add_parser(
+        "query",
+        help="the top k rows of an output for a query: a brute-force scan for checking an output, not a search service",
+    )
+    add_output_flags(query)
+    query.add_argument("text", help="the query text")
+    query.add_argument("-k", type=int, default=10, help="results shown (default 10)")
+    query.add_argument("--task", default="retrieval", choices=sorted(INSTRUCTIONS), help="the query prompt's task")
+    query.add_argument(
+        "--role", default="query", choices=["query", "document"], help="embed the text as a query or as a document"
+    )
+    query.add_argument("--model", help="model folder or hub id (default: the one the output names)")
+    query.add_argument("--device", help="torch device (default: cuda when present)")
+    query.add_argument("--index", help="search an export (lancedb://PATH, see export) instead of scanning")
+    query.add_argument("--json", action="store_true", help="print JSON for scripts")
+    query.add_argument("--log-level", default="WARNING")
+    export = commands.add_parser(
+        "export", help="the committed rows into a vector store (LanceDB, embedded) with an ANN index"
+    )
+    add_output_flags(export)
+    export.add_argument("--to", required=True, help="lancedb://PATH (a folder, or lancedb://s3://bucket/prefix)")
+    export.add_argument("--table", default="embeddings", help="table name (default embeddings)")
+    export.add_argument("--json", action="store_true", help="print JSON for scripts")
+    export.add_argument("--log-level", default="WARNING")
     tiny = commands.add_parser("make-tiny-model", help="build the tiny random-weight test model offline")
     tiny.add_argument("directory")
     return parser
@@ -125,6 +152,17 @@ def _dispatch(args: argparse.Namespace, config) -> int:
         from .commands.inspect import run_inspect
 
         return run_inspect(config, as_json=args.json)
+    if args.command == "query":
+        from .commands.query import run_query
+
+        return run_query(
+            config, args.text, k=args.k, task=args.task, role=args.role, model=args.model, device=args.device,
+            as_json=args.json, index=args.index,
+        )  # fmt: skip
+    if args.command == "export":
+        from .commands.export import run_export
+
+        return run_export(config, args.to, table=args.table, as_json=args.json)
     if args.command == "index":
         from .commands.index import run_index
 

@@ -24,6 +24,9 @@ PASSAGE_COUNT = "passage_count"
 CHAR_START = "char_start"
 CHAR_END = "char_end"
 PASSAGE_COLUMNS = [PASSAGE_INDEX, PASSAGE_COUNT, CHAR_START, CHAR_END]
+# Compact vectors (output.vectors): int8 on the output's calibrated ranges, packed sign bits.
+INT8_EMBEDDING = "embedding_int8"
+BINARY_EMBEDDING = "embedding_binary"
 
 # Rejected rows (written under _rejected/).
 REASON = "reason"

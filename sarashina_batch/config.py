@@ -86,12 +86,50 @@ class OutputConfig(_Strict):
     embedding_dtype: Literal["float32", "float16"] = Field(
         "float32", description="Element type of the stored embedding vectors."
     )
+    vectors: list[Literal["float32", "float16", "int8", "binary"]] | None = Field(
+        None,
+        description="The vector columns written (unset: [embedding_dtype]). float32 or float16: `embedding` "
+        "(7,168 or 3,584 bytes a row); int8: `embedding_int8`, one byte a dimension on per-dimension ranges "
+        "calibrated once per output on a sample of its own vectors (_quantization.json, shown by inspect); binary: "
+        "`embedding_binary`, the sign bits packed (224 bytes). The float column may be left out (content reuse "
+        "then has nothing to copy: set reuse.enabled=false). Part of the fingerprint.",
+    )
     mode: Literal["resume", "overwrite", "error"] = Field(
         "resume",
         description="resume: embed what is new or changed, keep what is done; overwrite: delete this job's own "
         "files in the output first; error: refuse an output that holds committed units. Every mode refuses a "
         "non-empty folder that is not a sarashina-batch output.",
     )
+
+    @model_validator(mode="after")
+    def _one_float_column(self) -> OutputConfig:
+        if self.vectors is None:
+            return self
+        floats = [v for v in self.vectors if v.startswith("float")]
+        if not self.vectors or len(set(self.vectors)) != len(self.vectors) or len(floats) > 1:
+            raise ValueError(
+                f"output.vectors {self.vectors} must name each kind once and at most one float type, e.g. "
+                "[float16, binary]"
+            )
+        if floats and "embedding_dtype" in self.model_fields_set and floats[0] != self.embedding_dtype:
+            raise ValueError(
+                f"output.embedding_dtype ({self.embedding_dtype}) and output.vectors ({floats[0]}) disagree; "
+                "set the float type in output.vectors only"
+            )
+        return self
+
+    @property
+    def float_dtype(self) -> str | None:
+        """The element type of the `embedding` column, None when it is left out."""
+        if self.vectors is None:
+            return self.embedding_dtype
+        return next((v for v in self.vectors if v.startswith("float")), None)
+
+    @property
+    def compact_vectors(self) -> list[str]:
+        """int8 and/or binary, in that order, where written."""
+        return [kind for kind in ("int8", "binary") if kind in (self.vectors or [])]
+
     lease_ttl_s: float = Field(
         300,
         ge=10,
@@ -313,6 +351,11 @@ class RunConfig(_Strict):
             raise ValueError(
                 f"batching.max_tokens_per_batch ({self.batching.max_tokens_per_batch}) is below model.max_seq_length "
                 f"({self.model.max_seq_length}): the longest row would not fit; raise the budget or lower the length"
+            )
+        if self.reuse.enabled and self.output.float_dtype is None:
+            raise ValueError(
+                f"output.vectors {self.output.vectors} has no float column, so content reuse has no vector to copy "
+                "bit for bit: add float16 (2 bytes a dimension) or set reuse.enabled=false"
             )
         if self.chunking.mode == "passages" and self.chunking.max_tokens > self.model.max_seq_length:
             raise ValueError(

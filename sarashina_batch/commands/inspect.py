@@ -12,7 +12,7 @@ from typing import Any
 from ..config import RunConfig
 from ..input.parquet import footer, key_value_metadata
 from ..output.content_index import index_health
-from ..output.layout import RUN_INFO, NotAnOutput, OutputLayout
+from ..output.layout import QUANTIZATION, RUN_INFO, NotAnOutput, OutputLayout
 from ..output.records import COUNTERS, CommitMarker, LeaseRecord, RunManifest
 from ..output.versions import is_versioned, list_versions, output_root
 from ..run.provenance import METADATA_PREFIX
@@ -53,8 +53,25 @@ def inspect_output(layout: OutputLayout) -> dict[str, Any]:
         "totals": totals(markers),
         "lease": lease.to_json() if lease else None,
         "content_index": index_health(layout, {m.unit for m in markers}),
+        "quantization": _quantization(layout),
         "versions": versions(runs),
         "runs": [run_summary(run) for run in runs],
+    }
+
+
+def _quantization(layout: OutputLayout) -> dict[str, Any] | None:
+    """The output's int8 ranges, in short (the file holds them all)."""
+    record = layout.read_quantization()
+    if record is None:
+        return None
+    return {
+        "dimensions": len(record.minimum),
+        "calibration_rows": record.calibration_rows,
+        "run_id": record.run_id,
+        "lowest": min(record.minimum),
+        "highest": max(record.maximum),
+        "minimum": record.minimum,
+        "maximum": record.maximum,
     }
 
 
@@ -210,11 +227,21 @@ def format_report(report: dict[str, Any]) -> str:
                     "normalize",
                     "torch_dtype",
                     "embedding_dtype",
+                    "compact_vectors",
+                    "chunking",
                     "role",
                     "text_column",
                 )
                 if key in settings
             )
+        )
+    quantization = report.get("quantization")
+    if quantization:
+        lines.append(
+            f"  int8 ranges ({QUANTIZATION}, {quantization['dimensions']} dimensions, calibrated on "
+            f"{quantization['calibration_rows']:,} vectors by run {quantization['run_id']}): min "
+            f"{quantization['lowest']:.4f} .. max {quantization['highest']:.4f}; quantize a query with "
+            "sentence-transformers' quantize_embeddings(..., precision='int8', ranges=[minimum, maximum])"
         )
     reasons = ", ".join(f"{reason} {count:,}" for reason, count in t["rejected_by_reason"].items())
     efficiency = f"{t['padding_efficiency']:.1%}" if t["padding_efficiency"] is not None else "n/a"

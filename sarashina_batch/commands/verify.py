@@ -27,6 +27,7 @@ import pyarrow as pa
 from .. import columns as C
 from ..config import RunConfig
 from ..input.parquet import footer, key_value_metadata, open_parquet, read_rows
+from ..model.quantize import quantize
 from ..output.layout import COMMITS_DIR, REJECTED_DIR, RUN_INFO, NotAnOutput, OutputLayout, unit_of_part
 from ..output.records import CommitMarker
 from ..output.versions import latest_or_self
@@ -38,6 +39,7 @@ from ..storage.errors import with_retries
 from ..storage.filesystems import open_fs
 from .exits import EXIT_CHECK_FAILED, EXIT_OK, guarded, print_report
 from .inspect import part_provenance
+from .reference import reference_vectors
 
 log = logging.getLogger(__name__)
 FOOTER_THREADS = 32
@@ -121,7 +123,8 @@ def verify_output(
     result.rows = sum(rows for _, rows in data)
     if sample and data:
         rows = _sample_rows(layout, data, sample, np.random.default_rng(seed))
-        _check_vectors(rows, info.fields, result)
+        if C.EMBEDDING in rows.column_names:
+            _check_vectors(rows, info.fields, result)
         _compare_with_reference(
             rows,
             info.fields,
@@ -131,6 +134,7 @@ def verify_output(
             min_cosine,
             device,
             result,
+            layout.read_quantization(),
         )
     del result.problems[max_problems:]
     return result
@@ -268,6 +272,7 @@ def _compare_with_reference(
     min_cosine: float,
     device: str | None,
     result: Verification,
+    quantization=None,
 ) -> None:
     provenance = provenance or {}
     name = model or provenance.get("model_id")
@@ -301,7 +306,10 @@ def _compare_with_reference(
     roles = rows[C.ROLE].to_pylist()
     # sentence-transformers 4.0.2 (the model card's pin) strips prompt + text before tokenizing.
     inputs = [(prefixes[roles[i]] + texts[i][:cut]).strip() for i in keep]
-    reference = _reference_vectors(name, revision, settings, inputs, device)
+    reference = reference_vectors(name, revision, settings, inputs, device)
+    if C.EMBEDDING not in rows.column_names:  # output.vectors without a float column
+        _compare_compact(rows.take(pa.array(keep)), reference, quantization, result)
+        return
     stored = _vectors(rows)[keep]
     cosine = (stored * reference).sum(1) / np.maximum(
         np.linalg.norm(stored, axis=1) * np.linalg.norm(reference, axis=1), 1e-12
@@ -319,18 +327,34 @@ def _compare_with_reference(
     )
 
 
-def _reference_vectors(
-    name: str, revision: str | None, settings: dict, inputs: list[str], device: str | None
-) -> np.ndarray:
-    from sentence_transformers import SentenceTransformer
+# A compact vector of the reference may differ from the stored one where a value sits on a
+# bucket's edge (int8) or near zero (a sign bit): these shares must agree.
+MIN_SAME_BITS = 0.98
+MIN_INT8_WITHIN_ONE = 0.99
 
-    from ..model.embedder import pick_device
 
-    reference = SentenceTransformer(name, revision=revision, device=pick_device(device))
-    reference.max_seq_length = settings["max_seq_length"]
-    return reference.encode(
-        inputs, batch_size=8, normalize_embeddings=bool(settings.get("normalize")), convert_to_numpy=True
-    ).astype(np.float32)
+def _compare_compact(rows: pa.Table, reference: np.ndarray, quantization, result: Verification) -> None:
+    """The stored int8 / binary vectors against the reference's, quantized the same way."""
+    ids, shares = rows[C.ID].to_pylist(), []
+    if C.BINARY_EMBEDDING in rows.column_names:
+        stored = _matrix(rows[C.BINARY_EMBEDDING], np.uint8)
+        same = 1 - np.unpackbits(stored ^ quantize(reference, "binary"), axis=1).mean(axis=1)
+        shares.append(("binary bits equal", same, MIN_SAME_BITS))
+    if C.INT8_EMBEDDING in rows.column_names and quantization is not None:
+        ranges = np.array([quantization.minimum, quantization.maximum], np.float32)
+        stored = _matrix(rows[C.INT8_EMBEDDING], np.int16)
+        close = (np.abs(stored - quantize(reference, "int8", ranges).astype(np.int16)) <= 1).mean(axis=1)
+        shares.append(("int8 bytes within 1", close, MIN_INT8_WITHIN_ONE))
+    for what, share, floor in shares:
+        for row in np.flatnonzero(share < floor)[:10]:
+            result.problems.append(f"row {ids[row]}: {share[row]:.1%} {what} with the reference, below {floor:.0%}")
+    lowest = min((float(share.min()) for _, share, _ in shares), default=1.0)
+    result.sample.update(rows=rows.num_rows, compared=rows.num_rows, lowest_agreement=lowest)
+
+
+def _matrix(column, dtype) -> np.ndarray:
+    array = column.combine_chunks()
+    return array.flatten().to_numpy(zero_copy_only=False).astype(dtype).reshape(len(array), -1)
 
 
 def format_verification(result: Verification) -> str:
@@ -339,7 +363,12 @@ def format_verification(result: Verification) -> str:
         f"verify {result.output}: {'PASSED' if result.passed else 'FAILED'}",
         f"  units {result.units:,} | parts {result.parts:,} | embedded rows {result.rows:,}",
     ]
-    if "compared" in sample:
+    if "lowest_agreement" in sample:
+        lines.append(
+            f"  sample: compared {sample['compared']:,} compact vectors with the reference's, quantized the same "
+            f"way, stale {sample.get('stale', 0):,} | lowest share agreeing {sample['lowest_agreement']:.1%}"
+        )
+    elif "compared" in sample:
         lines.append(
             f"  sample {sample['rows']:,} rows: compared {sample['compared']:,} with the reference "
             f"SentenceTransformer, stale {sample['stale']:,} | cosine min {sample['min_cosine']:.6f} "

@@ -16,7 +16,7 @@ from typing import Any
 from ..input.units import UNIT_PATTERN, UNIT_REGEX
 from ..storage.errors import with_retries
 from ..storage.filesystems import TEMPORARY_PREFIX, full_uri, is_local, join, open_fs, remove_files, write_atomically
-from .records import CommitMarker, IndexState, LatestPointer, LeaseRecord, RunInfo, RunManifest
+from .records import CommitMarker, IndexState, LatestPointer, LeaseRecord, QuantizationRecord, RunInfo, RunManifest
 
 REJECTED_DIR = "_rejected"
 COMMITS_DIR = "_commits"
@@ -27,8 +27,9 @@ LEASE_LOCK = "_lease.lock"
 LATEST = "_latest.json"  # at a versioned output's root
 INDEX_DIR = "_index"  # the content-key index (output/content_index.py): derived data
 RUNS_DIR = "_runs"  # a run's scratch files (vectors staged for reuse), removed when it ends
+QUANTIZATION = "_quantization.json"  # the int8 ranges of an output that writes int8 vectors
 # Names this job may create at the top of an output before RUN_INFO exists.
-BOOKKEEPING = {RUN_INFO, LEASE, LEASE_LOCK, REJECTED_DIR, COMMITS_DIR, MANIFEST_DIR, INDEX_DIR, RUNS_DIR}
+BOOKKEEPING = {RUN_INFO, LEASE, LEASE_LOCK, REJECTED_DIR, COMMITS_DIR, MANIFEST_DIR, INDEX_DIR, RUNS_DIR, QUANTIZATION}
 RUN_ID_REGEX = r"\d{8}T\d{6}Z-[0-9a-f]{6}"
 
 # The only data file names this job writes, and the hidden temporaries they are written as.
@@ -200,6 +201,12 @@ class OutputLayout:
 
     def write_index_state(self, state: IndexState) -> None:
         self._write(self.path(INDEX_DIR, "_state.json"), state.to_json())
+
+    def read_quantization(self) -> QuantizationRecord | None:
+        return self._read(self.path(QUANTIZATION), QuantizationRecord)
+
+    def write_quantization(self, record: QuantizationRecord) -> None:
+        self._write(self.path(QUANTIZATION), record.to_json())
 
     def read_latest(self) -> LatestPointer | None:
         return self._read(self.path(LATEST), LatestPointer)

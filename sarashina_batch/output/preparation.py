@@ -30,6 +30,7 @@ from .content_index import remove_index
 from .layout import (
     BOOKKEEPING,
     COMMITS_DIR,
+    QUANTIZATION,
     REJECTED_DIR,
     RUN_ID_REGEX,
     RUN_INFO,
@@ -265,5 +266,5 @@ def remove_own_files(layout: OutputLayout) -> int:
             for name in layout.list_names(*sub)
             if unit_of_part(name) is not None or is_our_temporary(name)
         ]
-    own.append(layout.path(RUN_INFO))
+    own += [layout.path(RUN_INFO), layout.path(QUANTIZATION)]
     return layout.remove(own) + remove_index(layout) + sweep_scratch(layout)

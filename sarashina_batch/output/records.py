@@ -139,6 +139,19 @@ class LeaseRecord(_Record):
 
 
 @dataclass(frozen=True)
+class QuantizationRecord(_Record):
+    """`_quantization.json`: the int8 ranges of an output, calibrated once, by its first run that
+    embedded anything, on a sample of its own vectors; every int8 vector of the output uses them,
+    and a query is quantized with them too."""
+
+    minimum: list[float]
+    maximum: list[float]
+    calibration_rows: int = 0
+    run_id: str | None = None
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
 class LatestPointer(_Record):
     """`_latest.json` at a versioned output's root: the newest complete version."""
 

@@ -18,6 +18,7 @@ from ..output.ledger import CommitLedger, RunTotals
 from ..output.preparation import PreparedOutput, prepare_output, remove_units, sweep_scratch, sweep_unlisted
 from ..storage.errors import StoreUnavailable, explained
 from .attempts import UnitAttempts
+from .calibration import output_int8_ranges
 from .cluster import WORKERS, answers, cluster_gpus, connect_ray, gcs_address, what_it_waits_for
 from .context import RunContext, open_run
 from .graph import build_dataset, configure_data_context
@@ -210,13 +211,23 @@ class RunDriver:
         that waits and is itself first for another text). The unit that sorts first never waits,
         so the first pass commits some; the second defers nothing."""
         todo = prepared.reconciliation
+        self.watchdog.doing("calibrating the output's int8 ranges on a sample of its rows")
+        int8_ranges = explained(
+            lambda: output_int8_ranges(self.context, todo, prepared.committed, self.resources),
+            self.context.config.output.uri,
+            "output",
+            "calibrating the int8 ranges",
+            writing=True,
+        )
         for number in range(1, REUSE_PASSES + 1):
             skip = todo.committed_pending | self.ledger.done | set(self.ledger.failed)  # failed: the next run's
             staged = self._stage_reuse(prepared, skip, defer=number < REUSE_PASSES)
             if staged.deferred_rows < self.context.config.reuse.defer_min_rows:
                 staged.deferred = set()  # too few to pay for another pass: embedded in this one
             this_pass = dataclasses.replace(todo, committed_pending=skip | staged.deferred)
-            graph = build_dataset(self.context, this_pass, self.resources, self.unit_attempts.guard(), staged.reuse)
+            graph = build_dataset(
+                self.context, this_pass, self.resources, self.unit_attempts.guard(), staged.reuse, int8_ranges
+            )
             self.watchdog.doing(
                 f"embedding {len(todo.pending):,} input files (units committed so far in the progress lines)"
             )

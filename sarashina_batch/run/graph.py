@@ -43,6 +43,7 @@ def build_dataset(
     resources: Resources,
     guard: AttemptGuard = UNGUARDED,
     staged: StagedReuse | None = None,
+    int8_ranges=None,
 ):
     """The lazy Ray Dataset whose rows are the write stage's per-unit stats.
 
@@ -90,7 +91,7 @@ def build_dataset(
     )
     return ds.map_batches(
         write_parts,
-        fn_kwargs={"settings": write_settings(config, run.metadata, run.run_id, guard, run.content_keys)},
+        fn_kwargs={"settings": write_settings(config, run.metadata, run.run_id, guard, run.content_keys, int8_ranges)},
         batch_size=None,
         batch_format="pyarrow",
         num_cpus=config.compute.cpus_per_write_task,
@@ -210,16 +211,19 @@ def write_settings(
     run_id: str | None = None,
     guard: AttemptGuard = UNGUARDED,
     content_keys: bool = False,
+    int8_ranges=None,
 ) -> WriteSettings:
     return WriteSettings(
         output_uri=config.output.uri,
         storage_options=config.output.storage_options,
-        embedding_dtype=config.output.embedding_dtype,
+        embedding_dtype=config.output.float_dtype,
         metadata=metadata,
         run_id=run_id,
         guard=guard,
         content_keys=content_keys,
         passages=config.chunking.mode == "passages",
+        compact=tuple(config.output.compact_vectors),
+        int8_ranges=int8_ranges,
     )
 
 

@@ -33,7 +33,7 @@ def fingerprint_fields(config: RunConfig, model: ResolvedModel) -> dict:
         "normalize": config.model.normalize,
         "max_seq_length": config.model.max_seq_length,
         "torch_dtype": config.model.torch_dtype,
-        "embedding_dtype": config.output.embedding_dtype,
+        "embedding_dtype": config.output.float_dtype or "none",
         "document_template": DOCUMENT_TEMPLATE,
         "query_template": QUERY_TEMPLATE,
         "instruction": instruction_for(config.prompt),
@@ -46,6 +46,8 @@ def fingerprint_fields(config: RunConfig, model: ResolvedModel) -> dict:
         "output_layout": OUTPUT_LAYOUT_VERSION,
         # Only with passages: an output of whole documents keeps the fingerprint it had.
         **({"chunking": chunking_fields(config)} if config.chunking.mode == "passages" else {}),
+        # Only with int8 or binary columns: an output of float vectors keeps its fingerprint.
+        **({"compact_vectors": config.output.compact_vectors} if config.output.compact_vectors else {}),
     }
 
 
@@ -104,7 +106,8 @@ def parquet_metadata(config: RunConfig, model: ResolvedModel, run_id: str) -> di
         "normalize": str(config.model.normalize).lower(),
         "max_seq_length": str(config.model.max_seq_length),
         "torch_dtype": config.model.torch_dtype,
-        "embedding_dtype": config.output.embedding_dtype,
+        "embedding_dtype": config.output.float_dtype or "none",
+        "vectors": json.dumps(config.output.vectors or [config.output.embedding_dtype]),
         "prompt_templates": json.dumps(
             {
                 "document": fields["document_template"],

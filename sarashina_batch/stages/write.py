@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import columns as C
+from ..model.quantize import quantize
 from ..output.layout import OutputLayout
 from ..output.lease import LeaseFence
 from ..secrets import redact, secret_values
@@ -31,12 +32,14 @@ from .guard import UNGUARDED, AttemptGuard
 class WriteSettings:
     output_uri: str
     storage_options: dict[str, Any]
-    embedding_dtype: str
+    embedding_dtype: str | None  # float32 or float16; None: no `embedding` column (output.vectors)
     metadata: dict[str, str]  # Parquet key-value metadata stamped on every file
     run_id: str | None = None  # parts are written only while the output's lease names this run
     guard: AttemptGuard = UNGUARDED
     content_keys: bool = False  # write content_key and reused_from (outputs that record them)
     passages: bool = False  # chunking.mode=passages: rows are passages, with their offsets
+    compact: tuple[str, ...] = ()  # int8 and/or binary columns (output.vectors)
+    int8_ranges: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # the output's, for int8
 
 
 STATS_SCHEMA = pa.schema(
@@ -128,7 +131,7 @@ def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) ->
         stats["data_bytes"] = _write(
             layout,
             layout.data_part(stats["unit_id"]),
-            output_table(embedded, settings.embedding_dtype, settings.content_keys, settings.passages),
+            output_table(embedded, settings.embedding_dtype, settings.content_keys, settings.passages, settings),
             settings.metadata,
         )
     if rejected.num_rows:
@@ -155,21 +158,45 @@ def repeated_ids(ids: pa.ChunkedArray) -> int:
     return int(pc.sum(pc.greater(counts, 1)).as_py() or 0)
 
 
-def output_table(rows: pa.Table, embedding_dtype: str, content_keys: bool = False, passages: bool = False) -> pa.Table:
+def output_table(
+    rows: pa.Table,
+    embedding_dtype: str | None,
+    content_keys: bool = False,
+    passages: bool = False,
+    settings: WriteSettings | None = None,
+) -> pa.Table:
     """The output contract's columns, in source order (passages in order within a document),
-    with the stored embedding type."""
+    with the stored embedding type and the compact vector columns asked for."""
     rows = rows.sort_by([(C.SOURCE_ROW, "ascending"), (C.PASSAGE_INDEX, "ascending")])
-    embedding = rows[C.EMBEDDING]
+    embedding = rows[C.EMBEDDING].combine_chunks()
     dim = embedding.type.list_size
-    value_type = pa.float16() if embedding_dtype == "float16" else pa.float32()
     extra = (C.PASSAGE_COLUMNS if passages else []) + (C.REUSE_COLUMNS if content_keys else [])
     table = rows.select(C.OUTPUT_COLUMNS + extra)
-    table = table.set_column(
-        table.schema.get_field_index(C.EMBEDDING), C.EMBEDDING, embedding.cast(pa.list_(value_type, dim))
-    )
+    if embedding_dtype is None:
+        table = table.remove_column(table.schema.get_field_index(C.EMBEDDING))
+    else:
+        value_type = pa.float16() if embedding_dtype == "float16" else pa.float32()
+        table = table.set_column(
+            table.schema.get_field_index(C.EMBEDDING), C.EMBEDDING, embedding.cast(pa.list_(value_type, dim))
+        )
+    if settings is not None and settings.compact:
+        table = _with_compact_vectors(table, embedding, settings)
     # One source file per unit: dictionary encoding makes the repeated URI free.
     index = table.schema.get_field_index(C.SOURCE_URI)
     return table.set_column(index, C.SOURCE_URI, pc.dictionary_encode(table[C.SOURCE_URI]))
+
+
+def _with_compact_vectors(table: pa.Table, embedding: pa.Array, settings: WriteSettings) -> pa.Table:
+    """int8 and binary columns quantized from the float32 vectors (model/quantize.py)."""
+    dim = embedding.type.list_size
+    vectors = embedding.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(embedding), dim)
+    ranges = np.asarray(settings.int8_ranges, dtype=np.float32) if settings.int8_ranges else None
+    for kind in settings.compact:
+        packed = quantize(vectors, kind, ranges)
+        value = pa.int8() if kind == "int8" else pa.uint8()
+        column = pa.FixedSizeListArray.from_arrays(pa.array(packed.reshape(-1), value), packed.shape[1])
+        table = table.append_column(C.INT8_EMBEDDING if kind == "int8" else C.BINARY_EMBEDDING, column)
+    return table
 
 
 def _write(layout: OutputLayout, path: str, table: pa.Table, metadata: dict[str, str]) -> int:

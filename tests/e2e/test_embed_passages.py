@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from sarashina_batch.cli import main
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_OK
 from sarashina_batch.commands.verify import run_verify
@@ -109,6 +110,33 @@ def test_passages_match_the_reference_and_account_for_every_document(local_ray, 
     assert cosine.min() >= 0.99999
     # verify reads each sampled passage's substring back from the source by its offsets.
     assert run_verify(config, sample=30, min_cosine=0.99999, model=tiny_model, seed=0, device="cpu") == EXIT_OK
+    if store.kind != "local":
+        return
+    capsys.readouterr()
+    # query: a passage's exact text, asked as a document, returns that passage first (score 1).
+    # (a document's last passage holds its name: no other passage has the same text)
+    columns = ("id", "passage_index", "char_start", "char_end", "passage_count")
+    doc, number, start, end, _ = next(
+        r for r in zip(*(out[c].to_pylist() for c in columns), strict=True) if r[4] > 1 and r[1] == r[4] - 1
+    )
+    code = main(["query", "--output", config.output.uri, texts[doc][start:end], "--role", "document",
+                 "-k", "2", "--model", tiny_model, "--json"])  # fmt: skip
+    found = json.loads(capsys.readouterr().out)
+    top = found["hits"][0]
+    assert code == EXIT_OK and (top["id"], top["passage_index"], top["char_start"]) == (doc, number, start)
+    assert top["score"] == pytest.approx(1.0, abs=1e-5)
+    assert top["snippet"] == texts[doc][start:end][:80].replace("\n", " ")
+
+    # export into LanceDB: every committed row, and the same passage first through its index.
+    lance = f"lancedb://{store.base}/lance"
+    assert main(["export", "--output", config.output.uri, "--to", lance, "--json"]) == EXIT_OK
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["rows"] == exported["rows_expected"] == out.num_rows
+    code = main(["query", "--output", config.output.uri, texts[doc][start:end], "--role", "document",
+                 "-k", "2", "--model", tiny_model, "--index", lance, "--json"])  # fmt: skip
+    top = json.loads(capsys.readouterr().out)["hits"][0]
+    assert code == EXIT_OK and (top["id"], top["passage_index"]) == (doc, number)
+    assert top["score"] == pytest.approx(1.0, abs=1e-4) and top["snippet"]
 
 
 def test_a_crash_leaves_every_documents_passages_once_after_the_resume(local_ray, tiny_model, tmp_path):

@@ -1,0 +1,123 @@
+"""The int8 ranges of an output (output.vectors: int8), calibrated once.
+
+Every int8 vector of an output must be quantized on the same per-dimension ranges, or two of
+them would not compare; and the ranges must be known before the first part is written, since
+units are written in parallel. So the first run of such an output embeds a sample of its
+first pending rows (up to CALIBRATION_ROWS) in one Ray task on the embedding actor's
+resources, takes each dimension's minimum and maximum, and records them in
+`_quantization.json` under its lease. Later runs read them back. A query is quantized with the
+same ranges (`sarashina-batch query`, or sentence-transformers' `quantize_embeddings(...,
+ranges=...)`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import columns as C
+from ..config import ConfigError
+from ..model.quantize import int8_ranges
+from ..output.reconcile import Reconciliation
+from ..output.records import QuantizationRecord
+from .cluster import WORKERS
+from .context import RunContext
+from .graph import embed_settings, prepare_settings, unit_dataset
+from .resources import Resources
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_ROWS = 2000
+UNITS_LOOKED_AT = 64  # units listed to find CALIBRATION_ROWS rows
+
+
+def output_int8_ranges(
+    run: RunContext, todo: Reconciliation, committed: set[str], resources: Resources
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The output's ranges: recorded, or calibrated now on its first pending rows (None when
+    there is nothing to calibrate on yet: nothing is written as int8 then either)."""
+    if "int8" not in run.config.output.compact_vectors:
+        return None
+    record = run.layout.read_quantization()
+    if record is None and committed:
+        raise ConfigError(
+            f"output {run.layout.uri} holds committed units but no {QuantizationRecord.__name__} "
+            "(_quantization.json): its int8 vectors cannot be matched by new ones; set output.mode=overwrite to "
+            "embed it again, or write to a new output.uri"
+        )
+    if record is None:
+        record = _calibrate(run, todo, committed, resources)
+        if record is None:
+            return None
+        run.layout.write_quantization(record)
+        log.info("int8 ranges calibrated on %d of this output's own vectors", record.calibration_rows)
+    return tuple(record.minimum), tuple(record.maximum)
+
+
+def _calibrate(
+    run: RunContext, todo: Reconciliation, committed: set[str], resources: Resources
+) -> QuantizationRecord | None:
+    import ray
+
+    config = run.config
+    units = unit_dataset(
+        todo.pending,
+        committed | todo.committed_pending,
+        storage_options=config.input.storage_options,
+        rows_per_unit=config.input.rows_per_unit,
+        runtime_env=WORKERS.runtime_env(),
+    ).take(UNITS_LOOKED_AT)
+    chosen, rows = [], 0
+    for unit in units:
+        if rows >= CALIBRATION_ROWS:
+            break
+        if unit[C.UNIT_ERROR] is None:
+            chosen.append(unit)
+            rows += unit[C.UNIT_NUM_ROWS]
+    if not chosen:
+        return None
+    task = ray.remote(_embed_sample).options(
+        num_cpus=config.compute.cpus_per_actor,
+        num_gpus=resources.gpus_per_actor,
+        resources=config.compute.actor_resources or None,
+        runtime_env=WORKERS.runtime_env(),
+    )
+    vectors = ray.get(
+        task.remote(chosen, prepare_settings(config, run.model), embed_settings(config, run.model), CALIBRATION_ROWS)
+    )
+    if not len(vectors):
+        return None
+    low, high = int8_ranges(vectors)
+    return QuantizationRecord(
+        minimum=[float(v) for v in low],
+        maximum=[float(v) for v in high],
+        calibration_rows=len(vectors),
+        run_id=run.run_id,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _embed_sample(units: list[dict], prepare, embed, limit: int) -> np.ndarray:
+    """The float32 vectors of up to `limit` of these units' rows (in a Ray task)."""
+    from ..stages.embed import EmbedActor
+    from ..stages.prepare import prepare_unit
+
+    tables, rows = [], 0
+    for unit in units:
+        table = prepare_unit(unit, prepare)
+        table = table.filter(pc.and_(pc.is_valid(table[C.SOURCE_ROW]), pc.is_null(table[C.REASON])))
+        tables.append(table.slice(0, limit - rows))
+        rows += tables[-1].num_rows
+        if rows >= limit:
+            break
+    sample = pa.concat_tables(tables)
+    if not sample.num_rows:
+        return np.zeros((0, 0), np.float32)
+    embedded = EmbedActor(embed)(sample)
+    embedded = embedded.filter(pc.is_null(embedded[C.REASON]))
+    column = embedded[C.EMBEDDING].combine_chunks()
+    return column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(column), -1)
