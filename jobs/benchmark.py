@@ -118,10 +118,8 @@ def _build_model(settings: dict, workdir: Path) -> str:
     return str(folder)
 
 
-def _write_corpus(corpus: dict, folder: Path) -> list[str]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def generate_texts(corpus: dict) -> list[str]:
+    """The corpus's texts: Japanese sentences joined to web-like lengths (lognormal characters)."""
     from sarashina_batch.model.tiny import TRAINING_SENTENCES
     from sarashina_batch.sample_corpus_gen import SENTENCES
 
@@ -136,6 +134,14 @@ def _write_corpus(corpus: dict, folder: Path) -> list[str]:
     for n in chars:
         picks = rng.integers(0, len(pool), size=n // 12 + 2)
         texts.append("".join(pool[i] for i in picks)[:n])
+    return texts
+
+
+def _write_corpus(corpus: dict, folder: Path) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = generate_texts(corpus)
     folder.mkdir(parents=True, exist_ok=True)
     per_shard = -(-len(texts) // corpus["shards"])
     for shard in range(corpus["shards"]):

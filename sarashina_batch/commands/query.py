@@ -5,8 +5,9 @@ the reference model and the output's own prompt (the model card's query prompt f
 or the document prompt with --role document), then every committed data part is read one row
 group at a time (bounded memory) and scored:
 
-  binary and float columns   Hamming distance on the sign bits keeps the best RESCORE x k
-                             rows of each row group, whose float vectors are then scored
+  binary and float columns   a first pass over the sign bits alone keeps the RESCORE x k rows
+                             nearest in Hamming distance; only the row groups that hold them
+                             are decoded again, and their float vectors scored
   float only                 cosine similarity
   int8 only                  cosine with the vectors dequantized on the output's ranges
   binary only                1 - Hamming distance / bits
@@ -127,28 +128,103 @@ def query_output(
 
 
 def scan_parts(fs, paths: list[str], query: np.ndarray, k: int, ranges: np.ndarray | None) -> tuple[list[Hit], int]:
-    """The k best rows of these parts for a float32 query, and the rows scanned."""
-    best: list[tuple[float, int, Hit]] = []  # a min-heap of the k best so far
-    rows, order = 0, 0
+    """The k best rows of these parts for a float32 query, and the rows scanned. With a binary
+    column beside a float (or int8) one: a first pass reads the sign bits alone and keeps the
+    RESCORE x k rows nearest in Hamming distance, a second decodes only the row groups that
+    hold them (decoding float lists is most of a scan's time)."""
     query = query / max(float(np.linalg.norm(query)), 1e-12)
-    packed_query = quantize(query[None, :], "binary")[0]
+    packed = quantize(query[None, :], "binary")[0]
+    top = _TopK(k)
+    rows = 0
+    if _two_phase(fs, paths):
+        near = _nearest_bits(fs, paths, packed, RESCORE * k)
+        rows = near.pop("rows")
+        for (part, group), candidates in sorted(near.items()):
+            with open_parquet(fs, paths[part]) as parquet:
+                table = parquet.read_row_group(group, columns=_columns(parquet, binary=False))
+            picked = np.array(sorted(candidates))
+            top.offer(table, picked, _float_scores(table, picked, query, ranges))
+        return top.hits(), rows
     for path in paths:
         with open_parquet(fs, path) as parquet:
-            names = set(parquet.schema_arrow.names)
-            vector_columns = [c for c in (C.EMBEDDING, C.BINARY_EMBEDDING, C.INT8_EMBEDDING) if c in names]
-            label_columns = [c for c in (C.ID, C.SOURCE_URI, C.SOURCE_ROW, *C.PASSAGE_COLUMNS) if c in names]
+            columns = _columns(parquet, binary=True)
             for group in range(parquet.metadata.num_row_groups):
-                table = parquet.read_row_group(group, columns=vector_columns + label_columns)
+                table = parquet.read_row_group(group, columns=columns)
                 rows += table.num_rows
-                picked, scores = _score(table, query, packed_query, k, ranges)
-                for row, score in zip(picked, scores, strict=True):
-                    order += 1
-                    entry = (float(score), order, _hit(table, int(row), float(score)))
-                    if len(best) < k:
-                        heapq.heappush(best, entry)
-                    elif entry[0] > best[0][0]:
-                        heapq.heapreplace(best, entry)
-    return [hit for _, _, hit in best], rows
+                everyone = np.arange(table.num_rows)
+                if C.EMBEDDING in table.column_names or C.INT8_EMBEDDING in table.column_names:
+                    top.offer(table, everyone, _float_scores(table, everyone, query, ranges))
+                else:
+                    top.offer(table, everyone, 1.0 - _hamming(table, packed) / (8 * len(packed)))
+    return top.hits(), rows
+
+
+class _TopK:
+    """The k best rows seen so far (a min-heap); rows become Hits only once they enter it."""
+
+    def __init__(self, k: int):
+        self.k, self.heap, self.order = k, [], 0
+
+    def offer(self, table: pa.Table, rows: np.ndarray, scores: np.ndarray) -> None:
+        if len(scores) > self.k:  # only this batch's k best can enter
+            best = np.argpartition(-scores, self.k - 1)[: self.k]
+            rows, scores = rows[best], scores[best]
+        for row, score in zip(rows, scores, strict=True):
+            if len(self.heap) == self.k and score <= self.heap[0][0]:
+                continue
+            self.order += 1
+            entry = (float(score), self.order, _hit(table, int(row), float(score)))
+            if len(self.heap) < self.k:
+                heapq.heappush(self.heap, entry)
+            else:
+                heapq.heapreplace(self.heap, entry)
+
+    def hits(self) -> list[Hit]:
+        return [hit for _, _, hit in self.heap]
+
+
+def _two_phase(fs, paths: list[str]) -> bool:
+    if not paths:
+        return False
+    with open_parquet(fs, paths[0]) as parquet:
+        names = set(parquet.schema_arrow.names)
+    return C.BINARY_EMBEDDING in names and (C.EMBEDDING in names or C.INT8_EMBEDDING in names)
+
+
+def _columns(parquet, binary: bool) -> list[str]:
+    names = set(parquet.schema_arrow.names)
+    vectors = [C.EMBEDDING, C.INT8_EMBEDDING] + ([C.BINARY_EMBEDDING] if binary else [])
+    labels = [C.ID, C.SOURCE_URI, C.SOURCE_ROW, *C.PASSAGE_COLUMNS]
+    return [c for c in vectors + labels if c in names]
+
+
+def _nearest_bits(fs, paths: list[str], packed: np.ndarray, keep: int) -> dict:
+    """{(part, row group): rows} of the `keep` rows nearest the query in Hamming distance,
+    reading the binary column alone; and "rows": the rows scanned."""
+    heap: list[tuple[int, int, int, int]] = []  # (-distance, part, group, row): the farthest on top
+    rows = 0
+    for part, path in enumerate(paths):
+        with open_parquet(fs, path) as parquet:
+            for group in range(parquet.metadata.num_row_groups):
+                table = parquet.read_row_group(group, columns=[C.BINARY_EMBEDDING])
+                rows += table.num_rows
+                distance = _hamming(table, packed)
+                nearest = np.argpartition(distance, keep - 1)[:keep] if len(distance) > keep else range(len(distance))
+                for row in nearest:
+                    entry = (-int(distance[row]), part, group, int(row))
+                    if len(heap) < keep:
+                        heapq.heappush(heap, entry)
+                    elif entry > heap[0]:
+                        heapq.heapreplace(heap, entry)
+    found: dict = {"rows": rows}
+    for _, part, group, row in heap:
+        found.setdefault((part, group), []).append(row)
+    return found
+
+
+def _hamming(table: pa.Table, packed: np.ndarray) -> np.ndarray:
+    bits = _matrix(table[C.BINARY_EMBEDDING], np.uint8)
+    return POPCOUNT[np.bitwise_xor(bits, packed)].sum(axis=1, dtype=np.int64)
 
 
 def _matrix(column: pa.ChunkedArray, dtype) -> np.ndarray:
@@ -156,25 +232,16 @@ def _matrix(column: pa.ChunkedArray, dtype) -> np.ndarray:
     return array.flatten().to_numpy(zero_copy_only=False).astype(dtype).reshape(len(array), -1)
 
 
-def _score(table: pa.Table, query: np.ndarray, packed: np.ndarray, k: int, ranges) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of one row group worth keeping, and their scores (higher is better)."""
-    names = table.column_names
-    candidates = np.arange(table.num_rows)
-    if C.BINARY_EMBEDDING in names:
-        bits = _matrix(table[C.BINARY_EMBEDDING], np.uint8)
-        distance = POPCOUNT[np.bitwise_xor(bits, packed)].sum(axis=1, dtype=np.int64)
-        if C.EMBEDDING not in names and C.INT8_EMBEDDING not in names:
-            return candidates, 1.0 - distance / (8 * bits.shape[1])
-        keep = min(len(candidates), RESCORE * k)
-        candidates = np.argpartition(distance, keep - 1)[:keep] if keep < len(candidates) else candidates
-    if C.EMBEDDING in names:
-        vectors = _matrix(table[C.EMBEDDING].take(pa.array(candidates)), np.float32)
+def _float_scores(table: pa.Table, rows: np.ndarray, query: np.ndarray, ranges) -> np.ndarray:
+    """Cosine of these rows with the query: the float column, else int8 dequantized."""
+    if C.EMBEDDING in table.column_names:
+        vectors = _matrix(table[C.EMBEDDING].take(pa.array(rows)), np.float32)
     else:
-        quantized = _matrix(table[C.INT8_EMBEDDING].take(pa.array(candidates)), np.float32)
+        quantized = _matrix(table[C.INT8_EMBEDDING].take(pa.array(rows)), np.float32)
         steps = (ranges[1] - ranges[0]) / 255
         vectors = ranges[0] + (quantized + 128 + 0.5) * steps  # each byte's bucket middle
     norms = np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)
-    return candidates, (vectors @ query) / norms
+    return (vectors @ query) / norms
 
 
 def _hit(table: pa.Table, row: int, score: float) -> Hit:

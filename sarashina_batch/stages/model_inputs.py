@@ -73,13 +73,14 @@ def model_inputs(
             inputs.add(i, prompt, texts[i], truncated[i], reasons[i], details[i])
         return inputs
     splitter = passage_splitter(settings.tokenizer_name, settings.tokenizer_revision, *settings.passages)
+    whole = iter(splitter.counts([p for p in prompts if p is not None]))  # one call for the unit
     for i, prompt in enumerate(prompts):
         if prompt is None:
             inputs.add(i, None, texts[i], truncated[i], reasons[i], details[i])
             continue
         text, prefix = texts[i][: settings.max_chars], settings.prefixes[roles[i]]
         try:
-            passages = splitter.split(text, prefix)
+            passages = splitter.split(text, prefix, next(whole))
         except Exception as err:  # noqa: BLE001 - this document alone is rejected, with the reason
             inputs.add(i, None, texts[i], truncated[i], CHUNKING_ERROR, f"{type(err).__name__}: {err}")
             continue

@@ -61,8 +61,13 @@ class PassageSplitter:
         """Tokens of a rendered prompt, as the job tokenizes it (special tokens included)."""
         return len(self.tokenizer(prompt, verbose=False)["input_ids"])
 
-    def split(self, text: str, prefix: str) -> list[Passage]:
-        whole = self.count((prefix + text).strip())
+    def counts(self, prompts: list[str]) -> list[int]:
+        """count() of many prompts in one tokenizer call (most documents fit: this settles them)."""
+        return [len(ids) for ids in self.tokenizer(prompts, verbose=False)["input_ids"]] if prompts else []
+
+    def split(self, text: str, prefix: str, whole: int | None = None) -> list[Passage]:
+        """whole: the tokens of the whole document's prompt, when counted already (counts())."""
+        whole = self.count((prefix + text).strip()) if whole is None else whole
         if whole <= self.max_tokens:
             return [Passage(0, len(text), whole)]
         budget = self.max_tokens - self.count(prefix.strip())  # tokens left for the passage itself
