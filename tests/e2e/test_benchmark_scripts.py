@@ -39,3 +39,25 @@ def test_gpu_benchmark_smoke_run_reports_every_path_and_agreement(tmp_path):
     # Same weights, same tokens: the job's embedder and SentenceTransformer.encode agree (fp32).
     assert report["checks"]["fast_vs_st_encode_min_cosine"] >= 0.99999
     assert report["checks"]["fast_float32_vs_float32_min_cosine"] >= 0.99999
+
+
+def test_passages_and_query_benchmarks_run_scaled_down(tmp_path):
+    """The scripts behind docs/performance.md's passage and query numbers, at a small scale:
+    the query scan must find its planted row in every column layout (the script checks)."""
+    for script, args in (
+        ("benchmark_passages.py", ["--docs", "60", "--max-tokens", "64", "--overlap", "8"]),
+        ("benchmark_query.py", ["--rows", "5000", "--dim", "64", "--workdir", str(tmp_path / "parts")]),
+    ):
+        out = tmp_path / f"{script}.json"
+        subprocess.run(
+            [sys.executable, str(ROOT / "jobs" / script), *args, "--json", str(out)],
+            check=True,
+            cwd=tmp_path,
+            timeout=300,
+            capture_output=True,
+        )
+        report = json.loads(out.read_text())
+        if script == "benchmark_passages.py":
+            assert report["passages"] > report["docs"] and report["chunker_docs_per_s"] > 0
+        else:
+            assert {"float16", "float16+binary", "binary"} <= set(report)
