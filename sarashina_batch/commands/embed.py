@@ -257,7 +257,7 @@ def _reuse_line(n: dict) -> str:
     of = "passages" if n["passages"] != n["embedded"] else "rows embedded"
     return (
         f"  reused {n['reused']:,} of the {of} ({n['reused_tokens']:,} tokens): their content was "
-        f"already in the output{saved}"
+        f"already in the output, or repeated in this run{saved}"
     )
 
 
