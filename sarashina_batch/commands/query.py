@@ -29,6 +29,7 @@ from .. import columns as C
 from ..config import RunConfig
 from ..input.parquet import open_parquet, read_rows
 from ..model.quantize import quantize
+from ..model.vector_arrays import as_matrix
 from ..output.layout import RUN_INFO, NotAnOutput, OutputLayout
 from ..output.versions import latest_or_self
 from ..prompts import DOCUMENT_TEMPLATE, INSTRUCTIONS, QUERY_TEMPLATE
@@ -223,21 +224,16 @@ def _nearest_bits(fs, paths: list[str], packed: np.ndarray, keep: int) -> dict:
 
 
 def _hamming(table: pa.Table, packed: np.ndarray) -> np.ndarray:
-    bits = _matrix(table[C.BINARY_EMBEDDING], np.uint8)
+    bits = as_matrix(table[C.BINARY_EMBEDDING], np.uint8)
     return POPCOUNT[np.bitwise_xor(bits, packed)].sum(axis=1, dtype=np.int64)
-
-
-def _matrix(column: pa.ChunkedArray, dtype) -> np.ndarray:
-    array = column.combine_chunks()
-    return array.flatten().to_numpy(zero_copy_only=False).astype(dtype).reshape(len(array), -1)
 
 
 def _float_scores(table: pa.Table, rows: np.ndarray, query: np.ndarray, ranges) -> np.ndarray:
     """Cosine of these rows with the query: the float column, else int8 dequantized."""
     if C.EMBEDDING in table.column_names:
-        vectors = _matrix(table[C.EMBEDDING].take(pa.array(rows)), np.float32)
+        vectors = as_matrix(table[C.EMBEDDING].take(pa.array(rows)), np.float32)
     else:
-        quantized = _matrix(table[C.INT8_EMBEDDING].take(pa.array(rows)), np.float32)
+        quantized = as_matrix(table[C.INT8_EMBEDDING].take(pa.array(rows)), np.float32)
         steps = (ranges[1] - ranges[0]) / 255
         vectors = ranges[0] + (quantized + 128 + 0.5) * steps  # each byte's bucket middle
     norms = np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)

@@ -28,6 +28,7 @@ from .. import columns as C
 from ..config import RunConfig
 from ..input.parquet import footer, key_value_metadata, open_parquet, read_rows
 from ..model.quantize import quantize
+from ..model.vector_arrays import as_matrix
 from ..output.layout import COMMITS_DIR, REJECTED_DIR, RUN_INFO, NotAnOutput, OutputLayout, unit_of_part
 from ..output.records import CommitMarker
 from ..output.versions import latest_or_self
@@ -224,13 +225,8 @@ def _sample_rows(layout: OutputLayout, data: list[tuple[str, int]], sample: int,
     return pa.concat_tables(tables)
 
 
-def _vectors(rows: pa.Table) -> np.ndarray:
-    column = rows[C.EMBEDDING].combine_chunks()
-    return column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(column), -1)
-
-
 def _check_vectors(rows: pa.Table, settings: dict, result: Verification) -> None:
-    vectors = _vectors(rows)
+    vectors = as_matrix(rows[C.EMBEDDING])
     ids = rows[C.ID].to_pylist()
     finite = np.isfinite(vectors).all(axis=1)
     for row in np.flatnonzero(~finite)[:5]:
@@ -310,7 +306,7 @@ def _compare_with_reference(
     if C.EMBEDDING not in rows.column_names:  # output.vectors without a float column
         _compare_compact(rows.take(pa.array(keep)), reference, quantization, result)
         return
-    stored = _vectors(rows)[keep]
+    stored = as_matrix(rows[C.EMBEDDING])[keep]
     cosine = (stored * reference).sum(1) / np.maximum(
         np.linalg.norm(stored, axis=1) * np.linalg.norm(reference, axis=1), 1e-12
     )
@@ -337,12 +333,12 @@ def _compare_compact(rows: pa.Table, reference: np.ndarray, quantization, result
     """The stored int8 / binary vectors against the reference's, quantized the same way."""
     ids, shares = rows[C.ID].to_pylist(), []
     if C.BINARY_EMBEDDING in rows.column_names:
-        stored = _matrix(rows[C.BINARY_EMBEDDING], np.uint8)
+        stored = as_matrix(rows[C.BINARY_EMBEDDING], np.uint8)
         same = 1 - np.unpackbits(stored ^ quantize(reference, "binary"), axis=1).mean(axis=1)
         shares.append(("binary bits equal", same, MIN_SAME_BITS))
     if C.INT8_EMBEDDING in rows.column_names and quantization is not None:
         ranges = np.array([quantization.minimum, quantization.maximum], np.float32)
-        stored = _matrix(rows[C.INT8_EMBEDDING], np.int16)
+        stored = as_matrix(rows[C.INT8_EMBEDDING], np.int16)
         close = (np.abs(stored - quantize(reference, "int8", ranges).astype(np.int16)) <= 1).mean(axis=1)
         shares.append(("int8 bytes within 1", close, MIN_INT8_WITHIN_ONE))
     for what, share, floor in shares:
@@ -350,11 +346,6 @@ def _compare_compact(rows: pa.Table, reference: np.ndarray, quantization, result
             result.problems.append(f"row {ids[row]}: {share[row]:.1%} {what} with the reference, below {floor:.0%}")
     lowest = min((float(share.min()) for _, share, _ in shares), default=1.0)
     result.sample.update(rows=rows.num_rows, compared=rows.num_rows, lowest_agreement=lowest)
-
-
-def _matrix(column, dtype) -> np.ndarray:
-    array = column.combine_chunks()
-    return array.flatten().to_numpy(zero_copy_only=False).astype(dtype).reshape(len(array), -1)
 
 
 def format_verification(result: Verification) -> str:

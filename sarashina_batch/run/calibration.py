@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from .. import columns as C
 from ..config import ConfigError
 from ..model.quantize import int8_ranges
+from ..model.vector_arrays import as_matrix
 from ..output.reconcile import Reconciliation
 from ..output.records import QuantizationRecord
 from .cluster import WORKERS
@@ -119,5 +120,4 @@ def _embed_sample(units: list[dict], prepare, embed, limit: int) -> np.ndarray:
         return np.zeros((0, 0), np.float32)
     embedded = EmbedActor(embed)(sample)
     embedded = embedded.filter(pc.is_null(embedded[C.REASON]))
-    column = embedded[C.EMBEDDING].combine_chunks()
-    return column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(column), -1)
+    return as_matrix(embedded[C.EMBEDDING])

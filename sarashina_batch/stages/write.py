@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from .. import columns as C
 from ..model.quantize import quantize
+from ..model.vector_arrays import as_matrix
 from ..output.layout import OutputLayout
 from ..output.lease import LeaseFence
 from ..secrets import redact, secret_values
@@ -188,8 +189,7 @@ def output_table(
 
 def _with_compact_vectors(table: pa.Table, embedding: pa.Array, settings: WriteSettings) -> pa.Table:
     """int8 and binary columns quantized from the float32 vectors (model/quantize.py)."""
-    dim = embedding.type.list_size
-    vectors = embedding.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(embedding), dim)
+    vectors = as_matrix(embedding)
     ranges = np.asarray(settings.int8_ranges, dtype=np.float32) if settings.int8_ranges else None
     for kind in settings.compact:
         packed = quantize(vectors, kind, ranges)

@@ -5,8 +5,6 @@ leaves each document's passages exactly once after the resume."""
 
 import itertools
 import json
-import signal
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +15,7 @@ from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_OK
 from sarashina_batch.commands.verify import run_verify
 from tests.support import MAX_LEN
-from tests.support.cli_runs import start_embed_on_this_ray
+from tests.support.cli_runs import kill_embed_after_commits
 from tests.support.store import Store
 
 pytestmark = pytest.mark.integration
@@ -145,17 +143,7 @@ def test_a_crash_leaves_every_documents_passages_once_after_the_resume(local_ray
     for name, table in tables.items():
         store.put_table(f"corpus/{name}.parquet", table, row_group_size=10)
     config = passages_config(store, tiny_model)
-    driver = start_embed_on_this_ray(config, tmp_path, local_ray)
-    try:
-        markers = tmp_path / "out" / "_commits"
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not list(markers.glob("*.json")):
-            time.sleep(0.1)
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(30)
-    finally:
-        driver.kill()
-    committed = len(list(markers.glob("*.json")))
+    committed = kill_embed_after_commits(config, tmp_path, local_ray, more_than=0)
     assert 0 < committed < 9, "killed mid-run"
 
     assert run_job(config) == EXIT_OK

@@ -5,8 +5,6 @@ speed only, and the rebuild command restores it."""
 
 import json
 import os
-import signal
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +15,7 @@ from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_OK
 from sarashina_batch.commands.index import run_index
 from sarashina_batch.commands.plan import plan_run
 from sarashina_batch.commands.verify import run_verify
-from tests.support.cli_runs import start_embed_on_this_ray
+from tests.support.cli_runs import kill_embed_after_commits
 from tests.support.store import Store, shard
 
 pytestmark = pytest.mark.integration
@@ -235,17 +233,7 @@ def test_a_run_killed_while_reusing_from_the_units_it_replaces_loses_nothing(loc
     old_parts = {p.name for p in (tmp_path / "out").glob("part-*")}
     reexport(store, tables, files=4, seed=4)
 
-    driver = start_embed_on_this_ray(config, tmp_path, local_ray)
-    try:
-        markers = tmp_path / "out" / "_commits"
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and len(list(markers.glob("*.json"))) <= len(old_parts):
-            time.sleep(0.1)
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(30)
-    finally:
-        driver.kill()
-    committed = len(list(markers.glob("*.json")))
+    committed = kill_embed_after_commits(config, tmp_path, local_ray, more_than=len(old_parts))
     assert len(old_parts) < committed < 2 * len(old_parts), "killed mid-run"
     assert old_parts <= {p.name for p in (tmp_path / "out").glob("part-*")}, "the units it replaces are still there"
 

@@ -3,8 +3,10 @@ the check that a secret reached none of what such a run prints or writes."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -44,6 +46,22 @@ def start_embed_on_this_ray(config, tmp_path: Path, ray) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def kill_embed_after_commits(config, tmp_path: Path, ray, more_than: int) -> int:
+    """Start `sarashina-batch embed` on this test's Ray, SIGKILL its driver once the output holds
+    more than `more_than` commit markers (or after 240 s), and return the markers it left."""
+    driver = start_embed_on_this_ray(config, tmp_path, ray)
+    markers = Path(config.output.uri) / "_commits"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and len(list(markers.glob("*.json"))) <= more_than:
+            time.sleep(0.1)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        driver.kill()
+    return len(list(markers.glob("*.json")))
 
 
 def assert_secret_nowhere(secret: str, runs: list[subprocess.CompletedProcess], fs, objects: list[str]) -> None:
