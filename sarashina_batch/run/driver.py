@@ -16,7 +16,7 @@ from ..config import RunConfig
 from ..output.lease import LeaseLost, OutputLease, needs_sweep
 from ..output.ledger import CommitLedger, RunTotals
 from ..output.preparation import PreparedOutput, prepare_output, remove_units, sweep_scratch, sweep_unlisted
-from ..storage.errors import StoreUnavailable, explained
+from ..storage.errors import StoreUnavailable, causes, explained
 from .attempts import UnitAttempts
 from .calibration import output_int8_ranges
 from .cluster import WORKERS, answers, cluster_gpus, connect_ray, gcs_address, what_it_waits_for
@@ -246,13 +246,28 @@ class RunDriver:
             return StagedPlan()
         self.watchdog.doing("looking up the pending rows' content keys in the output's index")
         committed = prepared.committed | set(prepared.stale) | self.ledger.done
-        return explained(
-            lambda: stage_reuse(self.context, prepared.reconciliation, committed, skip, defer),
-            self.context.config.output.uri,
-            "output",
-            "staging reusable vectors",
-            writing=True,
-        )
+        try:
+            return explained(
+                lambda: stage_reuse(self.context, prepared.reconciliation, committed, skip, defer),
+                self.context.config.output.uri,
+                "output",
+                "staging reusable vectors",
+                writing=True,
+            )
+        except StoreUnavailable:
+            raise  # the store keeps failing: the run ends resumable (exit 3), its rows are not embedded twice
+        except Exception as err:
+            if any(isinstance(cause, LeaseLost) for cause in causes(err)):
+                raise
+            # Reuse only saves forward passes: a pre-pass that fails for another reason (an
+            # unreadable part, a defect) must not fail every nightly run. Nothing was staged
+            # for the graph to use; this pass embeds its rows.
+            log.warning(
+                "content reuse is skipped in this pass, its rows are embedded instead: the pre-pass failed (%s: %s)",
+                type(err).__name__,
+                str(err).strip().splitlines()[-1][:300] if str(err).strip() else "no detail",
+            )
+            return StagedPlan()
 
     def _index(self, prepared: PreparedOutput) -> None:
         self.watchdog.doing("adding this run's units to the content index")

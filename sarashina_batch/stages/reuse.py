@@ -15,6 +15,7 @@ does not hold are looked up in the outputs of reuse.from (ReuseSource), in their
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,8 @@ from ..storage.errors import with_retries
 from .content import content_keys
 from .prepare import PrepareSettings, read_unit, unit_inputs
 from .staging import STAGED_SCHEMA, staging_path
+
+log = logging.getLogger(__name__)
 
 KEYS_SCHEMA = pa.schema(
     [("bucket", pa.int32()), ("key", pa.binary(16)), ("unit", pa.string()), ("source_row", pa.int64())]
@@ -196,6 +199,9 @@ def fetch_vectors(group: pa.Table, settings: ReuseSettings) -> pa.Table:
     try:
         part = with_retries(lambda: _read_part(layout, path), f"reading {path}")
     except FileNotFoundError:  # removed since the lookup: these rows are embedded instead
+        return FETCHED_SCHEMA.empty_table()
+    except Exception as err:  # noqa: BLE001 - an unreadable part costs its rows' forward passes, no more
+        log.warning("not reusing vectors from %s, which cannot be read (%s: %s)", path, type(err).__name__, err)
         return FETCHED_SCHEMA.empty_table()
     rows = group["from_row"].combine_chunks()
     inside = pc.less(rows, part.num_rows)

@@ -186,11 +186,25 @@ def explained(
     try:
         return with_retries(operation, what, attempts=attempts, answered_attempts=answered_attempts)
     except Exception as err:
-        if not _is_storage_failure(err):
+        # A Ray task's error wraps the worker's: the store's failure is judged, not the wrapper.
+        failure = next((cause for cause in causes(err) if _is_storage_failure(cause)), None)
+        if failure is None:
             raise
-        if is_transient(err) and not is_unreachable(err):
-            raise StoreUnavailable(describe(err, uri, role, writing)) from err
-        raise StorageError(describe(err, uri, role, writing)) from err
+        if is_transient(failure) and not is_unreachable(failure):
+            raise StoreUnavailable(describe(failure, uri, role, writing)) from err
+        raise StorageError(describe(failure, uri, role, writing)) from err
+
+
+def causes(err: BaseException):
+    """err, then what it was raised from: `__cause__`, and a Ray task error's `cause` (the
+    exception the worker raised)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        wrapped = getattr(current, "cause", None)
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
 
 
 def _is_storage_failure(err: BaseException) -> bool:

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from sarashina_batch.commands.embed import run_job
@@ -226,6 +227,20 @@ def test_a_damaged_index_costs_speed_only_and_the_rebuild_restores_it(local_ray,
     assert run_job(config) == EXIT_OK
     summary = last_summary(store)
     assert summary["reused"] == summary["embedded"] == 90 and summary["tokens"] == 0
+
+
+def test_an_unreadable_part_costs_its_rows_forward_passes_only(local_ray, tiny_model, tmp_path, capsys):
+    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=30)
+    parts = sorted((tmp_path / "out").glob("part-*.parquet"))
+    damaged = parts[0]
+    lost = pq.read_metadata(damaged).num_rows
+    damaged.write_bytes(damaged.read_bytes()[:-200])  # its footer gone: a part that cannot be read
+
+    reexport(store, tables, files=2, seed=4)
+    assert run_job(config) == EXIT_OK
+    summary = last_summary(store)
+    assert summary["embedded"] == 90 and summary["embedded"] - summary["reused"] == lost, summary
+    assert sorted(store.dataset("out")["id"].to_pylist()) == sorted(first), "exactly the current input's rows"
 
 
 def test_a_run_killed_while_reusing_from_the_units_it_replaces_loses_nothing(local_ray, tiny_model, tmp_path):

@@ -99,6 +99,28 @@ def test_a_store_that_cannot_be_reached_fails_in_seconds_as_a_configuration_erro
     assert len(calls) == 3 and sum(sleeps) < 5
 
 
+class WorkerFailed(Exception):
+    """What a Ray task's failure looks like on the driver: the worker's exception as `cause`."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__("the task failed; see its cause")
+        self.cause = cause
+
+
+def test_a_store_failure_inside_a_ray_task_is_judged_by_its_cause(monkeypatch):
+    monkeypatch.setattr(storage_errors.time, "sleep", lambda s: None)
+    inner = OSError("An error occurred (SlowDown): Please reduce your request rate")
+    wrapped = WorkerFailed(RuntimeError("user code failed"))
+    wrapped.cause.__cause__ = inner
+    with pytest.raises(StoreUnavailable, match="output s3://b/out: .* kept failing") as raised:
+        explained(lambda: (_ for _ in ()).throw(wrapped), "s3://b/out", "output", "staging", writing=True)
+    assert raised.value.__cause__ is wrapped
+    # The job's own error inside a task is not a store's: it is raised as it is.
+    held = WorkerFailed(LeaseHeld("the output is held by run r1 (pid 15003)"))
+    with pytest.raises(WorkerFailed):
+        explained(lambda: (_ for _ in ()).throw(held), "s3://b/out", "output", "staging", writing=True)
+
+
 def test_permanent_errors_are_not_retried(monkeypatch):
     monkeypatch.setattr(storage_errors.time, "sleep", lambda s: pytest.fail("slept on a permanent error"))
     with pytest.raises(StorageError, match=r"output s3://b/out: access denied .* check the credentials"):
