@@ -186,8 +186,7 @@ def explained(
     try:
         return with_retries(operation, what, attempts=attempts, answered_attempts=answered_attempts)
     except Exception as err:
-        # A Ray task's error wraps the worker's: the store's failure is judged, not the wrapper.
-        failure = next((cause for cause in causes(err) if _is_storage_failure(cause)), None)
+        failure = _storage_failure_in(err)
         if failure is None:
             raise
         if is_transient(failure) and not is_unreachable(failure):
@@ -205,6 +204,17 @@ def causes(err: BaseException):
         yield current
         wrapped = getattr(current, "cause", None)
         current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
+
+
+def _storage_failure_in(err: BaseException) -> BaseException | None:
+    """The store's failure that err is or wraps (a Ray task's error wraps the worker's), else
+    None. The job's own errors are not looked into: they already say what is wrong."""
+    for cause in causes(err):
+        if _is_storage_failure(cause):
+            return cause
+        if (type(cause).__module__ or "").startswith("sarashina_batch"):
+            return None
+    return None
 
 
 def _is_storage_failure(err: BaseException) -> bool:

@@ -119,6 +119,11 @@ def test_a_store_failure_inside_a_ray_task_is_judged_by_its_cause(monkeypatch):
     held = WorkerFailed(LeaseHeld("the output is held by run r1 (pid 15003)"))
     with pytest.raises(WorkerFailed):
         explained(lambda: (_ for _ in ()).throw(held), "s3://b/out", "output", "staging", writing=True)
+    # Nor is one already worded for the user: an input's error keeps its words inside the output's step.
+    worded = StorageError("input s3://b/in: access denied (...)")
+    worded.__cause__ = PermissionError("Access Denied")
+    with pytest.raises(StorageError, match="^input s3://b/in: access denied"):
+        explained(lambda: (_ for _ in ()).throw(worded), "s3://b/out", "output", "staging", writing=True)
 
 
 def test_permanent_errors_are_not_retried(monkeypatch):
