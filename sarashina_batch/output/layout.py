@@ -222,7 +222,9 @@ class OutputLayout:
 
     def _read(self, path: str, record: type):
         try:
-            with self.fs.open(path, "r") as handle:
-                return record.from_json(json.load(handle), where=path)
+            # One whole-object read: a file object pins the version it first saw (S3's If-Match)
+            # and fails when a writer replaces the record meanwhile (the lease, every heartbeat).
+            data = self.fs.cat_file(path)
+            return record.from_json(json.loads(data), where=path)
         except (FileNotFoundError, NotADirectoryError):  # a parent that is a file holds nothing either
             return None

@@ -263,22 +263,30 @@ class RunDriver:
             # unreadable part, a defect) must not fail every nightly run. Nothing was staged
             # for the graph to use; this pass embeds its rows.
             log.warning(
-                "content reuse is skipped in this pass, its rows are embedded instead: the pre-pass failed (%s: %s)",
-                type(err).__name__,
-                str(err).strip().splitlines()[-1][:300] if str(err).strip() else "no detail",
+                "content reuse is skipped in this pass, its rows are embedded instead: the pre-pass failed (%s)",
+                _first_cause(err),
             )
             return StagedPlan()
 
     def _index(self, prepared: PreparedOutput) -> None:
         self.watchdog.doing("adding this run's units to the content index")
         layout = self.context.layout
-        explained(
-            lambda: update_index(self.context, layout.committed_units() - set(prepared.stale)),
-            self.context.config.output.uri,
-            "output",
-            "updating the content index",
-            writing=True,
-        )
+        try:
+            explained(
+                lambda: update_index(self.context, layout.committed_units() - set(prepared.stale)),
+                self.context.config.output.uri,
+                "output",
+                "updating the content index",
+                writing=True,
+            )
+        except StoreUnavailable:
+            raise
+        except Exception as err:
+            if any(isinstance(cause, LeaseLost) for cause in causes(err)):
+                raise
+            # The index is derived data: units it misses are added by the next run (its state
+            # names the units it covers), and until then their rows are embedded, not reused.
+            log.warning("the content index is not updated (%s); the next run adds this run's units", _first_cause(err))
 
     def _finish_reuse(self, prepared: PreparedOutput) -> int:
         """Once the run's units are committed: index them, remove the units it replaced (kept
@@ -323,6 +331,13 @@ class RunDriver:
             prepared.removed_units,
         )
         return prepared
+
+
+def _first_cause(err: BaseException) -> str:
+    """'Type: message' of the exception that started it (a Ray task's error wraps the worker's)."""
+    *_, first = causes(err)
+    text = str(first).strip()
+    return f"{type(first).__name__}: {text.splitlines()[0][:300] if text else 'no detail'}"
 
 
 def _raise_if_taken_over(lease: OutputLease, err: Exception) -> None:

@@ -91,6 +91,8 @@ def is_transient(err: BaseException) -> bool:
         return False
     if isinstance(err, (ConnectionError, TimeoutError)):
         return True
+    if type(err).__name__ == "FileExpired":  # s3fs: replaced between opening and reading; read it again
+        return True
     name = type(err).__name__.lower()
     if any(word in name for word in ("connection", "timeout", "throttl", "endpointconnection")):
         return True

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sarashina_batch.commands.embed import run_job
-from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_OK
+from sarashina_batch.commands.exits import EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK
 from sarashina_batch.commands.index import run_index
 from sarashina_batch.commands.plan import plan_run
 from sarashina_batch.commands.verify import run_verify
@@ -241,6 +241,50 @@ def test_an_unreadable_part_costs_its_rows_forward_passes_only(local_ray, tiny_m
     summary = last_summary(store)
     assert summary["embedded"] == 90 and summary["embedded"] - summary["reused"] == lost, summary
     assert sorted(store.dataset("out")["id"].to_pylist()) == sorted(first), "exactly the current input's rows"
+
+
+class TaskFailed(Exception):
+    """A Ray task's failure as the driver sees it: the worker's exception as `cause`."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__("a task of the pre-pass failed")
+        self.cause = cause
+
+
+def test_a_failing_pre_pass_embeds_its_rows_and_a_failing_store_ends_the_run_resumable(
+    local_ray, tiny_model, tmp_path, monkeypatch
+):
+    from sarashina_batch.run import driver
+
+    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=30)
+    tables = reexport(store, tables, files=2, seed=5)
+
+    def store_keeps_failing(*args, **kwargs):
+        raise TaskFailed(OSError("An error occurred (SlowDown): Please reduce your request rate"))
+
+    monkeypatch.setattr(driver, "stage_reuse", store_keeps_failing)
+    assert run_job(config) == EXIT_INCOMPLETE, "a store fault is a run to do again, not a failed one"
+    assert store.dataset("out").num_rows == 90, "the replaced units stay until a run commits their rows"
+
+    def defect(*args, **kwargs):
+        raise TaskFailed(ValueError("a defect in the pre-pass"))
+
+    monkeypatch.setattr(driver, "stage_reuse", defect)
+    assert run_job(config) == EXIT_OK, "reuse only saves work: the pass embeds its rows"
+    summary = last_summary(store)
+    assert summary["embedded"] == 90 and summary["reused"] == 0 and summary["tokens"] > 0, summary
+    assert sorted(store.dataset("out")["id"].to_pylist()) == sorted(first)
+
+    # The index upkeep failing does not fail a run whose units are committed: the index (derived
+    # data) misses them until a run or `index --rebuild` adds them.
+    monkeypatch.undo()
+    monkeypatch.setattr(driver, "update_index", defect)
+    reexport(store, tables, files=3, seed=6)
+    assert run_job(config) == EXIT_OK
+    summary = last_summary(store)
+    assert summary["embedded"] == summary["reused"] == 90, summary
+    assert sorted(store.dataset("out")["id"].to_pylist()) == sorted(first)
+    assert run_index(config, rebuild=False) == EXIT_CHECK_FAILED, "the index says it misses this run's units"
 
 
 def test_a_run_killed_while_reusing_from_the_units_it_replaces_loses_nothing(local_ray, tiny_model, tmp_path):

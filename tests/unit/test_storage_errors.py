@@ -1,4 +1,5 @@
 import pytest
+from s3fs.utils import FileExpired
 
 from sarashina_batch.output.lease import LeaseHeld
 from sarashina_batch.secrets import expand_env, redact, safe_options, secret_values
@@ -49,6 +50,8 @@ def test_missing_env_reference_names_the_variable():
         (OSError("read 15003 of 25000 bytes, then the file ended"), False),
         # the job's own errors are never retried, whatever their text holds (CI: a pid 15003)
         (LeaseHeld("output s3://b/out is being written by run x (host h, pid 15003, lease expires in 9 s)"), False),
+        # s3fs: the object was replaced between opening and reading (CI: the lease's heartbeat)
+        (FileExpired("b/out/_lease.json", "449619fa"), True),
     ],
 )
 def test_transient_or_permanent(err, transient):
