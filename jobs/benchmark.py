@@ -320,7 +320,7 @@ def _case_job(model, workdir, job, settings):
     started = time.perf_counter()
     connect_ray("local", num_cpus=os.cpu_count())
     ray_start = time.perf_counter() - started
-    result = run_pipeline(config, resolve_model(config.model.name, None), new_run_id())
+    result = run_pipeline(config, resolve_model(config.model.name, None, config.model.tokenizer), new_run_id())
     total = time.perf_counter() - started
     ray.shutdown()
     counts = result.totals.counts
@@ -417,7 +417,7 @@ def _run_job(model, job: dict) -> dict:
     config = RunConfig.model_validate({**job, "model": {**job["model"], "name": model}})
     connect_ray("local", num_cpus=os.cpu_count())
     started = time.perf_counter()
-    result = run_pipeline(config, resolve_model(config.model.name, None), new_run_id())
+    result = run_pipeline(config, resolve_model(config.model.name, None, config.model.tokenizer), new_run_id())
     seconds = time.perf_counter() - started
     ray.shutdown()
     counts = result.totals.counts

@@ -38,6 +38,7 @@ UNIT_ID = "_unit_id"
 UNIT_ROWS = "_unit_rows"
 FILE_ROWS = "_file_rows"  # rows of the unit's whole file, recorded in its marker
 INPUT_IDS = "_input_ids"
+NUM_CHARS = "_num_chars"  # characters of what the tokenizer got (the rendered prompt)
 PADDED_LEN = "_padded_len"
 REUSED_VECTOR = "_reused_vector"  # a vector copied from the output, in place of the model's
 

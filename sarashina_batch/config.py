@@ -169,6 +169,13 @@ class ModelConfig(_Strict):
         "auto", description="Compute dtype; auto means bfloat16 on GPU and float32 on CPU."
     )
     normalize: bool = Field(True, description="L2-normalise embeddings (similarity is cosine either way).")
+    tokenizer: Literal["auto", "sentencepiece", "transformers"] = Field(
+        "auto",
+        description="What turns text into the model's ids. auto: the SentencePiece library on the model's "
+        "tokenizer.model (what Sarashina was trained with; its tokenizer.json, when it ships one too, must "
+        "agree), else transformers on tokenizer.json. sentencepiece: tokenizer.model only. transformers: "
+        "transformers' AutoTokenizer, checked against tokenizer.model before anything is written.",
+    )
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention"] = Field(
         "auto",
         description="Attention kernel passed to transformers; auto: flash_attention_2 on a GPU where "

@@ -39,7 +39,7 @@ def _run(config: RunConfig) -> int:
             "Sarashina weights are under the Sarashina Model NonCommercial License.",
             file=sys.stderr,
         )
-    model = resolve_model(config.model.name, config.model.revision)
+    model = resolve_model(config.model.name, config.model.revision, config.model.tokenizer)
     template = config.output.uri
     config, values = with_version(config, model)
     run_id = new_run_id()

@@ -100,7 +100,7 @@ def plan_run(config: RunConfig, sample: int = 2000, throughput_file: str | None 
 def _resolve_model(config: RunConfig, problems: list[str]):
     try:
         named = with_builtin_model(config).model.name
-        return resolve_model(named, config.model.revision)
+        return resolve_model(named, config.model.revision, config.model.tokenizer)
     except Exception as err:  # noqa: BLE001
         problems.append(str(err))
         return None

@@ -29,6 +29,7 @@ from .. import columns as C
 from ..config import RunConfig
 from ..input.parquet import open_parquet, read_rows
 from ..model.quantize import quantize
+from ..model.tokenizer import TokenizerSpec, load_tokenizer
 from ..model.vector_arrays import as_matrix
 from ..output.layout import RUN_INFO, NotAnOutput, OutputLayout
 from ..output.versions import latest_or_self
@@ -103,7 +104,11 @@ def query_output(
         else QUERY_TEMPLATE.format(instruction=INSTRUCTIONS[task], text=text)
     ).strip()
     embedded_at = time.monotonic()
-    query = reference_vectors(name, None if revision in (None, "local") else revision, info.fields, [prompt], device)
+    revision = None if revision in (None, "local") else revision
+    written_with = (info.fields.get("tokenizer") or {}).get("implementation", "auto")
+    spec = TokenizerSpec(name, revision, written_with)
+    token_ids = load_tokenizer(spec).encode([prompt], info.fields.get("max_seq_length") or 8192)[0]
+    query = reference_vectors(name, revision, info.fields, token_ids, device)
     started = time.monotonic()
     quantization = layout.read_quantization()
     ranges = np.array([quantization.minimum, quantization.maximum], np.float32) if quantization else None

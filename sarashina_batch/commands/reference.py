@@ -1,22 +1,59 @@
-"""The reference model: sentence-transformers' SentenceTransformer.encode, the path the model
-card documents. `verify` compares stored vectors with it; `query` embeds a query with it."""
+"""The reference model: sentence-transformers' own modules (Transformer -> last-token Pooling),
+the forward pass of `SentenceTransformer.encode`, fed the model's own token ids.
+
+Not `encode` itself: under transformers 5.x, encode tokenizes a SentencePiece-only model (as
+Sarashina ships) with a converted tokenizer that gives other ids than the model was trained
+on. So the ids come from the model's own tokenizer library: SentencePiece on tokenizer.model
+(`reference_ids`, kept apart from the job's batched path), or, for a model that ships only a
+tokenizer.json, that file through transformers, as sentence-transformers loads it. `verify`
+compares stored vectors with these; `query` embeds a query with them.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..model.tokenizer import TokenizerSpec, library_version, load_tokenizer
+from ..model.tokenizer_parity import sentencepiece_reference
+
+BATCH = 8
+
+
+def reference_ids(spec: TokenizerSpec, prompts: list[str], max_length: int) -> tuple[list[list[int]], str]:
+    """The model's own ids of rendered prompts, cut to max_length, and where they came from."""
+    tokenizer = load_tokenizer(spec)
+    files = tokenizer.files
+    if files.sentencepiece_model is None:
+        return tokenizer.encode(prompts, max_length)[0], tokenizer.identity.describe()
+    encode = sentencepiece_reference(files.sentencepiece_model, files.add_bos, files.add_eos, max_length)
+    source = f"sentencepiece {library_version('sentencepiece')} on tokenizer.model"
+    return [encode(prompt) for prompt in prompts], source
+
 
 def reference_vectors(
-    name: str, revision: str | None, settings: dict, inputs: list[str], device: str | None
+    name: str, revision: str | None, settings: dict, token_ids: list[list[int]], device: str | None
 ) -> np.ndarray:
-    """float32 vectors of rendered prompts (prefix + text, already stripped as the model card's
-    sentence-transformers 4.0.2 strips them). settings: the output's fingerprint fields."""
+    """float32 vectors of these token ids through the model's sentence-transformers modules.
+    settings: the output's fingerprint fields (normalize)."""
+    import torch
     from sentence_transformers import SentenceTransformer
 
     from ..model.embedder import pick_device
 
     reference = SentenceTransformer(name, revision=revision, device=pick_device(device))
-    reference.max_seq_length = settings["max_seq_length"]
-    return reference.encode(
-        inputs, batch_size=8, normalize_embeddings=bool(settings.get("normalize")), convert_to_numpy=True
-    ).astype(np.float32)
+    pad = reference[0].tokenizer.pad_token_id or 0
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(token_ids), BATCH):
+            rows = token_ids[start : start + BATCH]
+            width = max(len(row) for row in rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, row in enumerate(rows):
+                ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
+            features = {"input_ids": ids.to(reference.device), "attention_mask": mask.to(reference.device)}
+            vectors = reference(features)["sentence_embedding"].float()
+            if settings.get("normalize"):
+                vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
+            out.append(vectors.cpu().numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)

@@ -28,6 +28,7 @@ from .. import columns as C
 from ..config import RunConfig
 from ..input.parquet import footer, key_value_metadata, open_parquet, read_rows
 from ..model.quantize import quantize
+from ..model.tokenizer import TokenizerSpec
 from ..model.vector_arrays import as_matrix
 from ..output.layout import COMMITS_DIR, REJECTED_DIR, RUN_INFO, NotAnOutput, OutputLayout, unit_of_part
 from ..output.records import CommitMarker
@@ -40,7 +41,7 @@ from ..storage.errors import with_retries
 from ..storage.filesystems import open_fs
 from .exits import EXIT_CHECK_FAILED, EXIT_OK, guarded, print_report
 from .inspect import part_provenance
-from .reference import reference_vectors
+from .reference import reference_ids, reference_vectors
 
 log = logging.getLogger(__name__)
 FOOTER_THREADS = 32
@@ -302,7 +303,10 @@ def _compare_with_reference(
     roles = rows[C.ROLE].to_pylist()
     # sentence-transformers 4.0.2 (the model card's pin) strips prompt + text before tokenizing.
     inputs = [(prefixes[roles[i]] + texts[i][:cut]).strip() for i in keep]
-    reference = reference_vectors(name, revision, settings, inputs, device)
+    written_with = (settings.get("tokenizer") or {}).get("implementation", "auto")
+    token_ids, source = reference_ids(TokenizerSpec(name, revision, written_with), inputs, settings["max_seq_length"])
+    _compare_token_counts(rows.take(pa.array(keep)), token_ids, source, result)
+    reference = reference_vectors(name, revision, settings, token_ids, device)
     if C.EMBEDDING not in rows.column_names:  # output.vectors without a float column
         _compare_compact(rows.take(pa.array(keep)), reference, quantization, result)
         return
@@ -321,6 +325,20 @@ def _compare_with_reference(
         below_threshold=len(below),
         threshold=min_cosine,
     )
+
+
+def _compare_token_counts(rows: pa.Table, token_ids: list[list[int]], source: str, result: Verification) -> None:
+    """Each row's num_tokens against the model's own tokenizer: an output written under other
+    ids (a character-level fallback, another tokenizer file) counts other tokens."""
+    stored = rows[C.NUM_TOKENS].to_pylist()
+    ids = rows[C.ID].to_pylist()
+    differing = [i for i, (count, row) in enumerate(zip(stored, token_ids, strict=True)) if count != len(row)]
+    for i in differing[:10]:
+        result.problems.append(
+            f"row {ids[i]}: num_tokens {stored[i]}, the model's tokenizer ({source}) gives {len(token_ids[i])}: "
+            "written under other token ids; embed it again (output.mode=overwrite or a new output.uri)"
+        )
+    result.sample.update(tokenizer_reference=source, num_tokens_differing=len(differing))
 
 
 # A compact vector of the reference may differ from the stored one where a value sits on a
@@ -364,6 +382,11 @@ def format_verification(result: Verification) -> str:
             f"  sample {sample['rows']:,} rows: compared {sample['compared']:,} with the reference "
             f"SentenceTransformer, stale {sample['stale']:,} | cosine min {sample['min_cosine']:.6f} "
             f"mean {sample['mean_cosine']:.6f} | below {sample['threshold']}: {sample['below_threshold']:,}"
+        )
+    if "tokenizer_reference" in sample:
+        lines.append(
+            f"  tokens: re-tokenized with {sample['tokenizer_reference']}; num_tokens differing "
+            f"{sample['num_tokens_differing']:,}"
         )
     elif sample:
         lines.append(f"  sample {sample.get('rows', 0):,} rows; none compared (stale {sample.get('stale', 0):,})")

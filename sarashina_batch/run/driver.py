@@ -28,6 +28,7 @@ from .progress import ProgressLog
 from .resources import Resources, decide_resources
 from .reuse import StagedPlan, stage_reuse, update_index
 from .signals import raise_on_sigterm
+from .tokenizer_check import preflight_tokenizer
 from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ def run_pipeline(
     watchdog = watchdog or Watchdog(config.compute.stall_timeout_s)  # not entered: it only keeps the activity
     configure_data_context()
     run = open_run(config, model, run_id, doing=watchdog.doing)
+    watchdog.doing("checking the tokenizer's ids against the model's tokenizer.model")
+    preflight_tokenizer(config, model, run.listing.table["uri"].to_pylist())
     # Ray only now: a wrong input, output or column has failed already, without a cluster.
     # Starting a local Ray is not the run's work: its seconds stay out of the run's time.
     connecting = time.monotonic()

@@ -7,10 +7,12 @@ Resolved once on the driver; the workers load exactly the resolved revision.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+import shutil
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..config import RunConfig
+from ..model.tokenizer import TokenizerError, TokenizerIdentity, TokenizerSpec, find_tokenizer_files, tokenizer_identity
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 BUILTIN_TINY = "builtin:tiny-sarashina"
@@ -23,23 +25,39 @@ class ResolvedModel:
     revision: str  # commit hash on the hub, or "local" for a folder
     weights_digest: str  # sha256 over the weight files' sha256s
     load_revision: str | None  # what workers pass to from_pretrained
+    # Which tokenizer turns text into the model's ids (model/tokenizer.py): part of the pin.
+    tokenizer: TokenizerIdentity | None = None
+    tokenizer_setting: str = "auto"  # model.tokenizer
+
+    @property
+    def tokenizer_spec(self) -> TokenizerSpec:
+        """What every path loads its tokenizer from (workers, plan, verify, query)."""
+        return TokenizerSpec(self.name, self.load_revision, self.tokenizer_setting)
 
 
 class ModelError(ValueError):
     """model.name / model.revision name no model this job can load."""
 
 
-def resolve_model(name: str, revision: str | None) -> ResolvedModel:
-    """Pin the model: a local folder is hashed; a hub id is resolved to a commit hash."""
+def resolve_model(name: str, revision: str | None, tokenizer: str = "auto") -> ResolvedModel:
+    """Pin the model: a local folder is hashed; a hub id is resolved to a commit hash; the
+    tokenizer (model.tokenizer) is found and identified (implementation, library, files)."""
     if Path(name).is_dir():
-        return ResolvedModel(name, "local", _folder_weights_digest(Path(name)), None)
-    if _looks_like_a_path(name):
+        model = ResolvedModel(name, "local", _folder_weights_digest(Path(name)), None)
+    elif _looks_like_a_path(name):
         raise ModelError(
             f"model.name {name!r} is not a folder on this machine; set it to the folder that holds the "
             "model (modules.json, config.json, weights) or to a Hugging Face hub id such as "
             "sbintuitions/sarashina-embedding-v2-1b"
         )
-    return _resolve_hub_model(name, revision)
+    else:
+        model = _resolve_hub_model(name, revision)
+    try:
+        files = find_tokenizer_files(model.name, model.load_revision)
+        identity = tokenizer_identity(files, files.implementation(tokenizer))
+    except TokenizerError as err:
+        raise ModelError(str(err)) from None
+    return replace(model, tokenizer=identity, tokenizer_setting=tokenizer)
 
 
 def _looks_like_a_path(name: str) -> bool:
@@ -95,9 +113,10 @@ def with_builtin_model(config: RunConfig) -> RunConfig:
     """'builtin:tiny-sarashina' is a random-weight model built offline, for the quickstart."""
     if config.model.name != BUILTIN_TINY:
         return config
-    from ..model.tiny import build_tiny_model
+    from ..model.tiny import build_tiny_model, is_current
 
-    if not (TINY_CACHE / "modules.json").exists():
+    if not is_current(TINY_CACHE):  # missing, or built by a release with another layout
+        shutil.rmtree(TINY_CACHE, ignore_errors=True)
         build_tiny_model(TINY_CACHE)
     updated = config.model_copy(deep=True)
     updated.model.name = str(TINY_CACHE)

@@ -20,7 +20,16 @@ from .model_source import ResolvedModel
 OUTPUT_LAYOUT_VERSION = 2
 METADATA_PREFIX = "sarashina_batch."  # of every key-value metadata key on the output's Parquet files
 FINGERPRINT_KEY = METADATA_PREFIX + "config_fingerprint"
-LIBRARIES = ("sarashina-batch", "torch", "transformers", "sentence-transformers", "ray", "pyarrow")
+LIBRARIES = (
+    "sarashina-batch",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "sentencepiece",
+    "tokenizers",
+    "ray",
+    "pyarrow",
+)
 
 
 def fingerprint_fields(config: RunConfig, model: ResolvedModel) -> dict:
@@ -29,6 +38,9 @@ def fingerprint_fields(config: RunConfig, model: ResolvedModel) -> dict:
         "model": model.name if model.revision != "local" else "local",
         "revision": model.revision,
         "weights_digest": model.weights_digest,
+        # Which ids the model saw: an output written under other ids (another tokenizer, library
+        # release or tokenizer file) is never resumed into nor reused from.
+        "tokenizer": model.tokenizer.as_dict() if model.tokenizer else None,
         "pooling": "lasttoken",
         "normalize": config.model.normalize,
         "max_seq_length": config.model.max_seq_length,
@@ -122,6 +134,7 @@ def parquet_metadata(config: RunConfig, model: ResolvedModel, run_id: str) -> di
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "chunking": json.dumps(chunking_fields(config)),
+        "tokenizer": json.dumps(fields["tokenizer"]),
     }
     return {METADATA_PREFIX + key: value for key, value in info.items()}
 

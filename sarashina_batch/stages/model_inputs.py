@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from ..model.tokenizer import TokenizerSpec, load_tokenizer
 from .content import rendered_prompts
 from .passages import PassageSplitter
 
@@ -52,10 +53,8 @@ class ModelInputs:
 
 
 @functools.lru_cache(maxsize=4)
-def passage_splitter(tokenizer_name: str, revision: str | None, max_tokens: int, overlap_tokens: int):
-    from .prepare import load_tokenizer
-
-    return PassageSplitter(load_tokenizer(tokenizer_name, revision), max_tokens, overlap_tokens)
+def passage_splitter(tokenizer: TokenizerSpec, max_tokens: int, overlap_tokens: int) -> PassageSplitter:
+    return PassageSplitter(load_tokenizer(tokenizer), max_tokens, overlap_tokens)
 
 
 def model_inputs(
@@ -72,7 +71,7 @@ def model_inputs(
         for i, prompt in enumerate(prompts):
             inputs.add(i, prompt, texts[i], truncated[i], reasons[i], details[i])
         return inputs
-    splitter = passage_splitter(settings.tokenizer_name, settings.tokenizer_revision, *settings.passages)
+    splitter = passage_splitter(settings.tokenizer, *settings.passages)
     whole = iter(splitter.counts([p for p in prompts if p is not None]))  # one call for the unit
     for i, prompt in enumerate(prompts):
         if prompt is None:

@@ -48,22 +48,18 @@ class PassageSplitter:
     """Splits documents for one tokenizer, prompt prefix and budget."""
 
     def __init__(self, tokenizer, max_tokens: int, overlap_tokens: int):
-        if not getattr(tokenizer, "is_fast", False):
-            raise ValueError(
-                "chunking.mode=passages needs a fast (Rust) tokenizer, which reports character offsets; "
-                "this model's tokenizer is not one"
-            )
+        """tokenizer: the run's ModelTokenizer (model/tokenizer.py)."""
         if not 0 <= overlap_tokens < max_tokens // 2:
             raise ValueError(f"chunking.overlap_tokens ({overlap_tokens}) must be below half of max_tokens")
         self.tokenizer, self.max_tokens, self.overlap = tokenizer, max_tokens, overlap_tokens
 
     def count(self, prompt: str) -> int:
         """Tokens of a rendered prompt, as the job tokenizes it (special tokens included)."""
-        return len(self.tokenizer(prompt, verbose=False)["input_ids"])
+        return self.tokenizer.counts([prompt])[0]
 
     def counts(self, prompts: list[str]) -> list[int]:
         """count() of many prompts in one tokenizer call (most documents fit: this settles them)."""
-        return [len(ids) for ids in self.tokenizer(prompts, verbose=False)["input_ids"]] if prompts else []
+        return self.tokenizer.counts(prompts) if prompts else []
 
     def split(self, text: str, prefix: str, whole: int | None = None) -> list[Passage]:
         """whole: the tokens of the whole document's prompt, when counted already (counts())."""
@@ -73,8 +69,7 @@ class PassageSplitter:
         budget = self.max_tokens - self.count(prefix.strip())  # tokens left for the passage itself
         if budget < 8:
             raise ValueError(f"chunking.max_tokens ({self.max_tokens}) leaves no room after the prompt {prefix!r}")
-        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        starts = [start for start, _ in encoded["offset_mapping"]]
+        starts = self.tokenizer.token_starts(text)
         bounds = _grapheme_bounds(text)
         passages: list[Passage] = []
         start = 0

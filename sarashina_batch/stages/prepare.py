@@ -6,7 +6,6 @@ and gives the embed stage exact token counts to sort and budget by.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ import pyarrow.compute as pc
 
 from .. import columns as C
 from ..input.units import UnitName
+from ..model.tokenizer import TokenizerSpec, load_tokenizer
 from ..secrets import redact, secret_values
 from ..storage.errors import with_retries
 from .content import content_keys
@@ -49,22 +49,13 @@ class PrepareSettings:
     prefixes: dict[str, str]
     max_chars: int
     max_seq_length: int
-    tokenizer_name: str
-    tokenizer_revision: str | None
+    tokenizer: TokenizerSpec  # the one tokenizer of the run (model/tokenizer.py)
     storage_options: dict[str, Any]
     guard: AttemptGuard = UNGUARDED
     # Content reuse: vectors the run's pre-pass copied out of the output for these units
     # (stages/reuse.py), read from the run's staging files in place of tokenizing those rows.
     reuse: StagedReuse | None = None
     passages: tuple[int, int] | None = None  # chunking.mode=passages: (max_tokens, overlap_tokens)
-
-
-@functools.lru_cache(maxsize=4)
-def load_tokenizer(name: str, revision: str | None):
-    # Cached per worker process: Ray reuses workers across tasks, so this loads once.
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(name, revision=revision)
 
 
 def prepare_units(units: pa.Table, settings: PrepareSettings) -> pa.Table:
@@ -143,6 +134,7 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
             C.SOURCE_ROW: source_rows[doc],
             C.TEXT_HASH: pa.array([text_hash(t) for t in inputs.texts], pa.string()),
             C.NUM_TOKENS: pa.array(num_tokens, pa.int32()),
+            C.NUM_CHARS: pa.array([0 if p is None else len(p) for p in inputs.prompts], pa.int64()),
             C.TRUNCATED: pa.array(inputs.truncated, pa.bool_()),
             C.ROLE: pa.array(row_roles_of, pa.string()),
             C.TASK: pa.array([settings.task if r == "query" else None for r in row_roles_of], pa.string()),
@@ -276,33 +268,28 @@ def _tokenize(prompts: list[str | None], reasons: list, details: list, truncated
     todo = [i for i in range(n) if prompts[i] is not None and reasons[i] is None]
     if not todo:
         return token_ids, num_tokens
-    tokenizer = load_tokenizer(settings.tokenizer_name, settings.tokenizer_revision)
-    limit = settings.max_seq_length
+    tokenizer = load_tokenizer(settings.tokenizer)
     texts = [prompts[i] for i in todo]
     try:
-        encoded = tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
+        encoded, cut = tokenizer.encode(texts, settings.max_seq_length)
     except Exception:  # noqa: BLE001 - fall back to row by row to isolate the culprit
-        encoded = [_encode_one(tokenizer, p, limit) for p in texts]
-    at_limit = [k for k, ids in enumerate(encoded) if ids is not None and len(ids) >= limit]
-    if at_limit:
-        # Only texts that reached the limit can have been cut: ask once more with room for one more.
-        longer = tokenizer([texts[k] for k in at_limit], truncation=True, max_length=limit + 1)["input_ids"]
-        for k, ids in zip(at_limit, longer, strict=True):
-            truncated[todo[k]] = truncated[todo[k]] or len(ids) > limit
+        encoded, cut = zip(*(_encode_one(tokenizer, p, settings.max_seq_length) for p in texts), strict=True)
     for k, i in enumerate(todo):
         ids = encoded[k]
         if ids is None or len(ids) == 0:
             reasons[i], details[i] = TOKENIZER_ERROR, "tokenizer failed or produced no tokens"
             continue
         token_ids[i], num_tokens[i] = ids, len(ids)
+        truncated[i] = truncated[i] or cut[k]
     return token_ids, num_tokens
 
 
-def _encode_one(tokenizer, prompt: str, limit: int):
+def _encode_one(tokenizer, prompt: str, limit: int) -> tuple[list[int] | None, bool]:
     try:
-        return tokenizer(prompt, truncation=True, max_length=limit)["input_ids"]
+        ids, cut = tokenizer.encode([prompt], limit)
+        return ids[0], cut[0]
     except Exception:  # noqa: BLE001
-        return None
+        return None, False
 
 
 def text_hash(text: str | None) -> str | None:
@@ -354,6 +341,7 @@ PREPARED_SCHEMA = pa.schema(
         (C.SOURCE_ROW, pa.int64()),
         (C.TEXT_HASH, pa.string()),
         (C.NUM_TOKENS, pa.int32()),
+        (C.NUM_CHARS, pa.int64()),
         (C.TRUNCATED, pa.bool_()),
         (C.ROLE, pa.string()),
         (C.TASK, pa.string()),

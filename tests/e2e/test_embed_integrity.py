@@ -14,7 +14,8 @@ from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_OK
 from sarashina_batch.output.layout import OutputLayout
 from tests.support import cosine
-from tests.support.store import MAX_LEN, Store, shard
+from tests.support.reference import ModelReference
+from tests.support.store import Store, shard
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +25,6 @@ def text_hash(text: str) -> str:
 
 
 def assert_output_equals_input(store: Store, tables: dict[str, pa.Table], tiny_model) -> pa.Table:
-    from sentence_transformers import SentenceTransformer
 
     out = store.dataset("out")
     expected = {
@@ -33,8 +33,7 @@ def assert_output_equals_input(store: Store, tables: dict[str, pa.Table], tiny_m
     ids = out["id"].to_pylist()
     assert sorted(ids) == sorted(expected), "the output must hold exactly the current input's rows, once"
     assert out["text_hash"].to_pylist() == [text_hash(expected[i]) for i in ids]
-    reference = SentenceTransformer(tiny_model, device="cpu")
-    reference.max_seq_length = MAX_LEN
+    reference = ModelReference(tiny_model)
     want = reference.encode([f"text: {expected[i]}".strip() for i in ids], normalize_embeddings=True)
     assert cosine(np.array(out["embedding"].to_pylist(), np.float32), want).min() >= 0.99999
     return out

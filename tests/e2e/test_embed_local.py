@@ -15,6 +15,7 @@ import pytest
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_OK
 from tests.support import MAX_LEN, cosine, job_config
+from tests.support.reference import ModelReference
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,6 @@ def read_output(output_dir):
 def test_job_output_matches_reference_and_accounts_for_every_row(
     local_ray, tiny_model, corpus_dir, tmp_path, capsys, caplog, packing
 ):
-    from sentence_transformers import SentenceTransformer
 
     caplog.set_level(logging.INFO, logger="sarashina_batch.run.progress")
 
@@ -54,11 +54,10 @@ def test_job_output_matches_reference_and_accounts_for_every_row(
     source = pads.dataset(str(corpus_dir)).to_table().to_pydict()
     text_by_id = dict(zip(source["doc_id"], source["text"]))
     ids = table["id"].to_pylist()
-    reference = SentenceTransformer(tiny_model, device="cpu")
-    reference.max_seq_length = MAX_LEN
+    reference = ModelReference(tiny_model)
     expected = reference.encode(["text: " + text_by_id[i] for i in ids], normalize_embeddings=True)
     got = np.array(table["embedding"].to_pylist(), dtype=np.float32)
-    assert got.shape == (177, reference.get_embedding_dimension())
+    assert got.shape == (177, reference.model.get_embedding_dimension())
     assert cosine(got, expected).min() >= 0.99999
     assert table.filter(pads.field("id") == "s0-001")["truncated"].to_pylist() == [True]
     assert table.filter(pads.field("id") == "s0-000")["truncated"].to_pylist() == [False]
@@ -139,7 +138,6 @@ def test_rerun_embeds_nothing_and_a_changed_prompt_is_refused(local_ray, tiny_mo
 
 
 def test_query_role_matches_reference(local_ray, tiny_model, corpus_dir, tmp_path):
-    from sentence_transformers import SentenceTransformer
 
     from sarashina_batch.prompts import INSTRUCTIONS
 
@@ -157,8 +155,7 @@ def test_query_role_matches_reference(local_ray, tiny_model, corpus_dir, tmp_pat
     source = pads.dataset(str(corpus_dir)).to_table().to_pydict()
     text_by_id = dict(zip(source["doc_id"], source["text"]))
     ids = table["id"].to_pylist()
-    reference = SentenceTransformer(tiny_model, device="cpu")
-    reference.max_seq_length = MAX_LEN
+    reference = ModelReference(tiny_model)
     prompts = [f"task: {INSTRUCTIONS['sts']}\nquery: {text_by_id[i]}" for i in ids]
     expected = reference.encode(prompts, normalize_embeddings=True)
     got = np.array(table["embedding"].to_pylist(), dtype=np.float32)
@@ -168,7 +165,6 @@ def test_query_role_matches_reference(local_ray, tiny_model, corpus_dir, tmp_pat
 def test_whitespace_is_stripped_as_the_model_card_release_does(local_ray, tiny_model, tmp_path):
     """sentence-transformers 4.0.2 (the model card's pin) embeds (prompt + text).strip(); the
     installed release does not strip, so the reference applies the rule to its input."""
-    from sentence_transformers import SentenceTransformer
 
     texts = ["猫が好きです。\n", "  東京の天気\n\n", "大阪\u3000\u3000", "\t名古屋 \r\n", "京都\u3000です"]
     corpus = tmp_path / "corpus"
@@ -182,8 +178,7 @@ def test_whitespace_is_stripped_as_the_model_card_release_does(local_ray, tiny_m
     table = read_output(out_dir)
     by_id = dict(zip(table["id"].to_pylist(), table["embedding"].to_pylist()))
     got = np.array([by_id[f"w{i}"] for i in range(len(texts))], np.float32)
-    reference = SentenceTransformer(tiny_model, device="cpu")
-    reference.max_seq_length = MAX_LEN
+    reference = ModelReference(tiny_model)
     stripped = reference.encode([("text: " + t).strip() for t in texts], normalize_embeddings=True)
     assert cosine(got, stripped).min() >= 0.99999
     unstripped = reference.encode(["text: " + t for t in texts], normalize_embeddings=True)

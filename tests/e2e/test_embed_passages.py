@@ -14,8 +14,8 @@ from sarashina_batch.cli import main
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_OK
 from sarashina_batch.commands.verify import run_verify
-from tests.support import MAX_LEN
 from tests.support.cli_runs import kill_embed_after_commits
+from tests.support.reference import ModelReference
 from tests.support.store import Store
 
 pytestmark = pytest.mark.integration
@@ -76,7 +76,6 @@ def check_passages(out: pa.Table, texts: dict[str, str]) -> None:
 
 
 def test_passages_match_the_reference_and_account_for_every_document(local_ray, tiny_model, store, capsys):
-    from sentence_transformers import SentenceTransformer
 
     tables = {f"s{i}": documents(f"s{i}", 24) for i in range(2)}
     for name, table in tables.items():
@@ -96,8 +95,7 @@ def test_passages_match_the_reference_and_account_for_every_document(local_ray, 
 
     # Every passage's vector is the reference's for its prompt + substring (stripped, as the
     # model card's sentence-transformers release does).
-    reference = SentenceTransformer(tiny_model, device="cpu")
-    reference.max_seq_length = MAX_LEN
+    reference = ModelReference(tiny_model)
     pieces = [
         ("text: " + texts[i][s:e]).strip()
         for i, s, e in zip(*(out[c].to_pylist() for c in ("id", "char_start", "char_end")), strict=True)

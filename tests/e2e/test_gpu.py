@@ -6,22 +6,20 @@ import torch
 
 from sarashina_batch.model.embedder import Embedder
 from sarashina_batch.model.token_rows import TokenRows
-from sarashina_batch.stages.prepare import load_tokenizer
-from tests.support import MAX_LEN, cosine
+from tests.support import cosine
 from tests.support.corpus import mixed_texts
+from tests.support.reference import ModelReference
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 @pytest.mark.parametrize("packing", ["padded", "packed"])
 def test_bf16_cuda_paths_equal_the_reference(tiny_model, packing):
-    from sentence_transformers import SentenceTransformer
 
     prompts = [("text: " + text).strip() for text in mixed_texts(64, seed=0)]
-    reference = SentenceTransformer(tiny_model, device="cpu")
-    reference.max_seq_length = MAX_LEN
-    expected = reference.encode(prompts, normalize_embeddings=True, convert_to_numpy=True)
-    ids = load_tokenizer(tiny_model, None)(prompts, truncation=True, max_length=MAX_LEN)["input_ids"]
+    reference = ModelReference(tiny_model)
+    expected = reference.encode(prompts, normalize_embeddings=True)
+    ids = reference.ids(prompts)
     embedder = Embedder(
         tiny_model,
         torch_dtype="bfloat16",

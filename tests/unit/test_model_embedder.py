@@ -12,9 +12,9 @@ from sarashina_batch.model.batching import cut_micro_batches
 from sarashina_batch.model.embedder import Embedder, resolve_packing
 from sarashina_batch.model.token_rows import TokenRows
 from sarashina_batch.stages.embed import embed_table
-from sarashina_batch.stages.prepare import load_tokenizer
 from tests.support import MAX_LEN, cosine
 from tests.support.corpus import LONG_TEXT, mixed_texts
+from tests.support.reference import ModelReference
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +24,13 @@ def prompts_and_ids(tiny_model):
         "text: " + LONG_TEXT,
         "text: 猫",
     ]
-    ids = load_tokenizer(tiny_model, None)(prompts, truncation=True, max_length=MAX_LEN)["input_ids"]
+    ids = ModelReference(tiny_model).ids(prompts)
     return prompts, ids
 
 
 @pytest.fixture(scope="module")
 def expected(tiny_model, prompts_and_ids):
-    from sentence_transformers import SentenceTransformer
-
-    reference = SentenceTransformer(tiny_model, device="cpu")
-    reference.max_seq_length = MAX_LEN
+    reference = ModelReference(tiny_model)
     return reference.encode(prompts_and_ids[0], batch_size=1, normalize_embeddings=True)
 
 

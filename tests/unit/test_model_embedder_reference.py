@@ -1,4 +1,5 @@
-"""The model core against the reference: SentenceTransformer(path).encode(prefix + text)."""
+"""The model core against the reference: sentence-transformers' modules on SentencePiece's ids
+(tests/support/reference.py), the forward pass of SentenceTransformer.encode(prefix + text)."""
 
 import numpy as np
 import pyarrow as pa
@@ -8,23 +9,18 @@ import torch
 from sarashina_batch import columns as C
 from sarashina_batch.model.embedder import Embedder, last_token_pool
 from sarashina_batch.stages.embed import embed_table
-from sarashina_batch.stages.prepare import load_tokenizer
 from tests.support import MAX_LEN, cosine
 from tests.support.corpus import LONG_TEXT, mixed_texts
+from tests.support.reference import ModelReference
 
 
 @pytest.fixture(scope="module")
 def reference(tiny_model):
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(tiny_model, device="cpu")
-    model.max_seq_length = MAX_LEN
-    return model
+    return ModelReference(tiny_model)
 
 
 def embed_via_core(tiny_model, prompts, budget=256):
-    tokenizer = load_tokenizer(tiny_model, None)
-    ids = tokenizer(prompts, truncation=True, max_length=MAX_LEN)["input_ids"]
+    ids = ModelReference(tiny_model).ids(prompts)
     embedder = Embedder(tiny_model, device="cpu", max_tokens_per_batch=budget)
     return embedder.embed_token_ids([np.asarray(i) for i in ids]), ids
 
@@ -41,7 +37,7 @@ def test_documents_queries_long_and_mixed_lengths_match_reference(tiny_model, re
     window, ids = embed_via_core(tiny_model, prompts)
     assert max(len(i) for i in ids) == MAX_LEN  # the long text really was truncated
     assert min(len(i) for i in ids) < 8  # and really short texts are in the same window
-    expected = reference.encode(prompts, batch_size=7, normalize_embeddings=True, convert_to_numpy=True)
+    expected = reference.encode(prompts, batch_size=7, normalize_embeddings=True)
     assert cosine(window.embeddings, expected).min() >= 0.99999
     assert window.padded_len.max() <= MAX_LEN
 
@@ -70,7 +66,7 @@ def test_last_token_pool_matches_sentence_transformers_pooling_for_left_and_righ
 
 def test_embed_table_skips_rejected_rows_and_flags_non_finite(tiny_model):
     embedder = Embedder(tiny_model, device="cpu", max_tokens_per_batch=256)
-    ids = load_tokenizer(tiny_model, None)(["text: 猫", "text: 犬"])["input_ids"]
+    ids = ModelReference(tiny_model).ids(["text: 猫", "text: 犬"])
     batch = pa.table(
         {
             C.ID: ["a", "b", "c"],

@@ -1,11 +1,14 @@
 import pyarrow as pa
+import pytest
 
 from sarashina_batch import columns as C
 from sarashina_batch.config import PromptConfig
 from sarashina_batch.input.listing import list_shards
 from sarashina_batch.input.units import UnitName
+from sarashina_batch.model.tokenizer import TokenizerSpec, load_tokenizer
 from sarashina_batch.prompts import INSTRUCTIONS, prefixes
-from sarashina_batch.stages.prepare import PrepareSettings, classify_texts, load_tokenizer, prepare_unit
+from sarashina_batch.stages.prepare import PrepareSettings, classify_texts, prepare_unit
+from tests.support.reference import ModelReference
 
 
 def settings(tiny_model, **overrides):
@@ -18,13 +21,18 @@ def settings(tiny_model, **overrides):
         "prefixes": prefixes(PromptConfig()),
         "max_chars": 10_000,
         "max_seq_length": 16,
-        "tokenizer_name": tiny_model,
-        "tokenizer_revision": None,
+        "tokenizer": TokenizerSpec(tiny_model),
         "storage_options": {},
     }
     values.update(overrides)
     values["columns"] = tuple(c for c in (values["text_column"], values["id_column"], values["role_column"]) if c)
     return PrepareSettings(**values)
+
+
+@pytest.fixture(scope="module")
+def truth(tiny_model):
+    """SentencePiece's own ids (tests/support/reference.py), not the job's tokenizer."""
+    return ModelReference(tiny_model)
 
 
 def test_prompts_follow_the_model_card():
@@ -61,12 +69,11 @@ def _unit_file(tmp_path, table):
     }
 
 
-def test_tokens_match_the_model_tokenizer_and_truncation_is_flagged(tmp_path, tiny_model):
+def test_tokens_match_the_model_tokenizer_and_truncation_is_flagged(tmp_path, tiny_model, truth):
     long_text = "吾輩は猫である。" * 20
     unit = _unit_file(tmp_path, pa.table({"text": ["猫", long_text, None]}))
     out = prepare_unit(unit, settings(tiny_model))
-    tokenizer = load_tokenizer(tiny_model, None)
-    expected = tokenizer(["text: 猫", "text: " + long_text], truncation=True, max_length=16)["input_ids"]
+    expected = truth.ids(["text: 猫", "text: " + long_text], max_length=16)
     assert out[C.INPUT_IDS].to_pylist()[:2] == expected
     assert out[C.NUM_TOKENS].to_pylist() == [len(expected[0]), 16, 0]
     assert out[C.TRUNCATED].to_pylist() == [False, True, False]
@@ -74,22 +81,20 @@ def test_tokens_match_the_model_tokenizer_and_truncation_is_flagged(tmp_path, ti
     assert out[C.ID].to_pylist() == [f"{unit[C.UNIT_URI]}#{i}" for i in range(3)]
 
 
-def test_role_column_picks_the_prompt_per_row(tmp_path, tiny_model):
+def test_role_column_picks_the_prompt_per_row(tmp_path, tiny_model, truth):
     unit = _unit_file(tmp_path, pa.table({"text": ["東京", "東京", "東京"], "kind": ["query", "document", "essay"]}))
     out = prepare_unit(unit, settings(tiny_model, role_column="kind", max_seq_length=64))
-    tokenizer = load_tokenizer(tiny_model, None)
-    query = tokenizer("task: " + INSTRUCTIONS["retrieval"] + "\nquery: 東京", truncation=True, max_length=64)
-    assert out[C.INPUT_IDS][0].as_py() == query["input_ids"]
+    [query] = truth.ids(["task: " + INSTRUCTIONS["retrieval"] + "\nquery: 東京"], max_length=64)
+    assert out[C.INPUT_IDS][0].as_py() == query
     assert out[C.ROLE].to_pylist() == ["query", "document", None]
     assert out[C.TASK].to_pylist() == ["retrieval", None, None]
     assert out[C.REASON].to_pylist() == [None, None, "invalid_role"]
 
 
-def test_character_cap_cuts_before_tokenizing(tmp_path, tiny_model):
+def test_character_cap_cuts_before_tokenizing(tmp_path, tiny_model, truth):
     unit = _unit_file(tmp_path, pa.table({"text": ["猫" * 50]}))
     out = prepare_unit(unit, settings(tiny_model, max_chars=5, max_seq_length=64))
-    tokenizer = load_tokenizer(tiny_model, None)
-    assert out[C.INPUT_IDS][0].as_py() == tokenizer("text: " + "猫" * 5)["input_ids"]
+    assert out[C.INPUT_IDS][0].as_py() == truth.ids(["text: " + "猫" * 5], max_length=64)[0]
     assert out[C.TRUNCATED][0].as_py() is True
 
 
@@ -104,19 +109,19 @@ def test_missing_text_column_fails_the_unit_with_the_fix(tmp_path, tiny_model):
 def test_a_text_the_tokenizer_chokes_on_is_rejected_alone(tmp_path, tiny_model, monkeypatch):
     from sarashina_batch.stages import prepare
 
-    real = load_tokenizer(tiny_model, None)
+    real = load_tokenizer(TokenizerSpec(tiny_model))
 
     class Choking:
-        def __call__(self, texts, **kwargs):
-            if "毒" in (texts if isinstance(texts, str) else "".join(texts)):
+        def encode(self, texts, max_length=None):
+            if "毒" in "".join(texts):
                 raise ValueError("cannot tokenize")
-            return real(texts, **kwargs)
+            return real.encode(texts, max_length)
 
-    monkeypatch.setattr(prepare, "load_tokenizer", lambda name, revision: Choking())
+    monkeypatch.setattr(prepare, "load_tokenizer", lambda spec: Choking())
     unit = _unit_file(tmp_path, pa.table({"text": ["猫", "毒", "犬"]}))
     out = prepare_unit(unit, settings(tiny_model))
     assert out[C.REASON].to_pylist() == [None, "tokenizer_error", None]
-    assert out[C.INPUT_IDS][0].as_py() == real("text: 猫")["input_ids"]
+    assert out[C.INPUT_IDS][0].as_py() == real.encode(["text: 猫"])[0][0]
 
 
 def test_a_role_column_of_integers_rejects_rows_not_the_run(tmp_path, tiny_model):
@@ -144,12 +149,11 @@ def test_a_file_changed_since_listing_fails_its_unit(tmp_path, tiny_model):
     assert "changed after the run listed it" in out[C.UNIT_ERROR][0].as_py()
 
 
-def test_prompt_and_text_are_stripped_as_the_model_card_release_does(tmp_path, tiny_model):
+def test_prompt_and_text_are_stripped_as_the_model_card_release_does(tmp_path, tiny_model, truth):
     texts = ["  猫が好き\n", "東京\u3000\u3000", "\n\t大阪 \r\n"]
     unit = _unit_file(tmp_path, pa.table({"text": texts}))
     out = prepare_unit(unit, settings(tiny_model, max_seq_length=64))
-    tokenizer = load_tokenizer(tiny_model, None)
-    expected = [tokenizer(("text: " + t).strip(), truncation=True, max_length=64)["input_ids"] for t in texts]
+    expected = truth.ids([("text: " + t).strip() for t in texts], max_length=64)
     assert out[C.INPUT_IDS].to_pylist() == expected
-    unstripped = tokenizer("text: " + texts[0], truncation=True, max_length=64)["input_ids"]
+    [unstripped] = truth.ids(["text: " + texts[0]], max_length=64)
     assert unstripped != expected[0], "the tiny tokenizer must see the trailing newline for this test to mean anything"
