@@ -167,11 +167,14 @@ def _prompts(workdir: Path) -> list[str]:
     return [(PROMPT + t).strip() for t in texts]
 
 
-def _token_counts(model: str, texts: list[str], max_len: int) -> np.ndarray:
-    from sarashina_batch.stages.prepare import load_tokenizer
+def _job_tokenizer(model: str, implementation: str = "auto"):
+    from sarashina_batch.model.tokenizer import TokenizerSpec, load_tokenizer
 
-    tokenizer = load_tokenizer(model, None)
-    ids = tokenizer([(PROMPT + t).strip() for t in texts], truncation=True, max_length=max_len)["input_ids"]
+    return load_tokenizer(TokenizerSpec(model, None, implementation))
+
+
+def _token_counts(model: str, texts: list[str], max_len: int) -> np.ndarray:
+    ids, _ = _job_tokenizer(model).encode([(PROMPT + t).strip() for t in texts], max_len)
     return np.array([len(i) for i in ids])
 
 
@@ -191,12 +194,11 @@ def _child(case: str, workdir: Path) -> None:
 
 def _case_tokenize(model, workdir, job, settings):
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core, as one read task has
-    from sarashina_batch.stages.prepare import load_tokenizer
-
+    os.environ["OMP_NUM_THREADS"] = "1"
     prompts = _prompts(workdir)
-    tokenizer = load_tokenizer(model, None)
+    tokenizer = _job_tokenizer(model, job["model"].get("tokenizer", "auto"))
     started = time.perf_counter()
-    ids = tokenizer(prompts, truncation=True, max_length=job["model"]["max_seq_length"])["input_ids"]
+    ids, _ = tokenizer.encode(prompts, job["model"]["max_seq_length"])
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "tokens": sum(len(i) for i in ids), "padding_efficiency": None}
 
@@ -216,9 +218,7 @@ def _embedder(model, job):
 
 
 def _tokenized(model, workdir, max_len):
-    from sarashina_batch.stages.prepare import load_tokenizer
-
-    return load_tokenizer(model, None)(_prompts(workdir), truncation=True, max_length=max_len)["input_ids"]
+    return _job_tokenizer(model).encode(_prompts(workdir), max_len)[0]
 
 
 def _case_embed_stage(model, workdir, job, settings):

@@ -41,20 +41,19 @@ def main() -> None:
     parser.add_argument("--model", help="tokenizer of this model (default: the tiny model, built offline)")
     parser.add_argument("--json", default="benchmark_passages.json")
     args = parser.parse_args()
-    from transformers import AutoTokenizer
-
     from sarashina_batch.model.tiny import build_tiny_model
+    from sarashina_batch.model.tokenizer import TokenizerSpec, load_tokenizer
 
     settings = yaml.safe_load((Path(__file__).resolve().parent.parent / "configs" / "benchmark.yaml").read_text())
     corpus = settings["corpus"]
     docs = args.docs or corpus["docs"]
     texts = corpus_texts(docs, corpus)
     model = args.model or str(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
-    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer = load_tokenizer(TokenizerSpec(model))
     prefix = DOCUMENT_TEMPLATE.format(text="")
 
     started = time.perf_counter()
-    whole = [len(ids) for ids in tokenizer([(prefix + t).strip() for t in texts], verbose=False)["input_ids"]]
+    whole = tokenizer.counts([(prefix + t).strip() for t in texts])
     tokenize_seconds = time.perf_counter() - started
 
     splitter = PassageSplitter(tokenizer, args.max_tokens, args.overlap)

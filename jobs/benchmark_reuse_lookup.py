@@ -140,20 +140,19 @@ def bytes_touched(layout: OutputLayout, bucket: int, keys: pa.Array) -> int:
 
 def tokenize_seconds_per_row(rows: int = 5000) -> float:
     """The job's tokenizer path on web-like Japanese texts (median ~300 characters)."""
-    from transformers import AutoTokenizer
-
     from sarashina_batch.model.tiny import TRAINING_SENTENCES, build_tiny_model
+    from sarashina_batch.model.tokenizer import TokenizerSpec, load_tokenizer
     from sarashina_batch.sample_corpus_gen import SENTENCES
 
     model = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
-    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    tokenizer = load_tokenizer(TokenizerSpec(str(model)))
     rng = np.random.default_rng(1)
     pool = SENTENCES + TRAINING_SENTENCES
     lengths = np.clip(rng.lognormal(np.log(300), 1.1, rows).astype(int), 10, 30000)
     texts = ["text: " + "".join(pool[i] for i in rng.integers(0, len(pool), n // 12 + 2))[:n] for n in lengths]
     started = time.perf_counter()
     for start in range(0, rows, 256):
-        tokenizer(texts[start : start + 256], truncation=True, max_length=8192)
+        tokenizer.encode(texts[start : start + 256], 8192)
     return (time.perf_counter() - started) / rows
 
 

@@ -232,6 +232,11 @@ def _summary_numbers(result: RunResult) -> dict:
         **counts,
         "rejected_by_reason": dict(sorted(result.totals.rejected_by_reason.items())),
         "padding_efficiency": counts["tokens"] / counts["padded_tokens"] if counts["padded_tokens"] else None,
+        # The tokenizer's characters per token on what it embedded whole (Japanese under
+        # Sarashina's SentencePiece: about 2 or more; near 1 is a character-level fallback).
+        "chars_per_token": (
+            counts["chars_untruncated"] / counts["tokens_untruncated"] if counts["tokens_untruncated"] else None
+        ),
         "seconds": round(result.seconds, 3),
         "docs_per_second": counts["embedded"] / seconds,
         "tokens_per_second": counts["tokens"] / seconds,
@@ -280,7 +285,8 @@ def summary_text(result: RunResult, manifest_path: str) -> str:
             f"removed {files.get('removed', 0):,} | "
             f"resumed {files.get('resumed', 0):,}"
         ),
-        f"  tokens {n['tokens']:,} | padding efficiency {efficiency}",
+        f"  tokens {n['tokens']:,} | padding efficiency {efficiency}"
+        + (f" | {n['chars_per_token']:.2f} characters per token" if n["chars_per_token"] else ""),
         _reuse_line(n),
         f"  time {n['seconds']:.1f} s | {n['docs_per_second']:.1f} docs/s | {n['tokens_per_second']:.0f} tokens/s",
         f"  output {result.output_uri}",

@@ -155,7 +155,7 @@ def part_provenance(layout: OutputLayout, markers: list[CommitMarker]) -> dict[s
     path = layout.path(newest.data_part)
     raw = key_value_metadata(with_retries(lambda: footer(layout.fs, path), f"footer of {path}"))
     found = {key[len(METADATA_PREFIX) :]: value for key, value in raw.items() if key.startswith(METADATA_PREFIX)}
-    for key in ("prompt_templates", "versions"):
+    for key in ("prompt_templates", "versions", "tokenizer"):
         if key in found:
             found[key] = json.loads(found[key])
     return {"part": newest.data_part, **found}
@@ -264,6 +264,7 @@ def format_report(report: dict[str, Any]) -> str:
             f"{provenance.get('run_id')} at {provenance.get('created_at')} | git {provenance.get('git_commit')}"
         )
         lines.append("  libraries " + ", ".join(f"{name} {version}" for name, version in versions.items()))
+    lines.append("  " + tokenizer_text(report["settings"].get("tokenizer")))
     lines.append(f"  lease {_lease_text(report['lease'])}")
     lines.append(_index_text(report["content_index"], t))
     lines.append(f"  versions written here: {len(report['versions'])}")
@@ -274,6 +275,19 @@ def format_report(report: dict[str, Any]) -> str:
         )
     lines += _runs_table(report["runs"])
     return "\n".join(lines)
+
+
+def tokenizer_text(identity: dict[str, Any] | None) -> str:
+    """Which tokenizer wrote the output's ids (its fingerprint records it)."""
+    if not identity:
+        return (
+            "tokenizer: not recorded (written before tokenizers were pinned: transformers' ids, which for a "
+            "SentencePiece-only model such as Sarashina are not the model's; embed it again)"
+        )
+    return (
+        f"tokenizer: {identity['library']} {identity['version']} ({identity['implementation']}) | files sha256 "
+        f"{identity['files_sha256'][:16]}... | add_bos {identity['add_bos']} add_eos {identity['add_eos']}"
+    )
 
 
 def _index_text(index: dict[str, Any], t: dict[str, Any]) -> str:

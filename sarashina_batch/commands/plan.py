@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import regex
 import yaml
 
 from ..config import ConfigError, PreflightError, RunConfig
@@ -26,6 +27,8 @@ from ..input.listing import list_shards
 from ..input.parquet import column_names, footer_of, read_row_group, row_group_sizes
 from ..input.units import UnitName, split_row_groups
 from ..model.flops import PEAK_BF16, SARASHINA_V2_1B, model_flops
+from ..model.tokenizer import load_tokenizer
+from ..model.tokenizer_parity import check_parity
 from ..output.content_index import has_segments, key_buckets
 from ..output.layout import OutputLayout
 from ..output.preparation import OutputConflict, check_output_is_ours, configuration_conflict, mode_refusal
@@ -44,6 +47,10 @@ from ..storage.errors import describe, with_retries
 from .exits import EXIT_CHECK_FAILED, EXIT_OK, guarded, print_report
 
 FOOTER_THREADS = 32
+PARITY_SAMPLE = 500  # sampled texts whose ids are checked against tokenizer.model
+# Under this many characters a token, Japanese text is being split about a character a token.
+MIN_CHARS_PER_TOKEN = 1.5
+JAPANESE = regex.compile(r"[\p{Hiragana}\p{Katakana}\p{Han}ー]")
 ROWS_PER_SAMPLED_GROUP = 20  # texts taken from each sampled row group (fewer, larger reads)
 REUSE_SAMPLE = 1000  # pending rows whose content keys are looked up in the output's index
 # Until a GPU measurement replaces it (jobs/benchmark_gpu.py prints tokens/s per GPU type),
@@ -88,6 +95,7 @@ def plan_run(config: RunConfig, sample: int = 2000, throughput_file: str | None 
     report["files"] = _file_counts(files, config)
     if model is not None:
         report["tokens"] = _estimate_tokens(files, config, model, sample, seed)
+        _tokenizer_report(model, report["tokens"].pop("prompts", []), report, problems)
     report["resume"] = _resume_view(config, listing, model, files, problems)
     report["resources"] = _resources(config, problems)
     if "tokens" in report:
@@ -175,8 +183,8 @@ def _estimate_tokens(files: list[dict[str, Any]], config: RunConfig, model, samp
     settings = prepare_settings(config, model)
     picks, tables = _sample_row_groups(groups, config, settings, sample, seed, exact)
     counted = [count_tokens(table, settings) for table in tables]
-    tokens = np.concatenate([c[0] for c in counted])
-    group_means = np.array([c[0].mean() for c in counted])
+    tokens = np.concatenate([c.tokens for c in counted])
+    group_means = np.array([c.tokens.mean() for c in counted])
     if exact:
         mean, spread = float(tokens.mean()), 0.0
     else:
@@ -191,10 +199,49 @@ def _estimate_tokens(files: list[dict[str, Any]], config: RunConfig, model, samp
         "mean_per_row": mean, "median_per_row": float(np.median(tokens)), "max_sampled": int(tokens.max()),
         "total": round(mean * total_rows), "low": round(max(0.0, mean - 1.96 * spread) * total_rows),
         "high": round((mean + 1.96 * spread) * total_rows),
-        "truncated_share": float(np.concatenate([c[1] for c in counted]).mean()),
-        "rejected_share": float(np.concatenate([c[2] for c in counted]).mean()),
+        "truncated_share": float(np.concatenate([c.truncated for c in counted]).mean()),
+        "rejected_share": float(np.concatenate([c.rejected for c in counted]).mean()),
         "flops_per_token": flops,
+        **_characters_per_token(counted),
     }  # fmt: skip
+
+
+def _characters_per_token(counted: list) -> dict[str, Any]:
+    """Characters per token over the sampled texts embedded whole, the share of Japanese
+    characters in them, and the rendered prompts (for the tokenizer's parity check)."""
+    whole = [(c.characters[~c.truncated & (c.tokens > 0)], c.tokens[~c.truncated & (c.tokens > 0)]) for c in counted]
+    characters, tokens = sum(int(ch.sum()) for ch, _ in whole), sum(int(t.sum()) for _, t in whole)
+    prompts = [p for c in counted for p in c.prompts]
+    return {
+        "chars_per_token": characters / tokens if tokens else None,
+        "japanese_share": japanese_share(prompts),
+        "prompts": prompts,
+    }
+
+
+def japanese_share(texts: list[str]) -> float:
+    """The share of characters that are kana or kanji (spaces not counted)."""
+    letters = sum(len(t) - t.count(" ") for t in texts)
+    return sum(len(JAPANESE.findall(t)) for t in texts) / letters if letters else 0.0
+
+
+def _tokenizer_report(model, prompts: list[str], report: dict, problems: list[str]) -> None:
+    """Which tokenizer a run uses, its ids checked against tokenizer.model on the probes and the
+    sample (a difference is a problem: the run would refuse), and characters per token."""
+    tokenizer = load_tokenizer(model.tokenizer_spec)
+    parity = check_parity(tokenizer, prompts[:PARITY_SAMPLE])
+    report["tokenizer"] = {"identity": model.tokenizer.as_dict(), "parity": parity.as_dict()}
+    if not parity.passed:
+        problems.append(parity.failure(model.name))
+    tokens = report.get("tokens") or {}
+    ratio = tokens.get("chars_per_token")
+    if ratio is not None and ratio < MIN_CHARS_PER_TOKEN and tokens.get("japanese_share", 0) >= 0.5:
+        report.setdefault("warnings", []).append(
+            f"the sampled Japanese texts average {ratio:.2f} characters per token (under {MIN_CHARS_PER_TOKEN}): "
+            "the sign of a tokenizer that splits Japanese one character a token. Sarashina's SentencePiece "
+            "vocabulary averages about two or more; check which tokenizer this model ships (tokenizer.model) "
+            "and model.tokenizer"
+        )
 
 
 def _sample_row_groups(
@@ -383,6 +430,13 @@ def _cost(tokens: float, flops_per_token: float, throughput_file: str | None) ->
     return rows
 
 
+def _parity_line(parity: dict) -> str:
+    if not parity["reference"]:
+        return parity["note"]
+    checks = (f"{c['what']}: {c['compared'] - c['differing']}/{c['compared']} equal" for c in parity["checks"])
+    return f"ids compared with {parity['reference']}: " + "; ".join(checks)
+
+
 def format_plan(report: dict[str, Any]) -> str:
     lines = [f"plan: {report['input']} -> {report['output']} (output.mode {report['mode']})"]
     files = report.get("files")
@@ -410,6 +464,14 @@ def format_plan(report: dict[str, Any]) -> str:
             f"~{tokens['total']:,} (95%: {tokens['low']:,}..{tokens['high']:,}) | per row mean "
             f"{tokens['mean_per_row']:.0f}, median {tokens['median_per_row']:.0f} | truncated "
             f"{tokens['truncated_share']:.1%} | rejected {tokens['rejected_share']:.1%}"
+            + (f" | {tokens['chars_per_token']:.2f} characters per token" if tokens.get("chars_per_token") else "")
+        )
+    tokenizer = report.get("tokenizer")
+    if tokenizer:
+        identity = tokenizer["identity"]
+        lines.append(
+            f"  tokenizer: {identity['library']} {identity['version']} ({identity['implementation']}, files sha256 "
+            f"{identity['files_sha256'][:12]}) | {_parity_line(tokenizer['parity'])}"
         )
     resume = report.get("resume")
     if resume:
@@ -453,6 +515,7 @@ def format_plan(report: dict[str, Any]) -> str:
             lines.append(
                 f"    {row['gpu']:<6} {row['tokens_per_second']:>10,.0f} {hours:>10} {usd:>10}  {row['basis']}"
             )
+    lines += [f"  WARNING {warning}" for warning in report.get("warnings", [])]
     lines.append(f"  problems: {len(report['problems'])}" if report["problems"] else "  problems: none found")
     lines += [f"  PROBLEM {problem}" for problem in report["problems"]]
     return "\n".join(lines)

@@ -155,7 +155,12 @@ def configuration_conflict(
         changed = info.changed_fields(fields)
         return (
             f"output {uri} was written with a different configuration (changed: {', '.join(changed)}); "
-            "write to a new output.uri (one per model/prompt version), or set output.mode=overwrite to replace it. "
+            + (
+                _tokenizer_change(info.fields.get("tokenizer"), fields.get("tokenizer"))
+                if "tokenizer" in changed
+                else ""
+            )
+            + "write to a new output.uri (one per model/prompt version), or set output.mode=overwrite to replace it. "
             f"Old values: {json.dumps({k: info.fields.get(k) for k in changed}, ensure_ascii=False)}"
         )
     changed = sorted(k for k, v in (settings or {}).items() if k in info.settings and info.settings[k] != v)
@@ -166,6 +171,20 @@ def configuration_conflict(
             "(ids of two styles). Set it back, write to a new output.uri, or set output.mode=overwrite"
         )
     return None
+
+
+def _tokenizer_change(old: dict | None, new: dict | None) -> str:
+    """Why a tokenizer change refuses an output: its vectors come from other token ids."""
+
+    def named(identity: dict | None) -> str:
+        if not identity:
+            return "an unrecorded tokenizer (a release before tokenizers were pinned: transformers' ids)"
+        return f"{identity.get('library')} {identity.get('version')} ({identity.get('implementation')})"
+
+    return (
+        f"its vectors come from other token ids (written with {named(old)}; this run tokenizes with {named(new)}), "
+        "and one output must not mix two vector spaces; to embed it all again under the new ids, "
+    )
 
 
 def _check_fingerprint(

@@ -28,6 +28,10 @@ COUNTERS = (
     "padded_tokens",
     "truncated",
     "duplicate_ids",
+    # Characters and tokens of the inputs the model embedded whole (not cut at
+    # model.max_seq_length, not reused): their ratio is the tokenizer's characters per token.
+    "chars_untruncated",
+    "tokens_untruncated",
 )
 
 
@@ -68,6 +72,8 @@ class CommitMarker(_Record):
     padded_tokens: int = 0
     truncated: int = 0
     duplicate_ids: int = 0
+    chars_untruncated: int = 0
+    tokens_untruncated: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     data_part: str | None = None  # relative to the output's root
     rejected_part: str | None = None

@@ -157,19 +157,30 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
     )
 
 
-def count_tokens(rows: pa.Table, settings: PrepareSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row (document): tokens the job embeds (0 for a row it rejects; its passages' sum
-    with chunking), truncated, rejected. The job's own path (decoding, prompts, cuts,
-    passages, tokenizer), for `plan`'s estimate."""
+@dataclass(frozen=True)
+class TokenCounts:
+    """Per row (document) of a sample, as the job would embed it (plan's estimate)."""
+
+    tokens: np.ndarray  # tokens the job embeds (0 for a rejected row; its passages' sum with chunking)
+    characters: np.ndarray  # characters of what the tokenizer gets (prompts included)
+    truncated: np.ndarray
+    rejected: np.ndarray
+    prompts: list[str]  # the rendered prompts tokenized (the parity guard checks its ids on them)
+
+
+def count_tokens(rows: pa.Table, settings: PrepareSettings) -> TokenCounts:
+    """The job's own path (decoding, prompts, cuts, passages, tokenizer) over sampled rows."""
     inputs, _ = unit_inputs(rows, settings)
     _, num_tokens = _tokenize(inputs.prompts, inputs.reasons, inputs.details, inputs.truncated, settings)
     doc = np.asarray(inputs.document, dtype=np.int64)
-    tokens = np.zeros(rows.num_rows, dtype=np.int64)
+    tokens, characters = np.zeros(rows.num_rows, dtype=np.int64), np.zeros(rows.num_rows, dtype=np.int64)
     np.add.at(tokens, doc, np.asarray(num_tokens, dtype=np.int64))
+    np.add.at(characters, doc, np.asarray([len(p or "") for p in inputs.prompts], dtype=np.int64))
     truncated, rejected = np.zeros(rows.num_rows, dtype=bool), np.zeros(rows.num_rows, dtype=bool)
     truncated[doc] = inputs.truncated
     rejected[doc[[r is not None for r in inputs.reasons]]] = True
-    return tokens, truncated, rejected
+    prompts = [p for p, reason in zip(inputs.prompts, inputs.reasons, strict=True) if p is not None and reason is None]
+    return TokenCounts(tokens, characters, truncated, rejected, prompts)
 
 
 def _ids(

@@ -59,6 +59,8 @@ STATS_SCHEMA = pa.schema(
         ("padded_tokens", pa.int64()),
         ("truncated", pa.int64()),
         ("duplicate_ids", pa.int64()),
+        ("chars_untruncated", pa.int64()),
+        ("tokens_untruncated", pa.int64()),
         ("rejected_reasons", pa.string()),  # JSON {reason: rows}
         # Sizes of the parts as written: a marker names only parts that are still so.
         ("data_bytes", pa.int64()),
@@ -126,6 +128,7 @@ def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) ->
         padded_tokens=int(np.asarray(embedded[C.PADDED_LEN]).sum()),
         truncated=_documents(embedded.filter(embedded[C.TRUNCATED])),
         duplicate_ids=repeated_ids(first_passages[C.ID]),
+        **_untruncated_sizes(embedded.filter(pc.invert(reused_mask))),
         rejected_reasons=json.dumps(reason_counts(rejected[C.REASON]), sort_keys=True),
     )
     if embedded.num_rows:
@@ -157,6 +160,16 @@ def repeated_ids(ids: pa.ChunkedArray) -> int:
     `sarashina-batch duplicates`)."""
     counts = pc.value_counts(ids.drop_null()).field("counts")
     return int(pc.sum(pc.greater(counts, 1)).as_py() or 0)
+
+
+def _untruncated_sizes(computed: pa.Table) -> dict[str, int]:
+    """Characters and tokens of the model inputs embedded whole: what characters per token is
+    measured on (a cut input's characters would count beyond its tokens)."""
+    whole = computed.filter(pc.invert(computed[C.TRUNCATED]))
+    return {
+        "chars_untruncated": int(pc.sum(whole[C.NUM_CHARS]).as_py() or 0),
+        "tokens_untruncated": int(pc.sum(whole[C.NUM_TOKENS]).as_py() or 0),
+    }
 
 
 def output_table(

@@ -45,7 +45,9 @@ def real_tokens(corpus: Path, tiny_model: str) -> int:
 
     config = job_config(str(corpus), "unused", tiny_model)
     settings = prepare_settings(config, resolve_model(tiny_model, None))
-    return sum(int(count_tokens(pq.read_table(path), settings)[0].sum()) for path in sorted(corpus.glob("*.parquet")))
+    return sum(
+        int(count_tokens(pq.read_table(path), settings).tokens.sum()) for path in sorted(corpus.glob("*.parquet"))
+    )
 
 
 def plan(capsys, *args) -> tuple[int, dict]:
