@@ -2,6 +2,7 @@
 output and fails on altered embeddings, a part outside any marker, or a count that disagrees."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -74,6 +75,12 @@ def test_inspect_shows_totals_provenance_and_every_run(output, capsys):
     assert "lease released by run" in text
 
 
+def test_inspect_names_the_tokenizer_that_wrote_the_output(output, capsys):
+    code, text = cli(capsys, "inspect", "--output", str(output))
+    assert code == 0
+    assert re.search(r"tokenizer: sentencepiece [0-9.]+ \(sentencepiece\) \| files sha256 [0-9a-f]{16}", text), text
+
+
 def test_inspect_refuses_a_folder_that_is_not_an_output(tmp_path, capsys):
     code, text = cli(capsys, "inspect", "--output", str(tmp_path))
     assert code == 2 and "is not a sarashina-batch output" in text
@@ -86,6 +93,9 @@ def test_verify_passes_on_a_good_output(output, capsys):
     assert (result["units"], result["parts"], result["rows"]) == (5, 6, 147)  # 5 data parts + 1 rejected part
     assert result["sample"]["compared"] == 40 and result["sample"]["stale"] == 0
     assert result["sample"]["min_cosine"] >= 0.9999
+    # Tokenization checked on its own: re-tokenized by SentencePiece itself, every count equal.
+    assert result["sample"]["tokenizer_reference"].startswith("sentencepiece")
+    assert result["sample"]["num_tokens_differing"] == 0
 
 
 def copy_of(output, tmp_path):
@@ -103,6 +113,39 @@ def test_verify_fails_when_embeddings_were_altered(output, tmp_path, capsys):
     code, text = cli(capsys, "verify", "--output", str(copy), "--sample", "20", "--seed", "2")
     assert code == 1
     assert "verify" in text and "FAILED" in text and "with the reference, below 0.99" in text
+
+
+def test_verify_fails_on_an_output_written_under_other_ids(output, tmp_path, capsys):
+    """What the job wrote before issue 27 on a SentencePiece-only model: transformers' ids (its
+    counts, and sentence-transformers' encode of them), with every marker and count in order."""
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoTokenizer
+
+    copy = copy_of(output, tmp_path)
+    info = json.loads((copy / "_sarashina_batch.json").read_text())
+    model = pq.read_schema(next(copy.glob("part-*.parquet"))).metadata[b"sarashina_batch.model_id"].decode()
+    encoder = SentenceTransformer(model, device="cpu")
+    encoder.max_seq_length = info["fields"]["max_seq_length"]
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    for part in copy.glob("part-*.parquet"):
+        table = pq.read_table(part)
+        sources = {uri: pq.read_table(uri)["text"].to_pylist() for uri in set(table["source_uri"].to_pylist())}
+        prompts = [
+            ("text: " + sources[u][r]).strip()
+            for u, r in zip(table["source_uri"].to_pylist(), table["source_row"].to_pylist())
+        ]
+        vectors = encoder.encode(prompts, normalize_embeddings=True).astype(np.float32)
+        counts = [
+            len(ids) for ids in tokenizer(prompts, truncation=True, max_length=encoder.max_seq_length)["input_ids"]
+        ]
+        column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), vectors.shape[1])
+        table = table.set_column(table.schema.get_field_index("embedding"), "embedding", column)
+        table = table.set_column(table.schema.get_field_index("num_tokens"), "num_tokens", pa.array(counts, pa.int32()))
+        pq.write_table(table.replace_schema_metadata(pq.read_schema(part).metadata), part)
+    code, text = cli(capsys, "verify", "--output", str(copy), "--sample", "30", "--seed", "4")
+    assert code == 1 and "FAILED" in text
+    assert "the model's tokenizer (sentencepiece" in text and "written under other token ids" in text
+    assert "with the reference, below 0.99" in text
 
 
 def test_verify_fails_on_a_part_outside_any_marker(output, tmp_path, capsys):
