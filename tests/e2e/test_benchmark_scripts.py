@@ -41,12 +41,13 @@ def test_gpu_benchmark_smoke_run_reports_every_path_and_agreement(tmp_path):
     assert report["checks"]["fast_float32_vs_float32_min_cosine"] >= 0.99999
 
 
-def test_passages_and_query_benchmarks_run_scaled_down(tmp_path):
-    """The scripts behind docs/performance.md's passage and query numbers, at a small scale:
-    the query scan must find its planted row in every column layout (the script checks)."""
+def test_passages_query_and_tokenizer_benchmarks_run_scaled_down(tmp_path):
+    """The scripts behind docs/performance.md's passage, query and tokenizer numbers, at a small
+    scale: the query scan must find its planted row in every column layout (the script checks)."""
     for script, args in (
         ("benchmark_passages.py", ["--docs", "60", "--max-tokens", "64", "--overlap", "8"]),
         ("benchmark_query.py", ["--rows", "5000", "--dim", "64", "--workdir", str(tmp_path / "parts")]),
+        ("benchmark_tokenizer.py", ["--docs", "60"]),
     ):
         out = tmp_path / f"{script}.json"
         subprocess.run(
@@ -59,5 +60,8 @@ def test_passages_and_query_benchmarks_run_scaled_down(tmp_path):
         report = json.loads(out.read_text())
         if script == "benchmark_passages.py":
             assert report["passages"] > report["docs"] and report["chunker_docs_per_s"] > 0
+        elif script == "benchmark_tokenizer.py":
+            after = report["paths"]["after: SentencePiece (the job)"]
+            assert after["ids_equal_sentencepiece"] == report["docs"] == 60 and after["tokens_per_s"] > 0
         else:
             assert {"float16", "float16+binary", "binary"} <= set(report)
