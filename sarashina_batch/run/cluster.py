@@ -72,12 +72,13 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> s
 
 
 def warm_worker() -> None:
-    """Ray's worker_process_setup_hook: import torch and transformers before any task runs.
+    """Ray's worker_process_setup_hook: import torch, transformers and sentencepiece before any task runs.
 
     Seen after a node loss: a worker interrupted half-way through these imports (Ray Data
     cancels the tasks of an aborted execution) kept broken modules and failed every later
     task it got. Imported here, no task can interrupt them."""
     import pyarrow.parquet  # noqa: F401
+    import sentencepiece  # noqa: F401 - the tokenizer of every prepare task
     import torch  # noqa: F401
     from transformers import AutoTokenizer, LlamaConfig, LlamaModel  # noqa: F401
 

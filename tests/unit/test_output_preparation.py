@@ -64,3 +64,20 @@ def test_a_foreign_folder_or_an_overlap_is_refused_before_anything_is_written(tm
         with pytest.raises(OutputConflict, match="overlap"):
             check_output_is_ours(OutputLayout(str(out), {}), str(inp), {})
     check_output_is_ours(OutputLayout(str(tmp_path / "emb"), {}), str(tmp_path / "corpus"), {})  # siblings are fine
+
+
+def test_an_output_written_under_other_token_ids_is_refused_with_the_reason(tmp_path):
+    """An output of a release before tokenizers were pinned (no tokenizer in its fingerprint),
+    or of another tokenizer, holds vectors of other ids: a run says so and refuses it."""
+    from sarashina_batch.output.preparation import configuration_conflict
+    from sarashina_batch.output.records import RunInfo
+
+    sentencepiece = {"implementation": "sentencepiece", "library": "sentencepiece", "version": "0.2.3"}
+    for old in (None, {**sentencepiece, "implementation": "transformers", "library": "transformers"}):
+        info = RunInfo("old", {"model": "m", "tokenizer": old})
+        why = configuration_conflict("out", info, "new", {"model": "m", "tokenizer": sentencepiece})
+        assert "changed: tokenizer" in why and "other token ids" in why and "sentencepiece 0.2.3" in why
+        assert "output.mode=overwrite" in why
+    assert "unrecorded tokenizer" in configuration_conflict(
+        "out", RunInfo("old", {"model": "m"}), "new", {"model": "m", "tokenizer": sentencepiece}
+    )
