@@ -7,7 +7,10 @@ model FLOPs utilisation for:
   padded     the job's embedder forced to padded micro-batches with SDPA
   st_encode  SentenceTransformer.encode with its default batching (32 rows, sorted by chars)
 over the same web-like length mix (lognormal, median ~240 tokens, tail to 8,192), and checks
-fast vs st_encode and bf16 vs fp32 on a sample.
+fast vs st_encode and bf16 vs fp32 on a sample; then, on a tiny model laid out like Sarashina's
+repos (SentencePiece tokenizer.model, no tokenizer.json; needs the sentencepiece wheel), the
+job's ids against SentencePiece's and its vectors on this device against sentence-transformers'
+modules fed those ids.
 
     python jobs/benchmark_gpu.py                       # one GPU, ~4M tokens per path
     python jobs/benchmark_gpu.py --small --tokens 4000 # any machine: a scaled-down smoke run
@@ -96,6 +99,7 @@ def main() -> None:
             flush=True,
         )
     checks = agreement(folder, token_ids, texts, outputs, args, device, dtype)
+    checks.update(real_layout_parity(device, dtype))
     if "fast" in results and "st_encode" in results:
         checks["fast_vs_st_encode_speedup"] = results["fast"]["tokens_per_s"] / results["st_encode"]["tokens_per_s"]
     for name, value in checks.items():
@@ -244,6 +248,46 @@ def agreement(folder, token_ids, texts, outputs, args, device, dtype) -> dict:
             _cosine(outputs["fast"][sample], expected).min()
         )
     return checks
+
+
+def real_layout_parity(device: str, dtype) -> dict:
+    """On a tiny model laid out like Sarashina's repos (SentencePiece tokenizer.model, no
+    tokenizer.json): the job's ids against the sentencepiece library's, and the job's embedder
+    on this device and dtype against sentence-transformers' modules on those ids (fp32)."""
+    try:
+        import sentencepiece
+    except ImportError:
+        return {"real_layout": "skipped: sentencepiece is not installed (carry its wheel)"}
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from sarashina_batch.model.embedder import Embedder
+    from sarashina_batch.model.tiny import build_tiny_model
+    from sarashina_batch.model.tokenizer import TokenizerSpec, load_tokenizer
+    from sarashina_batch.sample_corpus_gen import make_documents
+
+    folder = build_tiny_model(Path(tempfile.mkdtemp(prefix="sarashina-real-layout-")) / "tiny")
+    prompts = [("text: " + text).strip() for text in make_documents(256, seed=4)]
+    ids, _ = load_tokenizer(TokenizerSpec(str(folder))).encode(prompts, 512)
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+    truth = [processor.encode(p)[:512] for p in prompts]
+    reference = SentenceTransformer(str(folder), device=device)
+    expected = []
+    with torch.inference_mode():
+        for row in truth:
+            features = {
+                "input_ids": torch.tensor([row], device=device),
+                "attention_mask": torch.ones(1, len(row), device=device, dtype=torch.long),
+            }
+            expected.append(
+                torch.nn.functional.normalize(reference(features)["sentence_embedding"].float(), dim=1).cpu().numpy()[0]
+            )
+    embedder = Embedder(str(folder), device=device, torch_dtype=str(dtype).removeprefix("torch."))
+    got = embedder.embed_token_ids([np.asarray(row) for row in ids]).embeddings
+    return {
+        "real_layout_ids_equal_sentencepiece": f"{sum(a == b for a, b in zip(ids, truth, strict=True))}/{len(truth)}",
+        "real_layout_job_vs_st_modules_min_cosine": float(_cosine(got, np.stack(expected)).min()),
+    }
 
 
 def _cosine(a, b):

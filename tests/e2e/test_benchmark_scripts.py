@@ -39,6 +39,9 @@ def test_gpu_benchmark_smoke_run_reports_every_path_and_agreement(tmp_path):
     # Same weights, same tokens: the job's embedder and SentenceTransformer.encode agree (fp32).
     assert report["checks"]["fast_vs_st_encode_min_cosine"] >= 0.99999
     assert report["checks"]["fast_float32_vs_float32_min_cosine"] >= 0.99999
+    # A model laid out like Sarashina's repos: SentencePiece's ids, and the model's vectors of them.
+    assert report["checks"]["real_layout_ids_equal_sentencepiece"] == "256/256"
+    assert report["checks"]["real_layout_job_vs_st_modules_min_cosine"] >= 0.9999
 
 
 def test_passages_query_and_tokenizer_benchmarks_run_scaled_down(tmp_path):
