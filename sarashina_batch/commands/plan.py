@@ -27,7 +27,7 @@ from ..input.listing import list_shards
 from ..input.parquet import column_names, footer_of, read_row_group, row_group_sizes
 from ..input.units import UnitName, split_row_groups
 from ..model.flops import PEAK_BF16, SARASHINA_V2_1B, model_flops
-from ..model.tokenizer import load_tokenizer
+from ..model.tokenizer import TokenizerIdentity, load_tokenizer
 from ..model.tokenizer_parity import check_parity
 from ..output.content_index import has_segments, key_buckets
 from ..output.layout import OutputLayout
@@ -468,11 +468,8 @@ def format_plan(report: dict[str, Any]) -> str:
         )
     tokenizer = report.get("tokenizer")
     if tokenizer:
-        identity = tokenizer["identity"]
-        lines.append(
-            f"  tokenizer: {identity['library']} {identity['version']} ({identity['implementation']}, files sha256 "
-            f"{identity['files_sha256'][:12]}) | {_parity_line(tokenizer['parity'])}"
-        )
+        identity = TokenizerIdentity(**tokenizer["identity"])
+        lines.append(f"  tokenizer: {identity.describe()} | {_parity_line(tokenizer['parity'])}")
     resume = report.get("resume")
     if resume:
         if resume["state"] == "resume":

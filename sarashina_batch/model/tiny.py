@@ -13,12 +13,13 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import shutil
 from pathlib import Path
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 # Written with every built model: a cached model of another layout version is rebuilt.
-TINY_LAYOUT_VERSION = 2
+TINY_LAYOUT_VERSION = 3
 
 # Japanese sentences (and a little Latin and code) to train the vocabulary on; the generated
 # ones below give it the multi-character pieces a real Japanese vocabulary has, so that a
@@ -51,20 +52,25 @@ _NOUN_TEXT = (
 )
 _NOUNS = _NOUN_TEXT.split()
 _PARTICLES = ["は", "が", "を", "に", "で", "と", "の", "も", "へ", "から", "まで"]
+# A run of kanji, of katakana, of hiragana, or of anything else.
+_SCRIPT_RUN = re.compile(r"[\u4e00-\u9fff]+|[\u30a0-\u30ff]+|[\u3040-\u309f]+|[^\u3040-\u30ff\u4e00-\u9fff]+")
 _ENDINGS = ["あります。", "です。", "しました。", "集まっています。", "学習します。", "行きました。", "好評でした。"]
 
 
 def training_text(count: int = 3000, seed: int = 1234) -> list[str]:
-    """Deterministic Japanese training sentences (words recur in many contexts)."""
+    """Deterministic Japanese training sentences in which words recur in many contexts: nouns
+    and particles, and the training sentences' own runs of one script recombined."""
     rng = random.Random(seed)
     generated = [
         "".join(rng.choice(_NOUNS) + rng.choice(_PARTICLES) for _ in range(rng.randint(2, 5))) + rng.choice(_ENDINGS)
         for _ in range(count)
     ]
-    return generated + TRAINING_SENTENCES * 5
+    words = _SCRIPT_RUN.findall("".join(TRAINING_SENTENCES))
+    recombined = ["".join(rng.choice(words) for _ in range(rng.randint(3, 12))) for _ in range(count)]
+    return generated + recombined + TRAINING_SENTENCES * 5
 
 
-def train_sentencepiece(vocab_size: int = 1000, normalization: str = "identity") -> bytes:
+def train_sentencepiece(vocab_size: int = 1500, normalization: str = "identity") -> bytes:
     """A Unigram tokenizer.model trained with the SentencePiece library, Sarashina's way:
     special ids 0-3, byte fallback, whitespace kept as written (an LLM's tokenizer)."""
     import sentencepiece

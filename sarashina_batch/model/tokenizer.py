@@ -102,7 +102,8 @@ class TokenizerIdentity:
         return asdict(self)
 
     def describe(self) -> str:
-        return f"{self.library} {self.version} ({self.implementation}, files sha256 {self.files_sha256[:12]})"
+        how = "" if self.library == self.implementation else f"{self.implementation}, "
+        return f"{self.library} {self.version} ({how}files sha256 {self.files_sha256[:12]})"
 
 
 def find_tokenizer_files(model: str, revision: str | None = None) -> TokenizerFiles:

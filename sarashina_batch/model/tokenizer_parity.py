@@ -166,7 +166,7 @@ def check_parity(tokenizer: ModelTokenizer, texts: list[str] = ()) -> ParityRepo
     samples = list(dict.fromkeys([*PROBES, *texts]))
     expected = [reference(text) for text in samples]
     job = ParityCheck(
-        f"the job's tokenizer ({tokenizer.identity.describe()})",
+        f"the job's tokenizer ({tokenizer.identity.library})",
         fix="Set model.tokenizer=auto (SentencePiece on tokenizer.model), or =sentencepiece.",
     )
     report.checks.append(_compare(job, tokenizer.encode(samples)[0], samples, expected))

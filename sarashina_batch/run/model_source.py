@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -116,6 +117,11 @@ def with_builtin_model(config: RunConfig) -> RunConfig:
     from ..model.tiny import build_tiny_model, is_current
 
     if not is_current(TINY_CACHE):  # missing, or built by a release with another layout
+        print(
+            "Building the built-in tiny model (random weights, offline, laid out like Sarashina's repos) in "
+            f"{TINY_CACHE}",
+            file=sys.stderr,
+        )
         shutil.rmtree(TINY_CACHE, ignore_errors=True)
         build_tiny_model(TINY_CACHE)
     updated = config.model_copy(deep=True)
