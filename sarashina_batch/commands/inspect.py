@@ -11,6 +11,7 @@ from typing import Any
 
 from ..config import RunConfig
 from ..input.parquet import footer, key_value_metadata
+from ..model.tokenizer import TokenizerIdentity
 from ..output.content_index import index_health
 from ..output.layout import QUANTIZATION, RUN_INFO, NotAnOutput, OutputLayout
 from ..output.records import COUNTERS, CommitMarker, LeaseRecord, RunManifest
@@ -284,10 +285,8 @@ def tokenizer_text(identity: dict[str, Any] | None) -> str:
             "tokenizer: not recorded (written before tokenizers were pinned: transformers' ids, which for a "
             "SentencePiece-only model such as Sarashina are not the model's; embed it again)"
         )
-    return (
-        f"tokenizer: {identity['library']} {identity['version']} ({identity['implementation']}) | files sha256 "
-        f"{identity['files_sha256'][:16]}... | add_bos {identity['add_bos']} add_eos {identity['add_eos']}"
-    )
+    found = TokenizerIdentity(**identity)
+    return f"tokenizer: {found.describe()} | add_bos {found.add_bos} add_eos {found.add_eos}"
 
 
 def _index_text(index: dict[str, Any], t: dict[str, Any]) -> str:

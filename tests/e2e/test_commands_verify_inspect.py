@@ -78,7 +78,7 @@ def test_inspect_shows_totals_provenance_and_every_run(output, capsys):
 def test_inspect_names_the_tokenizer_that_wrote_the_output(output, capsys):
     code, text = cli(capsys, "inspect", "--output", str(output))
     assert code == 0
-    assert re.search(r"tokenizer: sentencepiece [0-9.]+ \(sentencepiece\) \| files sha256 [0-9a-f]{16}", text), text
+    assert re.search(r"tokenizer: sentencepiece [0-9.]+ \(files sha256 [0-9a-f]{12}\) \| add_bos False", text), text
 
 
 def test_inspect_refuses_a_folder_that_is_not_an_output(tmp_path, capsys):
