@@ -187,3 +187,24 @@ def test_plan_reports_every_configuration_error_at_once(local_ray, tiny_model, t
         "was written with a different configuration (changed: max_seq_length, rows_per_unit, text_column)" in problems
     )
     assert tree(tmp_path) == before
+
+
+def test_plan_checks_the_tokenizer_and_warns_of_a_character_level_fallback(tiny_model, tmp_path, capsys):
+    """The job's SentencePiece ids pass, with characters per token shown; transformers' own
+    loading of this SentencePiece-only model (model.tokenizer=transformers) is a problem, and its
+    near one character a token on Japanese text is warned of."""
+    corpus = generated_corpus(tmp_path / "corpus", files=2, rows=100)
+    args = ["--input", str(corpus), "--output", str(tmp_path / "out"), "--model", tiny_model, "--sample", "100"]
+    code, report = plan(capsys, *args)
+    assert code == EXIT_OK, report["problems"]
+    parity = report["tokenizer"]["parity"]
+    assert report["tokenizer"]["identity"]["implementation"] == "sentencepiece" and parity["passed"]
+    assert parity["checks"][0]["compared"] > 30 and parity["checks"][0]["differing"] == 0
+    assert report["tokens"]["chars_per_token"] > 1.5 and report["tokens"]["japanese_share"] > 0.8
+    assert not report.get("warnings")
+
+    code, report = plan(capsys, *args, "--set", "model.tokenizer=transformers")
+    assert code == 1
+    assert any("gives other ids than sentencepiece" in problem for problem in report["problems"])
+    assert report["tokens"]["chars_per_token"] < 1.5
+    assert any("characters per token" in warning for warning in report["warnings"])
