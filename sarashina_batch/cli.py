@@ -1,4 +1,4 @@
-"""Command line.
+"""The command line: the argument parser; each verb goes to its module in commands/.
 
 sarashina-batch embed      --config FILE [--input URI] [--output URI] [--model ID] [--set key=value ...]
 sarashina-batch plan       (the embed flags) [--sample N] [--throughput FILE] [--json]

@@ -1,2 +1,2 @@
-"""The command-line verbs, one module each (embed, plan, verify, inspect, duplicates,
-nightly), with the exit codes and the error wrapper they share (exits)."""
+"""The command-line verbs, one module each, with the flags, exit codes and error wrapper they
+share (arguments, exits)."""
