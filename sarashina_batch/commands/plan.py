@@ -27,7 +27,7 @@ from ..input.listing import list_shards
 from ..input.parquet import column_names, footer_of, read_row_group, row_group_sizes
 from ..input.units import UnitName, split_row_groups
 from ..model.flops import PEAK_BF16, SARASHINA_V2_1B, model_flops
-from ..model.tokenizer import TokenizerIdentity, load_tokenizer
+from ..model.tokenizer import TokenizerError, TokenizerIdentity, load_tokenizer
 from ..model.tokenizer_parity import check_parity
 from ..output.content_index import has_segments, key_buckets
 from ..output.layout import OutputLayout
@@ -94,8 +94,12 @@ def plan_run(config: RunConfig, sample: int = 2000, throughput_file: str | None 
     files = _footers(listing.table["uri"].to_pylist(), config, problems)
     report["files"] = _file_counts(files, config)
     if model is not None:
-        report["tokens"] = _estimate_tokens(files, config, model, sample, seed)
-        _tokenizer_report(model, report["tokens"].pop("prompts", []), report, problems)
+        try:
+            report["tokens"] = _estimate_tokens(files, config, model, sample, seed)
+            _tokenizer_report(model, report["tokens"].pop("prompts", []), report, problems)
+        except TokenizerError as err:  # a tokenizer file that cannot be loaded: nothing to count with
+            report.pop("tokens", None)
+            problems.append(str(err))
     report["resume"] = _resume_view(config, listing, model, files, problems)
     report["resources"] = _resources(config, problems)
     if "tokens" in report:
@@ -228,8 +232,7 @@ def japanese_share(texts: list[str]) -> float:
 def _tokenizer_report(model, prompts: list[str], report: dict, problems: list[str]) -> None:
     """Which tokenizer a run uses, its ids checked against tokenizer.model on the probes and the
     sample (a difference is a problem: the run would refuse), and characters per token."""
-    tokenizer = load_tokenizer(model.tokenizer_spec)
-    parity = check_parity(tokenizer, prompts[:PARITY_SAMPLE])
+    parity = check_parity(load_tokenizer(model.tokenizer_spec), prompts[:PARITY_SAMPLE])
     report["tokenizer"] = {"identity": model.tokenizer.as_dict(), "parity": parity.as_dict()}
     if not parity.passed:
         problems.append(parity.failure(model.name))

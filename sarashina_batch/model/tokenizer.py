@@ -189,7 +189,13 @@ class SentencePieceTokenizer:
     def __init__(self, files: TokenizerFiles):
         import sentencepiece
 
-        self.processor = sentencepiece.SentencePieceProcessor(model_file=files.sentencepiece_model)
+        try:
+            self.processor = sentencepiece.SentencePieceProcessor(model_file=files.sentencepiece_model)
+        except (OSError, RuntimeError) as err:
+            raise TokenizerError(
+                f"{files.sentencepiece_model} is not a SentencePiece model the sentencepiece library can load "
+                f"({type(err).__name__}: {err}); download the model's files again"
+            ) from None
         self.add_bos, self.add_eos = files.add_bos, files.add_eos
         self.bos, self.eos = self.processor.bos_id(), self.processor.eos_id()
         self.pad_token_id = max(self.processor.pad_id(), 0)

@@ -126,3 +126,11 @@ def test_the_tokenizer_identity_changes_with_its_files(tiny_model, tmp_path):
     config = json.loads((model / "tokenizer_config.json").read_text())
     (model / "tokenizer_config.json").write_text(json.dumps({**config, "add_bos_token": True}))
     assert find_tokenizer_files(str(model)).digest != before
+
+
+def test_a_tokenizer_model_that_cannot_be_loaded_is_named_with_the_fix(tiny_model, tmp_path):
+    model = tmp_path / "corrupt"
+    shutil.copytree(tiny_model, model)
+    (model / "tokenizer.model").write_bytes(b"not a model")
+    with pytest.raises(TokenizerError, match=r"tokenizer.model is not a SentencePiece model .* download the model"):
+        load_tokenizer(TokenizerSpec(str(model)))
