@@ -4,20 +4,17 @@ No embedding is read."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from ..config import RunConfig
-from ..input.parquet import footer, key_value_metadata
 from ..model.tokenizer import TokenizerIdentity
 from ..output.content_index import index_health
 from ..output.layout import QUANTIZATION, RUN_INFO, NotAnOutput, OutputLayout
 from ..output.records import COUNTERS, CommitMarker, LeaseRecord, RunManifest
 from ..output.versions import is_versioned, list_versions, output_root
-from ..run.provenance import METADATA_PREFIX
-from ..storage.errors import with_retries
+from ..run.provenance import part_provenance
 from .exits import EXIT_OK, guarded, print_report
 
 
@@ -145,21 +142,6 @@ def totals(markers: list[CommitMarker]) -> dict[str, Any]:
     out["rejected_parts"] = sum(1 for m in markers if m.rejected_part)
     out["padding_efficiency"] = out["tokens"] / out["padded_tokens"] if out["padded_tokens"] else None
     return out
-
-
-def part_provenance(layout: OutputLayout, markers: list[CommitMarker]) -> dict[str, Any] | None:
-    """The key-value metadata of the newest committed data part (every part carries it)."""
-    with_parts = [m for m in markers if m.data_part]
-    if not with_parts:
-        return None
-    newest = max(with_parts, key=lambda m: m.committed_at)
-    path = layout.path(newest.data_part)
-    raw = key_value_metadata(with_retries(lambda: footer(layout.fs, path), f"footer of {path}"))
-    found = {key[len(METADATA_PREFIX) :]: value for key, value in raw.items() if key.startswith(METADATA_PREFIX)}
-    for key in ("prompt_templates", "versions", "tokenizer"):
-        if key in found:
-            found[key] = json.loads(found[key])
-    return {"part": newest.data_part, **found}
 
 
 def run_summary(run: RunManifest) -> dict[str, Any]:

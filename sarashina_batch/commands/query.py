@@ -34,10 +34,10 @@ from ..model.vector_arrays import as_matrix
 from ..output.layout import RUN_INFO, NotAnOutput, OutputLayout
 from ..output.versions import latest_or_self
 from ..prompts import DOCUMENT_TEMPLATE, INSTRUCTIONS, QUERY_TEMPLATE
+from ..run.provenance import part_provenance
 from ..storage.errors import with_retries
 from ..storage.filesystems import open_fs
 from .exits import EXIT_OK, guarded, print_report
-from .inspect import part_provenance
 from .reference import reference_vectors
 
 RESCORE = 10  # rows of each row group kept by the binary pre-filter, per result asked for

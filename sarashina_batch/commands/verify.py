@@ -35,12 +35,11 @@ from ..output.records import CommitMarker
 from ..output.versions import latest_or_self
 from ..prompts import DOCUMENT_TEMPLATE, QUERY_TEMPLATE
 from ..run.model_source import resolve_model
-from ..run.provenance import FINGERPRINT_KEY
+from ..run.provenance import FINGERPRINT_KEY, part_provenance
 from ..stages.prepare import classify_texts, text_hash
 from ..storage.errors import with_retries
 from ..storage.filesystems import open_fs
 from .exits import EXIT_CHECK_FAILED, EXIT_OK, guarded, print_report
-from .inspect import part_provenance
 from .reference import reference_ids, reference_vectors
 
 log = logging.getLogger(__name__)

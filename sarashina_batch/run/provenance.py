@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
+from ..input.parquet import footer, key_value_metadata
+from ..output.layout import OutputLayout
+from ..output.records import CommitMarker
 from ..prompts import DOCUMENT_TEMPLATE, QUERY_TEMPLATE, instruction_for
+from ..storage.errors import with_retries
 from .model_source import ResolvedModel
 
 # 2: unit names carry the file's identity; one part per unit (part-<unit>.parquet).
@@ -141,3 +145,18 @@ def parquet_metadata(config: RunConfig, model: ResolvedModel, run_id: str) -> di
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
+
+
+def part_provenance(layout: OutputLayout, markers: list[CommitMarker]) -> dict[str, Any] | None:
+    """The key-value metadata of the newest committed data part (every part carries it)."""
+    with_parts = [m for m in markers if m.data_part]
+    if not with_parts:
+        return None
+    newest = max(with_parts, key=lambda m: m.committed_at)
+    path = layout.path(newest.data_part)
+    raw = key_value_metadata(with_retries(lambda: footer(layout.fs, path), f"footer of {path}"))
+    found = {key[len(METADATA_PREFIX) :]: value for key, value in raw.items() if key.startswith(METADATA_PREFIX)}
+    for key in ("prompt_templates", "versions", "tokenizer"):
+        if key in found:
+            found[key] = json.loads(found[key])
+    return {"part": newest.data_part, **found}
