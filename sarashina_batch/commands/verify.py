@@ -382,12 +382,12 @@ def format_verification(result: Verification) -> str:
             f"SentenceTransformer, stale {sample['stale']:,} | cosine min {sample['min_cosine']:.6f} "
             f"mean {sample['mean_cosine']:.6f} | below {sample['threshold']}: {sample['below_threshold']:,}"
         )
+    elif sample:
+        lines.append(f"  sample {sample.get('rows', 0):,} rows; none compared (stale {sample.get('stale', 0):,})")
     if "tokenizer_reference" in sample:
         lines.append(
             f"  tokens: re-tokenized with {sample['tokenizer_reference']}; num_tokens differing "
             f"{sample['num_tokens_differing']:,}"
         )
-    elif sample:
-        lines.append(f"  sample {sample.get('rows', 0):,} rows; none compared (stale {sample.get('stale', 0):,})")
     lines += [f"  PROBLEM {problem}" for problem in result.problems]
     return "\n".join(lines)
