@@ -29,7 +29,7 @@ from .. import columns as C
 from ..config import RunConfig
 from ..input.parquet import open_parquet, read_rows
 from ..model.quantize import quantize
-from ..model.tokenizer import TokenizerSpec, load_tokenizer
+from ..model.tokenizer import load_tokenizer
 from ..model.vector_arrays import as_matrix
 from ..output.layout import RUN_INFO, NotAnOutput, OutputLayout
 from ..output.versions import latest_or_self
@@ -38,7 +38,7 @@ from ..run.provenance import part_provenance
 from ..storage.errors import with_retries
 from ..storage.filesystems import open_fs
 from .exits import EXIT_OK, guarded, print_report
-from .reference import reference_vectors
+from .reference import output_tokenizer, reference_vectors
 
 RESCORE = 10  # rows of each row group kept by the binary pre-filter, per result asked for
 SNIPPET_CHARS = 80
@@ -105,8 +105,7 @@ def query_output(
     ).strip()
     embedded_at = time.monotonic()
     revision = None if revision in (None, "local") else revision
-    written_with = (info.fields.get("tokenizer") or {}).get("implementation", "auto")
-    spec = TokenizerSpec(name, revision, written_with)
+    spec = output_tokenizer(name, revision, info.fields)
     token_ids = load_tokenizer(spec).encode([prompt], info.fields.get("max_seq_length") or 8192)[0]
     query = reference_vectors(name, revision, info.fields, token_ids, device)
     started = time.monotonic()

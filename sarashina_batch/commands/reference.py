@@ -13,17 +13,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model.tokenizer import TokenizerSpec, library_version, load_tokenizer
+from ..model.tokenizer import TokenizerSpec, find_tokenizer_files, library_version, load_tokenizer
 from ..model.tokenizer_parity import sentencepiece_reference
 
 BATCH = 8
 
 
+def output_tokenizer(name: str, revision: str | None, fields: dict) -> TokenizerSpec:
+    """The tokenizer an output was written with (its fingerprint fields); an output from before
+    tokenizers were recorded gets model.tokenizer's default."""
+    return TokenizerSpec(name, revision, (fields.get("tokenizer") or {}).get("implementation", "auto"))
+
+
 def reference_ids(spec: TokenizerSpec, prompts: list[str], max_length: int) -> tuple[list[list[int]], str]:
     """The model's own ids of rendered prompts, cut to max_length, and where they came from."""
-    tokenizer = load_tokenizer(spec)
-    files = tokenizer.files
-    if files.sentencepiece_model is None:
+    files = find_tokenizer_files(spec.model, spec.revision)
+    if files.sentencepiece_model is None:  # tokenizer.json only: what sentence-transformers uses
+        tokenizer = load_tokenizer(spec)
         return tokenizer.encode(prompts, max_length)[0], tokenizer.identity.describe()
     encode = sentencepiece_reference(files.sentencepiece_model, files.add_bos, files.add_eos, max_length)
     source = f"sentencepiece {library_version('sentencepiece')} on tokenizer.model"

@@ -28,7 +28,6 @@ from .. import columns as C
 from ..config import RunConfig
 from ..input.parquet import footer, key_value_metadata, open_parquet, read_rows
 from ..model.quantize import quantize
-from ..model.tokenizer import TokenizerSpec
 from ..model.vector_arrays import as_matrix
 from ..output.layout import COMMITS_DIR, REJECTED_DIR, RUN_INFO, NotAnOutput, OutputLayout, unit_of_part
 from ..output.records import CommitMarker
@@ -40,7 +39,7 @@ from ..stages.prepare import classify_texts, text_hash
 from ..storage.errors import with_retries
 from ..storage.filesystems import open_fs
 from .exits import EXIT_CHECK_FAILED, EXIT_OK, guarded, print_report
-from .reference import reference_ids, reference_vectors
+from .reference import output_tokenizer, reference_ids, reference_vectors
 
 log = logging.getLogger(__name__)
 FOOTER_THREADS = 32
@@ -302,8 +301,7 @@ def _compare_with_reference(
     roles = rows[C.ROLE].to_pylist()
     # sentence-transformers 4.0.2 (the model card's pin) strips prompt + text before tokenizing.
     inputs = [(prefixes[roles[i]] + texts[i][:cut]).strip() for i in keep]
-    written_with = (settings.get("tokenizer") or {}).get("implementation", "auto")
-    token_ids, source = reference_ids(TokenizerSpec(name, revision, written_with), inputs, settings["max_seq_length"])
+    token_ids, source = reference_ids(output_tokenizer(name, revision, settings), inputs, settings["max_seq_length"])
     _compare_token_counts(rows.take(pa.array(keep)), token_ids, source, result)
     reference = reference_vectors(name, revision, settings, token_ids, device)
     if C.EMBEDDING not in rows.column_names:  # output.vectors without a float column

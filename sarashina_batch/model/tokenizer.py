@@ -184,8 +184,6 @@ def _threads() -> int:
 class SentencePieceTokenizer:
     """The SentencePiece library on the model's tokenizer.model (the model's own ids)."""
 
-    implementation = "sentencepiece"
-
     def __init__(self, files: TokenizerFiles):
         import sentencepiece
 
@@ -225,8 +223,6 @@ class SentencePieceTokenizer:
 
 class TransformersTokenizer:
     """transformers' AutoTokenizer, as sentence-transformers loads it (tokenizer.json)."""
-
-    implementation = "transformers"
 
     def __init__(self, files: TokenizerFiles):
         from transformers import AutoTokenizer

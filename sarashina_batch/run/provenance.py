@@ -8,12 +8,12 @@ import json
 import os
 import subprocess
 from datetime import UTC, datetime
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
 from ..input.parquet import footer, key_value_metadata
+from ..model.tokenizer import library_version
 from ..output.layout import OutputLayout
 from ..output.records import CommitMarker
 from ..prompts import DOCUMENT_TEMPLATE, QUERY_TEMPLATE, instruction_for
@@ -88,13 +88,7 @@ def fingerprint(config: RunConfig, model: ResolvedModel) -> str:
 
 
 def library_versions() -> dict[str, str]:
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    return {name: library_version(name) for name in LIBRARIES}
 
 
 def git_commit() -> str | None:
