@@ -312,15 +312,13 @@ def _case_job(model, workdir, job, settings):
 
     from sarashina_batch.config import RunConfig
     from sarashina_batch.run.cluster import connect_ray
-    from sarashina_batch.run.driver import run_pipeline
-    from sarashina_batch.run.model_source import resolve_model
-    from sarashina_batch.run.provenance import new_run_id
+    from sarashina_batch.run.lifecycle import Run
 
     config = RunConfig.model_validate(job)
     started = time.perf_counter()
     connect_ray("local", num_cpus=os.cpu_count())
     ray_start = time.perf_counter() - started
-    result = run_pipeline(config, resolve_model(config.model.name, None, config.model.tokenizer), new_run_id())
+    result = Run(config).execute().result
     total = time.perf_counter() - started
     ray.shutdown()
     counts = result.totals.counts
@@ -410,14 +408,12 @@ def _run_job(model, job: dict) -> dict:
 
     from sarashina_batch.config import RunConfig
     from sarashina_batch.run.cluster import connect_ray
-    from sarashina_batch.run.driver import run_pipeline
-    from sarashina_batch.run.model_source import resolve_model
-    from sarashina_batch.run.provenance import new_run_id
+    from sarashina_batch.run.lifecycle import Run
 
     config = RunConfig.model_validate({**job, "model": {**job["model"], "name": model}})
     connect_ray("local", num_cpus=os.cpu_count())
     started = time.perf_counter()
-    result = run_pipeline(config, resolve_model(config.model.name, None, config.model.tokenizer), new_run_id())
+    result = Run(config).execute().result
     seconds = time.perf_counter() - started
     ray.shutdown()
     counts = result.totals.counts

@@ -68,12 +68,13 @@ def measure(corpus: Path, out: Path, sweep: bool) -> dict:
     from sarashina_batch.input.listing import list_shards
     from sarashina_batch.output.layout import OutputLayout
     from sarashina_batch.output.preparation import prepare_output
+    from sarashina_batch.output.records import Fingerprint
 
     tracemalloc.start()
     started = time.perf_counter()
     listing = list_shards(str(corpus), {})
     listed = time.perf_counter()
-    prepared = prepare_output(OutputLayout(str(out), {}), "resume", "bench", {}, listing, sweep=sweep)
+    prepared = prepare_output(OutputLayout(str(out), {}), "resume", Fingerprint.of({}), listing, sweep=sweep)
     finished = time.perf_counter()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

@@ -7,16 +7,16 @@ start-up instead of silently falling back to a default.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .errors import ConfigError, PreflightError  # noqa: F401 - config.ConfigError is public API
+from .output.versions import PLACEHOLDER, URI_PLACEHOLDERS
+
 # Placeholders output.uri may hold (sarashina_batch.output.versions fills them in).
-URI_PLACEHOLDERS = ("model", "revision", "fingerprint")
-PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 Task = Literal["retrieval", "reranking", "clustering", "classification", "sts"]
 Role = Literal["document", "query"]
@@ -405,15 +405,6 @@ REMOVED_KEYS = {
     "output.report_duplicate_ids": "each run counts ids repeated inside a unit; `sarashina-batch duplicates` "
     "checks the whole output",
 }
-
-
-class ConfigError(ValueError):
-    """A configuration problem, worded for the person who wrote the config."""
-
-
-class PreflightError(ConfigError):
-    """A configuration that is valid on its own but cannot work with this input, model or
-    cluster (found before a run writes anything)."""
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:

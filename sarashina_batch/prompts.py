@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from .config import PromptConfig
-
 INSTRUCTIONS = {
     "retrieval": "質問を与えるので、その質問に答えるのに役立つ関連文書を検索してください。",
     "reranking": "質問を与えるので、その質問に答えるのに役立つ関連文書を検索してください。",
@@ -16,13 +14,14 @@ DOCUMENT_TEMPLATE = "text: {text}"
 QUERY_TEMPLATE = "task: {instruction}\nquery: {text}"
 
 
-def instruction_for(prompt: PromptConfig) -> str:
-    return prompt.instruction if prompt.instruction is not None else INSTRUCTIONS[prompt.task]
+def instruction_for(task: str, instruction: str | None = None) -> str:
+    """The query instruction: prompt.instruction when set, else the model card's for the task."""
+    return instruction if instruction is not None else INSTRUCTIONS[task]
 
 
-def prefixes(prompt: PromptConfig) -> dict[str, str]:
+def prefixes(task: str, instruction: str | None = None) -> dict[str, str]:
     """The text put in front of each row, by role."""
     return {
         "document": DOCUMENT_TEMPLATE.format(text=""),
-        "query": QUERY_TEMPLATE.format(instruction=instruction_for(prompt), text=""),
+        "query": QUERY_TEMPLATE.format(instruction=instruction_for(task, instruction), text=""),
     }

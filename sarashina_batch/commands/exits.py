@@ -10,15 +10,20 @@ import traceback
 from collections.abc import Callable
 
 from ..config import RunConfig
+from ..run.endings import EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_INCOMPLETE, EXIT_LEASE_LOST, EXIT_OK
 from ..secrets import config_secrets, redact
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_CHECK_FAILED = 1  # plan found a problem, verify a wrong row, duplicates a repeated id
-EXIT_ERROR = 2  # the command could not start or failed (configuration, storage, model)
-EXIT_INCOMPLETE = 3  # embed: some units failed or did not finish, or the run was stopped; a re-run resumes
-EXIT_LEASE_LOST = 4  # embed: another run took the output over; this one changed nothing after
+__all__ = [
+    "EXIT_CHECK_FAILED",
+    "EXIT_ERROR",
+    "EXIT_INCOMPLETE",
+    "EXIT_LEASE_LOST",
+    "EXIT_OK",
+    "guarded",
+    "print_report",
+]
 
 
 def guarded(config: RunConfig, what: str, action: Callable[[], int]) -> int:

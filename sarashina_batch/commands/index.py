@@ -14,6 +14,7 @@ from ..output.layout import RUN_INFO, NotAnOutput, OutputLayout
 from ..output.lease import OutputLease
 from ..run.cluster import connect_ray
 from ..run.provenance import new_run_id
+from ..run.ray_runner import RayRunner
 from ..run.reuse import rebuild_index
 from .exits import EXIT_CHECK_FAILED, EXIT_OK, guarded
 
@@ -43,7 +44,7 @@ def _rebuild(layout: OutputLayout, config: RunConfig) -> None:
     layout.fenced_by(lease.confirm)
     try:
         connect_ray(config.compute.ray_address)
-        rebuild_index(layout, config.output.storage_options, run_id, layout.committed_units())
+        rebuild_index(layout, RayRunner(), config.output.storage_options, run_id, layout.committed_units())
         lease.confirm()
     finally:
         lease.release(clean=True)

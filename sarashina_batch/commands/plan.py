@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 import regex
 import yaml
 
-from ..config import ConfigError, PreflightError, RunConfig
+from ..config import RunConfig
+from ..errors import ConfigError, PreflightError
 from ..input.columns import missing_columns, missing_columns_message
 from ..input.listing import list_shards
 from ..input.parquet import column_names, footer_of, read_row_group, row_group_sizes
@@ -34,12 +35,12 @@ from ..output.layout import OutputLayout
 from ..output.preparation import OutputConflict, check_output_is_ours, configuration_conflict, mode_refusal
 from ..output.reconcile import reconcile
 from ..run.cluster import ClusterGpus, ray_address
-from ..run.context import keeps_content_keys
-from ..run.graph import prepare_settings
+from ..run.context import input_columns, keeps_content_keys
 from ..run.model_source import resolve_model, with_builtin_model
-from ..run.provenance import fingerprint, fingerprint_fields, output_settings
+from ..run.provenance import output_settings, run_fingerprint
 from ..run.resources import decide_resources
 from ..run.reuse_sources import check_reuse_sources, open_reuse_sources
+from ..run.stage_settings import prepare_settings
 from ..stages.content import content_keys
 from ..stages.prepare import count_tokens, unit_inputs
 from ..stages.reuse import ReuseSettings, ReuseSource, find_keys
@@ -143,14 +144,16 @@ def _footers(uris: list[str], config: RunConfig, problems: list[str]) -> list[di
     unreadable = [f for f in files if "error" in f]
     for f in unreadable[:5]:
         problems.append(f"input file {f['uri']} has no readable Parquet footer ({f['error']}); a run fails it alone")
-    lacking = [f for f in files if "columns" in f and missing_columns(f["columns"], config)]
+    lacking = [f for f in files if "columns" in f and missing_columns(f["columns"], input_columns(config))]
     if lacking:
         first = lacking[0]
         problems.append(
-            missing_columns_message(first["uri"], first["columns"], missing_columns(first["columns"], config))
+            missing_columns_message(
+                first["uri"], first["columns"], missing_columns(first["columns"], input_columns(config))
+            )
             + (f" ({len(lacking)} of {len(files)} files lack it)" if len(lacking) > 1 else "")
         )
-    return [f for f in files if "error" not in f and not missing_columns(f["columns"], config)]
+    return [f for f in files if "error" not in f and not missing_columns(f["columns"], input_columns(config))]
 
 
 def _file_counts(files: list[dict[str, Any]], config: RunConfig) -> dict[str, Any]:
@@ -301,8 +304,7 @@ def _resume_view(config: RunConfig, listing, model, files: list[dict[str, Any]],
     conflict = model and configuration_conflict(
         layout.uri,
         info,
-        fingerprint(config, model),
-        fingerprint_fields(config, model),
+        run_fingerprint(config, model),
         output_settings(config, with_keys),
     )
     if conflict:
@@ -357,8 +359,7 @@ def _reuse_sources(config: RunConfig, model, layout: OutputLayout, problems: lis
         return ()
     options = config.output.storage_options
     try:
-        fields = fingerprint_fields(config, model)
-        uris = check_reuse_sources(config.reuse.from_outputs, options, layout, fingerprint(config, model), fields)
+        uris = check_reuse_sources(config.reuse.from_outputs, options, layout, run_fingerprint(config, model))
         return open_reuse_sources(uris, options)
     except ConfigError as err:
         problems.append(f"a run refuses reuse.from: {err}")

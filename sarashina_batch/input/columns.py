@@ -1,11 +1,13 @@
-"""Which input columns a run reads, and the check, before a run, that the input has them."""
+"""The check, before a run, that the input has the columns the run reads. The columns come
+named by the setting that names each (run/context.py: input_columns), e.g.
+{"input.text_column": "text"}, so that a missing one is reported with the setting to fix."""
 
 from __future__ import annotations
 
 import difflib
 import logging
 
-from ..config import PreflightError, RunConfig
+from ..errors import PreflightError
 from ..storage.errors import with_retries
 from .parquet import column_names, footer_of
 
@@ -15,19 +17,9 @@ log = logging.getLogger(__name__)
 SCHEMA_PROBES = 8
 
 
-def column_settings(config: RunConfig) -> dict[str, str]:
-    """Input columns the run reads, by the setting that names them."""
-    named = {
-        "input.text_column": config.input.text_column,
-        "input.id_column": config.input.id_column,
-        "prompt.role_column": config.prompt.role_column,
-    }
-    return {setting: column for setting, column in named.items() if column}
-
-
-def missing_columns(columns: list[str], config: RunConfig) -> dict[str, str]:
-    """setting -> column it names that `columns` lacks."""
-    return {setting: column for setting, column in column_settings(config).items() if column not in columns}
+def missing_columns(columns: list[str], named: dict[str, str]) -> dict[str, str]:
+    """setting -> column it names that `columns` lacks (named: setting -> column)."""
+    return {setting: column for setting, column in named.items() if column not in columns}
 
 
 def missing_columns_message(uri: str, columns: list[str], missing: dict[str, str], others: int = 0) -> str:
@@ -43,20 +35,18 @@ def missing_columns_message(uri: str, columns: list[str], missing: dict[str, str
     return "\n".join(lines)
 
 
-def check_input_columns(uris: list[str], config: RunConfig) -> None:
+def check_input_columns(uris: list[str], named: dict[str, str], storage_options: dict) -> None:
     """Refuse a run when none of a few files spread over the listing has the configured columns:
     the setting is wrong, not one odd file (a file that lacks them fails alone during a run)."""
     step = max(1, len(uris) // SCHEMA_PROBES)
     probed: list[tuple[str, list[str], dict[str, str]]] = []
     for uri in uris[::step][:SCHEMA_PROBES]:
         try:
-            columns = column_names(
-                with_retries(lambda uri=uri: footer_of(uri, config.input.storage_options), f"schema of {uri}")
-            )
+            columns = column_names(with_retries(lambda uri=uri: footer_of(uri, storage_options), f"schema of {uri}"))
         except Exception as err:  # noqa: BLE001 - an unreadable file fails alone during the run
             log.debug("schema of %s unreadable before the run: %s", uri, err)
             continue
-        missing = missing_columns(columns, config)
+        missing = missing_columns(columns, named)
         if not missing:
             return
         probed.append((uri, columns, missing))

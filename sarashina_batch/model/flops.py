@@ -3,6 +3,8 @@ dense bf16 peaks of common GPUs. Used by the GPU benchmark (MFU) and by `plan` (
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 SARASHINA_V2_1B = {
@@ -47,8 +49,9 @@ def model_flops(shapes: dict, lengths: np.ndarray) -> float:
 
 
 def peak_flops(name: str) -> float | None:
-    """The dense bf16 peak of a GPU named like torch names it ('NVIDIA H100 80GB HBM3')."""
+    """The dense bf16 peak of a GPU named like torch names it ('NVIDIA H100 80GB HBM3'). A known
+    name counts only as a whole word: 'NVIDIA L40' is not an L4 (None: a card not listed)."""
     for key in sorted(PEAK_BF16, key=len, reverse=True):
-        if key in name:
+        if re.search(rf"(?<![A-Za-z0-9]){re.escape(key)}(?![A-Za-z0-9])", name):
             return PEAK_BF16[key]
     return None

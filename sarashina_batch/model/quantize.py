@@ -2,8 +2,8 @@
 `quantize_embeddings` makes them (its int8 and ubinary precisions), so a query quantized by
 that function with the output's ranges compares with the stored vectors as they were meant to.
 
-  int8    byte = floor((x - min) / ((max - min) / 255)) - 128, clipped to the range first
-          (a vector outside the calibration sample's range saturates instead of wrapping)
+  int8    byte = clip(floor((x - min) / ((max - min) / 255)), 0, 255) - 128: a value outside
+          the calibration sample's range saturates (-128 or 127) instead of wrapping
   binary  np.packbits(x > 0): 1792 dimensions in 224 bytes, for Hamming pre-filtering
 """
 
@@ -34,11 +34,21 @@ def quantize(vectors: np.ndarray, kind: str, ranges: np.ndarray | None = None) -
     if kind == "int8":
         if ranges is None:
             raise ValueError("int8 vectors need the output's calibration ranges")
-        clipped = np.clip(vectors, ranges[0], ranges[1])
-        return _quantize_embeddings()(clipped, precision="int8", ranges=ranges)
+        return _quantize_embeddings()(_saturating(vectors, ranges), precision="int8", ranges=ranges)
     if kind == "binary":
         return _quantize_embeddings()(vectors, precision="ubinary")
     raise ValueError(f"unknown vector kind {kind!r}; use one of {COMPACT_KINDS}")
+
+
+def _saturating(vectors: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """The vectors held within half a step above the top of the ranges: there, every release of
+    quantize_embeddings gives byte 255 (127 signed), as 6.x gives any value above by clipping its
+    steps itself, where 5.x would wrap around to -128. Clipping to the maximum itself would not
+    do: in float32, (max - min) / step often falls just under 255, a byte lower than 6.x's."""
+    starts = ranges[0]
+    steps = (ranges[1] - starts) / 255
+    steps = np.where(steps == 0, 1, steps)  # as quantize_embeddings does for a constant dimension
+    return np.clip(vectors, starts, starts + 255.5 * steps).astype(np.float32)
 
 
 def bytes_per_vector(kind: str, dim: int) -> int:

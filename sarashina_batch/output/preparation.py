@@ -41,7 +41,7 @@ from .layout import (
     unit_of_part,
 )
 from .reconcile import Reconciliation, reconcile
-from .records import RunInfo
+from .records import Fingerprint, RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,7 @@ def _comparable(uri: str, fs) -> str:
 def prepare_output(
     layout: OutputLayout,
     mode: str,
-    fingerprint: str,
-    fields: dict[str, Any],
+    fingerprint: Fingerprint,
     listing: Listing,
     sweep: bool,
     *,
@@ -122,7 +121,7 @@ def prepare_output(
     # A version is as old as its first run (versions.py orders `latest` by it): overwriting
     # an old version must not make it look new.
     created_at = first_run.created_at if first_run and first_run.created_at else None
-    _check_fingerprint(layout, fingerprint, fields, settings or {}, created_at)
+    _check_fingerprint(layout, fingerprint, settings or {}, created_at)
     todo = reconcile(listing, committed)
     _brake_mass_removal(layout.uri, committed, todo.stale, len(listing), max_removal_fraction)
     if defer_removal:
@@ -146,12 +145,13 @@ def mode_refusal(uri: str, mode: str, committed: int) -> str | None:
 
 
 def configuration_conflict(
-    uri: str, info: RunInfo | None, fingerprint: str, fields: dict[str, Any], settings: dict[str, Any] | None = None
+    uri: str, info: RunInfo | None, fingerprint: Fingerprint, settings: dict[str, Any] | None = None
 ) -> str | None:
     """Why an output written with another configuration refuses this one (None: same one)."""
     if info is None:
         return None
-    if info.fingerprint != fingerprint:
+    fields = fingerprint.fields
+    if info.fingerprint != fingerprint.digest:
         changed = info.changed_fields(fields)
         return (
             f"output {uri} was written with a different configuration (changed: {', '.join(changed)}); "
@@ -188,14 +188,14 @@ def _tokenizer_change(old: dict | None, new: dict | None) -> str:
 
 
 def _check_fingerprint(
-    layout: OutputLayout, fingerprint: str, fields: dict[str, Any], settings: dict[str, Any], created_at: str | None
+    layout: OutputLayout, fingerprint: Fingerprint, settings: dict[str, Any], created_at: str | None
 ) -> None:
     existing = layout.read_run_info()
     if existing is None:
         created_at = created_at or datetime.now(UTC).isoformat(timespec="seconds")
-        layout.write_run_info(RunInfo(fingerprint, fields, created_at, settings))
+        layout.write_run_info(RunInfo(fingerprint.digest, fingerprint.fields, created_at, settings))
         return
-    conflict = configuration_conflict(layout.uri, existing, fingerprint, fields, settings)
+    conflict = configuration_conflict(layout.uri, existing, fingerprint, settings)
     if conflict:
         raise OutputConflict(conflict)
     unrecorded = {k: v for k, v in settings.items() if k not in existing.settings}

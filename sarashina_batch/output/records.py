@@ -10,6 +10,8 @@ missing a key it cannot do without is reported as malformed, naming the file.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -92,6 +94,25 @@ class CommitMarker(_Record):
 
 
 @dataclass(frozen=True)
+class Fingerprint:
+    """What decides an output's vectors: the fields (model, revision, tokenizer, prompt, pooling,
+    precision, ...) and their digest, which names them in RunInfo, in every commit marker and in
+    a versioned output.uri. A run computes its own once (run/provenance.py: run_fingerprint)."""
+
+    digest: str
+    fields: dict[str, Any]
+
+    @classmethod
+    def of(cls, fields: dict[str, Any]) -> Fingerprint:
+        canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+        return cls(hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16], fields)
+
+    def changed_fields(self, other: dict[str, Any]) -> list[str]:
+        """The fields whose values differ from `other`'s (a key missing on one side counts)."""
+        return sorted(key for key in set(self.fields) | set(other) if self.fields.get(key) != other.get(key))
+
+
+@dataclass(frozen=True)
 class RunInfo(_Record):
     """`_sarashina_batch.json`: the output's fingerprint. Its presence makes a folder ours."""
 
@@ -103,8 +124,13 @@ class RunInfo(_Record):
     # written before they were recorded keep theirs; such an output records them at its next run.
     settings: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def recorded(self) -> Fingerprint:
+        """The fingerprint the output was begun with."""
+        return Fingerprint(self.fingerprint, self.fields)
+
     def changed_fields(self, fields: dict[str, Any]) -> list[str]:
-        return sorted(key for key in set(self.fields) | set(fields) if self.fields.get(key) != fields.get(key))
+        return self.recorded.changed_fields(fields)
 
 
 @dataclass(frozen=True)

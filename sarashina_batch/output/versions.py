@@ -14,13 +14,15 @@ import logging
 import re
 from datetime import UTC, datetime
 
-from ..config import PLACEHOLDER
 from ..storage.filesystems import full_uri, join
 from .layout import LATEST, RUN_INFO, OutputLayout
 from .lease_stores import Conflict, store_for
 from .records import LatestPointer
 
 log = logging.getLogger(__name__)
+
+URI_PLACEHOLDERS = ("model", "revision", "fingerprint")  # what output.uri may hold
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 def is_versioned(uri: str) -> bool:

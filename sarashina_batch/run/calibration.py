@@ -3,10 +3,10 @@
 Every int8 vector of an output must be quantized on the same per-dimension ranges, or two of
 them would not compare; and the ranges must be known before the first part is written, since
 units are written in parallel. So the first run of such an output embeds a sample of its
-first pending rows (up to CALIBRATION_ROWS) in one Ray task on the embedding actor's
-resources, takes each dimension's minimum and maximum, and records them in
-`_quantization.json` under its lease. Later runs read them back. A query is quantized with the
-same ranges (`sarashina-batch query`, or sentence-transformers' `quantize_embeddings(...,
+first pending rows (up to CALIBRATION_ROWS) once where an embedding actor runs (the runner's
+on_actor_resources: a Ray task on the actor's resources), takes each dimension's minimum and
+maximum, and records them in `_quantization.json` under its lease. Later runs read them back.
+A query is quantized with the same ranges (`sarashina-batch query`, or sentence-transformers' `quantize_embeddings(...,
 ranges=...)`).
 """
 
@@ -20,15 +20,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import columns as C
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..model.quantize import int8_ranges
 from ..model.vector_arrays import as_matrix
 from ..output.reconcile import Reconciliation
 from ..output.records import QuantizationRecord
-from .cluster import WORKERS
 from .context import RunContext
-from .graph import embed_settings, prepare_settings, unit_dataset
 from .resources import Resources
+from .runners import Runner
+from .stage_settings import embed_settings, prepare_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ UNITS_LOOKED_AT = 64  # units listed to find CALIBRATION_ROWS rows
 
 
 def output_int8_ranges(
-    run: RunContext, todo: Reconciliation, committed: set[str], resources: Resources
+    run: RunContext, runner: Runner, todo: Reconciliation, committed: set[str], resources: Resources
 ) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
     """The output's ranges: recorded, or calibrated now on its first pending rows (None when
     there is nothing to calibrate on yet: nothing is written as int8 then either)."""
@@ -51,7 +51,7 @@ def output_int8_ranges(
             "embed it again, or write to a new output.uri"
         )
     if record is None:
-        record = _calibrate(run, todo, committed, resources)
+        record = _calibrate(run, runner, todo, committed, resources)
         if record is None:
             return None
         run.layout.write_quantization(record)
@@ -60,18 +60,10 @@ def output_int8_ranges(
 
 
 def _calibrate(
-    run: RunContext, todo: Reconciliation, committed: set[str], resources: Resources
+    run: RunContext, runner: Runner, todo: Reconciliation, committed: set[str], resources: Resources
 ) -> QuantizationRecord | None:
-    import ray
-
     config = run.config
-    units = unit_dataset(
-        todo.pending,
-        committed | todo.committed_pending,
-        storage_options=config.input.storage_options,
-        rows_per_unit=config.input.rows_per_unit,
-        runtime_env=WORKERS.runtime_env(),
-    ).take(UNITS_LOOKED_AT)
+    units = runner.first_units(run, todo, committed | todo.committed_pending, UNITS_LOOKED_AT)
     chosen, rows = [], 0
     for unit in units:
         if rows >= CALIBRATION_ROWS:
@@ -81,14 +73,14 @@ def _calibrate(
             rows += unit[C.UNIT_NUM_ROWS]
     if not chosen:
         return None
-    task = ray.remote(_embed_sample).options(
-        num_cpus=config.compute.cpus_per_actor,
-        num_gpus=resources.gpus_per_actor,
-        resources=config.compute.actor_resources or None,
-        runtime_env=WORKERS.runtime_env(),
-    )
-    vectors = ray.get(
-        task.remote(chosen, prepare_settings(config, run.model), embed_settings(config, run.model), CALIBRATION_ROWS)
+    vectors = runner.on_actor_resources(
+        config,
+        resources,
+        _embed_sample,
+        chosen,
+        prepare_settings(config, run.model),
+        embed_settings(config, run.model),
+        CALIBRATION_ROWS,
     )
     if not len(vectors):
         return None
@@ -103,7 +95,7 @@ def _calibrate(
 
 
 def _embed_sample(units: list[dict], prepare, embed, limit: int) -> np.ndarray:
-    """The float32 vectors of up to `limit` of these units' rows (in a Ray task)."""
+    """The float32 vectors of up to `limit` of these units' rows (where an actor would run)."""
     from ..stages.embed import EmbedActor
     from ..stages.prepare import prepare_unit
 

@@ -1,5 +1,5 @@
 """What a run decides once, before Ray starts, and hands down: the config, the pinned model,
-the input listing, the output's layout, the fingerprint, the provenance and the secrets to
+its fingerprint, the input listing, the output's layout, the provenance and the secrets to
 keep out of what it prints. Built by open_run, which also refuses a bad input or output
 before anything is written."""
 
@@ -13,10 +13,11 @@ from ..input.columns import check_input_columns
 from ..input.listing import Listing, list_shards
 from ..output.layout import OutputLayout
 from ..output.preparation import check_output_is_ours
+from ..output.records import Fingerprint
 from ..secrets import config_secrets, mask_text, redact
 from ..storage.errors import explained
 from .model_source import ResolvedModel
-from .provenance import CONTENT_KEYS, fingerprint, fingerprint_fields, output_settings, parquet_metadata
+from .provenance import CONTENT_KEYS, output_settings, parquet_metadata
 from .reuse_sources import check_reuse_sources
 
 
@@ -25,10 +26,9 @@ class RunContext:
     config: RunConfig
     model: ResolvedModel
     run_id: str
+    fingerprint: Fingerprint
     listing: Listing
     layout: OutputLayout
-    fingerprint: str
-    fields: dict[str, Any]  # what the fingerprint is made of
     settings: dict[str, Any]  # what must not change within the output (RunInfo.settings)
     metadata: dict[str, str]  # Parquet key-value metadata of every part
     secrets: list[str]
@@ -39,7 +39,9 @@ class RunContext:
         return redact(text, self.secrets)
 
 
-def open_run(config: RunConfig, model: ResolvedModel, run_id: str, doing=lambda activity: None) -> RunContext:
+def open_run(
+    config: RunConfig, model: ResolvedModel, fingerprint: Fingerprint, run_id: str, doing=lambda activity: None
+) -> RunContext:
     """List the input, open the output, and check both (nothing is written): a bad input,
     a folder that is not ours or a wrong column fails here, in a second, without a cluster.
     doing: told of each step (the run's watchdog)."""
@@ -64,29 +66,35 @@ def open_run(config: RunConfig, model: ResolvedModel, run_id: str, doing=lambda 
         "checking the output",
     )
     doing(f"reading the schemas of the input {where(config.input.uri, config.input.storage_options)}")
-    check_input_columns(listing.table["uri"].to_pylist(), config)
+    check_input_columns(listing.table["uri"].to_pylist(), input_columns(config), config.input.storage_options)
     content_keys = keeps_content_keys(layout, config.output.mode)
-    run_fingerprint, fields = fingerprint(config, model), fingerprint_fields(config, model)
     sources = ()
     if config.reuse.enabled and config.reuse.from_outputs:
         doing("checking the outputs of reuse.from")
-        sources = check_reuse_sources(
-            config.reuse.from_outputs, config.output.storage_options, layout, run_fingerprint, fields
-        )
+        sources = check_reuse_sources(config.reuse.from_outputs, config.output.storage_options, layout, fingerprint)
     return RunContext(
         config,
         model,
         run_id,
+        fingerprint,
         listing,
         layout,
-        run_fingerprint,
-        fields,
         output_settings(config, content_keys),
-        parquet_metadata(config, model, run_id),
+        parquet_metadata(config, model, fingerprint, run_id),
         config_secrets(config),
         content_keys,
         sources,
     )
+
+
+def input_columns(config: RunConfig) -> dict[str, str]:
+    """Input columns the run reads, by the setting that names them."""
+    named = {
+        "input.text_column": config.input.text_column,
+        "input.id_column": config.input.id_column,
+        "prompt.role_column": config.prompt.role_column,
+    }
+    return {setting: column for setting, column in named.items() if column}
 
 
 def keeps_content_keys(layout: OutputLayout, mode: str) -> bool:

@@ -1,34 +1,26 @@
-"""Drive a run to its end: take the output's lease, make the output ready, run the graph,
-commit every unit it reports, and resume on fresh workers when Ray loses part of it.
+"""Drive a run under its lease: make the output ready, run the graph, commit every unit it
+reports, stage and index content reuse, and resume on fresh workers when Ray loses part of it.
 
-The caller (commands/embed.py) owns the model, the manifest and the summary.
+The run's life around it (the model, the lease, the ending and its manifest) is
+run/lifecycle.py's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..config import RunConfig
-from ..output.lease import LeaseLost, OutputLease, needs_sweep
+from ..output.lease import LeaseLost, OutputLease
 from ..output.ledger import CommitLedger, RunTotals
 from ..output.preparation import PreparedOutput, prepare_output, remove_units, sweep_scratch, sweep_unlisted
 from ..storage.errors import StoreUnavailable, causes, explained
-from .attempts import UnitAttempts
 from .calibration import output_int8_ranges
-from .cluster import WORKERS, answers, cluster_gpus, connect_ray, gcs_address, what_it_waits_for
-from .context import RunContext, open_run
-from .graph import build_dataset, configure_data_context
-from .metrics import RunMetrics
-from .model_source import ResolvedModel
+from .context import RunContext
 from .progress import ProgressLog
-from .resources import Resources, decide_resources
+from .resources import Resources
 from .reuse import StagedPlan, stage_reuse, update_index
-from .signals import raise_on_sigterm
-from .tokenizer_check import preflight_tokenizer
+from .runners import Runner
 from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -57,100 +49,18 @@ class RunResult:
         return not self.totals.failures
 
 
-@dataclass
-class RunRecord:
-    """What the caller needs to record a run that fails part-way: whether it took the output
-    (only then may a manifest be written there) and what it had committed."""
-
-    output_taken: bool = False
-    totals: RunTotals = field(default_factory=RunTotals)
-    lease: OutputLease | None = None  # held while the run runs
-
-
-# Called once a run is complete, while it still holds the lease, with the lease's fence: what
-# it changes outside the output's folder (a versioned root's latest pointer), and a line for
-# the summary.
-OnComplete = Callable[[RunResult, Callable[[], None]], str]
-
-
-def run_pipeline(
-    config: RunConfig,
-    model: ResolvedModel,
-    run_id: str,
-    record: RunRecord | None = None,
-    on_complete: OnComplete | None = None,
-    watchdog: Watchdog | None = None,
-) -> RunResult:
-    """Check, connect, take the lease, and run to the end; the caller owns the manifest.
-
-    Every change to the output is fenced by the lease (OutputLayout.fenced_by): a run that
-    lost it raises LeaseLost and changes nothing more. When Ray loses part of the job (a
-    preempted node, say), the run resumes itself from the committed units, as a re-run
-    would, up to compute.max_pipeline_restarts times."""
-    started = time.monotonic()
-    watchdog = watchdog or Watchdog(config.compute.stall_timeout_s)  # not entered: it only keeps the activity
-    configure_data_context()
-    run = open_run(config, model, run_id, doing=watchdog.doing)
-    watchdog.doing("checking the tokenizer's ids against the model's tokenizer.model")
-    preflight_tokenizer(config, model, run.listing.table["uri"].to_pylist())
-    # Ray only now: a wrong input, output or column has failed already, without a cluster.
-    # Starting a local Ray is not the run's work: its seconds stay out of the run's time.
-    connecting = time.monotonic()
-    watchdog.doing("connecting to Ray")
-    log.info("%s", connect_ray(config.compute.ray_address))
-    raise_on_sigterm()  # again: ray.init replaced it with a handler that lets the process die
-    head = gcs_address()
-    watchdog.watch_cluster(head, lambda: answers(head))
-    started += time.monotonic() - connecting
-    resources = decide_resources(config, cluster_gpus())
-    watchdog.describe_wait = lambda: what_it_waits_for(resources.asks(config))
-    watchdog.doing(f"taking the output's lease on {run.layout.uri}")
-    lease = explained(
-        lambda: OutputLease(run.layout, run_id, config.output.lease_ttl_s, config.output.lease_wait_s),
-        config.output.uri,
-        "output",
-        "opening the output's lease",
-        writing=True,
-    )
-    previous = explained(
-        lambda: lease.acquire(on_wait=watchdog.progress),  # waiting for another run's lease is not a stall
-        config.output.uri,
-        "output",
-        "taking the output's lease",
-        writing=True,
-    )
-    lease.start_heartbeat()
-    run.layout.fenced_by(lease.confirm)
-    record = record if record is not None else RunRecord()
-    record.output_taken, record.lease = True, lease
-    result = None
-    try:
-        result = RunDriver(run, lease, resources, record, watchdog).run(sweep=needs_sweep(previous))
-        lease.confirm()  # a run whose lease was taken over never reports success
-        if result.complete and on_complete is not None:
-            result.notes.append(on_complete(result, lease.confirm))
-    except Exception as err:
-        _raise_if_taken_over(lease, err)
-        raise
-    finally:
-        lease.release(clean=bool(result and result.complete and not result.restarts))
-    result.seconds = time.monotonic() - started
-    return result
-
-
 class RunDriver:
     """One run under its lease: the ledger, progress and attempt bound it shares between the
-    attempts of its graph."""
+    attempts of its graph, which its runner runs (run/runners.py)."""
 
-    def __init__(
-        self, run: RunContext, lease: OutputLease, resources: Resources, record: RunRecord, watchdog: Watchdog
-    ):
-        self.context, self.lease, self.resources, self.watchdog = run, lease, resources, watchdog
-        self.ledger = CommitLedger(run.layout, run.run_id, run.fingerprint, {}, run.redact, metrics=RunMetrics())
+    def __init__(self, run: RunContext, runner: Runner, lease: OutputLease, resources: Resources, watchdog: Watchdog):
+        self.context, self.runner, self.lease, self.resources, self.watchdog = run, runner, lease, resources, watchdog
+        self.ledger = CommitLedger(
+            run.layout, run.run_id, run.fingerprint.digest, {}, run.redact, metrics=runner.metrics()
+        )
         self.progress = ProgressLog(run.config.compute.progress_interval_s, self.ledger.totals)
         self.ledger.progress = self.progress
-        record.totals = self.ledger.totals
-        self.unit_attempts = UnitAttempts(run.config.compute.max_unit_attempts)
+        self.unit_attempts = runner.attempts(run.config.compute.max_unit_attempts)
 
     def run(self, sweep: bool) -> RunResult:
         try:
@@ -195,7 +105,7 @@ class RunDriver:
                 self._passes(prepared)
                 break
             except Exception as err:
-                if not _lost_to_ray(err) or attempt == config.compute.max_pipeline_restarts:
+                if not self.runner.lost(err) or attempt == config.compute.max_pipeline_restarts:
                     raise
                 log.warning(
                     "Ray lost part of the job (%s); resuming from the committed units (%d/%d) on fresh workers",
@@ -203,7 +113,7 @@ class RunDriver:
                     attempt + 1,
                     config.compute.max_pipeline_restarts,
                 )
-                WORKERS.abandon()
+                self.runner.abandon()
                 mode, sweep = "resume", False
         return first, attempt
 
@@ -216,7 +126,7 @@ class RunDriver:
         todo = prepared.reconciliation
         self.watchdog.doing("calibrating the output's int8 ranges on a sample of its rows")
         int8_ranges = explained(
-            lambda: output_int8_ranges(self.context, todo, prepared.committed, self.resources),
+            lambda: output_int8_ranges(self.context, self.runner, todo, prepared.committed, self.resources),
             self.context.config.output.uri,
             "output",
             "calibrating the int8 ranges",
@@ -228,13 +138,13 @@ class RunDriver:
             if staged.deferred_rows < self.context.config.reuse.defer_min_rows:
                 staged.deferred = set()  # too few to pay for another pass: embedded in this one
             this_pass = dataclasses.replace(todo, committed_pending=skip | staged.deferred)
-            graph = build_dataset(
+            stats_batches = self.runner.embed(
                 self.context, this_pass, self.resources, self.unit_attempts.guard(), staged.reuse, int8_ranges
             )
             self.watchdog.doing(
                 f"embedding {len(todo.pending):,} input files (units committed so far in the progress lines)"
             )
-            for stats in graph.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for stats in stats_batches:
                 self.ledger.add(stats)
                 self.watchdog.progress()
             if not staged.deferred:
@@ -251,7 +161,7 @@ class RunDriver:
         committed = prepared.committed | set(prepared.stale) | self.ledger.done
         try:
             return explained(
-                lambda: stage_reuse(self.context, prepared.reconciliation, committed, skip, defer),
+                lambda: stage_reuse(self.context, self.runner, prepared.reconciliation, committed, skip, defer),
                 self.context.config.output.uri,
                 "output",
                 "staging reusable vectors",
@@ -276,7 +186,7 @@ class RunDriver:
         layout = self.context.layout
         try:
             explained(
-                lambda: update_index(self.context, layout.committed_units() - set(prepared.stale)),
+                lambda: update_index(self.context, self.runner, layout.committed_units() - set(prepared.stale)),
                 self.context.config.output.uri,
                 "output",
                 "updating the content index",
@@ -309,7 +219,6 @@ class RunDriver:
                 run.layout,
                 mode,
                 run.fingerprint,
-                run.fields,
                 run.listing,
                 sweep,
                 settings=run.settings,
@@ -343,7 +252,7 @@ def _first_cause(err: BaseException) -> str:
     return f"{type(first).__name__}: {text.splitlines()[0][:300] if text else 'no detail'}"
 
 
-def _raise_if_taken_over(lease: OutputLease, err: Exception) -> None:
+def raise_if_taken_over(lease: OutputLease, err: Exception) -> None:
     """A change that failed because a successor took the output over (its sweep removed this
     run's temporary file between the fence's check and the rename) is a lost lease, exit 4,
     not a failed run: the store's lease says which it was."""
@@ -355,12 +264,3 @@ def _raise_if_taken_over(lease: OutputLease, err: Exception) -> None:
         raise lost from err
     except Exception:  # noqa: BLE001 - the run's own error is what the user must see
         return
-
-
-def _lost_to_ray(err: BaseException) -> bool:
-    """A failure of the cluster (node, actor, worker or object lost), not of our code or data."""
-    from ray import exceptions as rx
-
-    return isinstance(
-        err, (rx.RayActorError, rx.ObjectLostError, rx.NodeDiedError, rx.WorkerCrashedError, rx.OwnerDiedError)
-    )

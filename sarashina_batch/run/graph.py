@@ -4,7 +4,8 @@
   -> embed (autoscaling actor pool, GPU) -> write parts (tasks) -> stats rows for the driver
 
 One streaming graph, no global sort or other barrier: the length sort happens inside each
-embed window. Stages get small picklable settings, built here from the run's config.
+embed window. Stages get small picklable settings (run/stage_settings.py). The graph is the
+Ray runner's (run/ray_runner.py); run/runners.py runs the same stages in one process.
 """
 
 from __future__ import annotations
@@ -15,20 +16,17 @@ from typing import Any
 import pyarrow as pa
 
 from .. import columns as C
-from ..config import RunConfig
-from ..input.columns import column_settings
 from ..input.units import units_of_file
 from ..output.reconcile import Reconciliation
-from ..prompts import prefixes
-from ..stages.embed import EmbedActor, EmbedSettings
+from ..stages.embed import EmbedActor
 from ..stages.guard import UNGUARDED, AttemptGuard
-from ..stages.prepare import PrepareSettings, prepare_units
+from ..stages.prepare import prepare_units
 from ..stages.staging import StagedReuse
-from ..stages.write import WriteSettings, write_parts
+from ..stages.write import write_parts
 from .cluster import WORKERS
 from .context import RunContext
-from .model_source import ResolvedModel
 from .resources import Resources
+from .stage_settings import embed_settings, prepare_settings, write_settings
 
 log = logging.getLogger(__name__)
 
@@ -164,66 +162,6 @@ def one_unit_per_block(ds):
 
 def _pending_units(shard: dict[str, Any], storage_options: dict, rows_per_unit: int, committed: set[str]):
     return [u for u in units_of_file(shard, storage_options, rows_per_unit) if u[C.UNIT_ID] not in committed]
-
-
-def prepare_settings(
-    config: RunConfig, model: ResolvedModel, guard: AttemptGuard = UNGUARDED, staged: StagedReuse | None = None
-) -> PrepareSettings:
-    return PrepareSettings(
-        text_column=config.input.text_column,
-        id_column=config.input.id_column,
-        role_column=config.prompt.role_column,
-        columns=tuple(dict.fromkeys(column_settings(config).values())),
-        default_role=config.prompt.role,
-        task="custom" if config.prompt.instruction is not None else config.prompt.task,
-        prefixes=prefixes(config.prompt),
-        max_chars=config.input.max_chars_per_row,
-        max_seq_length=config.model.max_seq_length,
-        tokenizer=model.tokenizer_spec,
-        storage_options=config.input.storage_options,
-        guard=guard,
-        reuse=staged,
-        passages=(config.chunking.max_tokens, config.chunking.overlap_tokens)
-        if config.chunking.mode == "passages"
-        else None,
-    )
-
-
-def embed_settings(config: RunConfig, model: ResolvedModel, guard: AttemptGuard = UNGUARDED) -> EmbedSettings:
-    return EmbedSettings(
-        model_name=model.name,
-        revision=model.load_revision,
-        torch_dtype=config.model.torch_dtype,
-        attn_implementation=config.model.attn_implementation,
-        normalize=config.model.normalize,
-        max_tokens_per_batch=config.batching.max_tokens_per_batch,
-        packing=config.batching.packing,
-        torch_threads=config.compute.torch_threads,
-        guard=guard,
-        dedup=config.reuse.enabled,
-    )
-
-
-def write_settings(
-    config: RunConfig,
-    metadata: dict[str, str],
-    run_id: str | None = None,
-    guard: AttemptGuard = UNGUARDED,
-    content_keys: bool = False,
-    int8_ranges=None,
-) -> WriteSettings:
-    return WriteSettings(
-        output_uri=config.output.uri,
-        storage_options=config.output.storage_options,
-        embedding_dtype=config.output.float_dtype,
-        metadata=metadata,
-        run_id=run_id,
-        guard=guard,
-        content_keys=content_keys,
-        passages=config.chunking.mode == "passages",
-        compact=tuple(config.output.compact_vectors),
-        int8_ranges=int8_ranges,
-    )
 
 
 def configure_data_context() -> None:

@@ -3,7 +3,6 @@ provenance stamped on every Parquet file (model, revision, prompts, versions, gi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -15,7 +14,7 @@ from ..config import RunConfig
 from ..input.parquet import footer, key_value_metadata
 from ..model.tokenizer import library_version
 from ..output.layout import OutputLayout
-from ..output.records import CommitMarker
+from ..output.records import CommitMarker, Fingerprint
 from ..prompts import DOCUMENT_TEMPLATE, QUERY_TEMPLATE, instruction_for
 from ..storage.errors import with_retries
 from .model_source import ResolvedModel
@@ -52,7 +51,7 @@ def fingerprint_fields(config: RunConfig, model: ResolvedModel) -> dict:
         "embedding_dtype": config.output.float_dtype or "none",
         "document_template": DOCUMENT_TEMPLATE,
         "query_template": QUERY_TEMPLATE,
-        "instruction": instruction_for(config.prompt),
+        "instruction": instruction_for(config.prompt.task, config.prompt.instruction),
         "role": config.prompt.role,
         "role_column": config.prompt.role_column,
         "text_column": config.input.text_column,
@@ -82,9 +81,9 @@ def output_settings(config: RunConfig, content_keys: bool = True) -> dict[str, A
     return {"input.id_column": config.input.id_column, CONTENT_KEYS: content_keys}
 
 
-def fingerprint(config: RunConfig, model: ResolvedModel) -> str:
-    canonical = json.dumps(fingerprint_fields(config, model), sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+def run_fingerprint(config: RunConfig, model: ResolvedModel) -> Fingerprint:
+    """The fingerprint of a run's settings with its pinned model (a run computes it once)."""
+    return Fingerprint.of(fingerprint_fields(config, model))
 
 
 def library_versions() -> dict[str, str]:
@@ -105,9 +104,9 @@ def git_commit() -> str | None:
         return os.environ.get("SARASHINA_BATCH_GIT_COMMIT")
 
 
-def parquet_metadata(config: RunConfig, model: ResolvedModel, run_id: str) -> dict[str, str]:
+def parquet_metadata(config: RunConfig, model: ResolvedModel, fingerprint: Fingerprint, run_id: str) -> dict[str, str]:
     """Key-value metadata written on every output Parquet file (all values are strings)."""
-    fields = fingerprint_fields(config, model)
+    fields = fingerprint.fields
     info = {
         "model_id": model.name,
         "model_revision": model.revision,
@@ -128,7 +127,7 @@ def parquet_metadata(config: RunConfig, model: ResolvedModel, run_id: str) -> di
         ),
         "versions": json.dumps(library_versions()),
         "git_commit": git_commit() or "unknown",
-        "config_fingerprint": fingerprint(config, model),
+        "config_fingerprint": fingerprint.digest,
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "chunking": json.dumps(chunking_fields(config)),

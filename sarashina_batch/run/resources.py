@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ..config import PreflightError, RunConfig
+from ..config import RunConfig
+from ..errors import PreflightError
 from .cluster import ClusterGpus
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..config import ConfigError
+from ..errors import ConfigError
 from ..output.content_index import has_segments
 from ..output.layout import RUN_INFO, OutputLayout
+from ..output.records import Fingerprint
 from ..output.versions import latest_or_self
 from ..stages.reuse import ReuseSource
 from ..storage.errors import explained
@@ -29,7 +30,7 @@ NOT_IN_THE_VECTOR = frozenset({"text_column", "role_column", "rows_per_unit"})
 
 
 def check_reuse_sources(
-    uris: list[str], storage_options: dict[str, Any], own: OutputLayout, fingerprint: str, fields: dict[str, Any]
+    uris: list[str], storage_options: dict[str, Any], own: OutputLayout, fingerprint: Fingerprint
 ) -> tuple[str, ...]:
     """The sources' URIs (versions resolved), or ConfigError naming the one that cannot lend
     and why: not an output of this job, another fingerprint, no content keys, or this output."""
@@ -45,7 +46,7 @@ def check_reuse_sources(
             raise ConfigError(
                 f"{setting} is not an output of sarashina-batch (it has no {RUN_INFO}): list outputs this job wrote"
             )
-        changed = ", ".join(vector_fields_changed(info.fields, fields))
+        changed = ", ".join(vector_fields_changed(info.fields, fingerprint.fields))
         if changed:
             raise ConfigError(
                 f"{setting} was embedded with another configuration (changed: {changed}): its vectors are not this "

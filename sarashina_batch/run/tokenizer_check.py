@@ -22,7 +22,7 @@ SAMPLE_ROWS = 64  # texts per file
 
 def rendered_sample(texts: list, config: RunConfig) -> list[str]:
     """What the model would see of these texts in the run's role (the prompt, cut, stripped)."""
-    prefix = prefixes(config.prompt)[config.prompt.role]
+    prefix = prefixes(config.prompt.task, config.prompt.instruction)[config.prompt.role]
     cut = config.input.max_chars_per_row
     return [(prefix + text[:cut]).strip() for text in texts if isinstance(text, str) and text.strip()]
 

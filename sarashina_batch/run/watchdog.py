@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ REPORT_EVERY_S = 300  # ... and again this often while it keeps waiting
 
 # After raising in the run's thread, how long it has to end by itself. A thread blocked in
 # Ray's C++ code (fetching a block from a node that is gone) never sees the exception; then
-# the watchdog ends the run itself (on_unresponsive: record it, release the lease, exit).
+# the watchdog ends the run itself, through its owner (Watched.end_unresponsive: release the
+# lease, record the run, exit).
 UNRESPONSIVE_AFTER_S = 10
 CLUSTER_CHECK_EVERY_S = 5
 # A Ray driver whose cluster is gone is killed by Ray itself after
@@ -44,15 +46,25 @@ class ClusterLost(Stalled):
     """The Ray cluster the run uses stopped answering: stopped, or its head node went away."""
 
 
+class Watched(Protocol):
+    """What the watchdog asks of the run it watches (run/lifecycle.py's Run)."""
+
+    def waiting_for(self) -> str | None:
+        """What the run waits for now, in words (None: nothing to add)."""
+
+    def end_unresponsive(self) -> None:
+        """End the run from the watchdog's thread: its own thread waits where no exception lands."""
+
+
 class Watchdog:
     def __init__(
         self,
         stall_timeout_s: float,
-        describe_wait: Callable[[], str] | None = None,
+        owner: Watched | None = None,
         first_report_s: float = FIRST_REPORT_S,
         clock=time.monotonic,
     ):
-        self.stall_timeout_s, self.describe_wait, self.clock = stall_timeout_s, describe_wait, clock
+        self.stall_timeout_s, self.owner, self.clock = stall_timeout_s, owner, clock
         self.first_report_s = min(first_report_s, stall_timeout_s / 2)
         self.activity = "starting"
         self.stalled: str | None = None  # why the run was ended, once it was
@@ -62,7 +74,6 @@ class Watchdog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cluster: tuple[str, Callable[[], bool]] | None = None
-        self.on_unresponsive: Callable[[], None] | None = None
         self._cluster_checked = self._cluster_answered = clock()
 
     def watch_cluster(self, name: str, answers: Callable[[], bool]) -> None:
@@ -116,10 +127,10 @@ class Watchdog:
                 )
 
     def _end_if_unresponsive(self) -> None:
-        if self._stop.wait(UNRESPONSIVE_AFTER_S) or self.on_unresponsive is None:
+        if self._stop.wait(UNRESPONSIVE_AFTER_S) or self.owner is None:
             return
         log.error("the run's thread did not stop within %g s (it waits inside Ray); ending it", UNRESPONSIVE_AFTER_S)
-        self.on_unresponsive()
+        self.owner.end_unresponsive()
 
     def _cluster_is_lost(self) -> bool:
         if self._cluster is None or self.clock() - self._cluster_checked < CLUSTER_CHECK_EVERY_S:
@@ -146,10 +157,11 @@ class Watchdog:
         return True
 
     def _waiting_for(self) -> str:
-        if self.describe_wait is None:
+        if self.owner is None:
             return ""
         try:
-            return f"; {self.describe_wait()}"
+            waiting = self.owner.waiting_for()
+            return f"; {waiting}" if waiting else ""
         except Exception as err:  # noqa: BLE001 - the report is best effort, the bound is not
             return f"; (what it waits for could not be read: {type(err).__name__})"
 

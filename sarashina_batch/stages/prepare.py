@@ -43,7 +43,7 @@ class PrepareSettings:
     text_column: str
     id_column: str | None
     role_column: str | None
-    columns: tuple[str, ...]  # every input column read (input.columns.column_settings)
+    columns: tuple[str, ...]  # every input column read (run/context.py: input_columns)
     default_role: str
     task: str
     prefixes: dict[str, str]

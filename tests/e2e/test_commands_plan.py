@@ -39,8 +39,8 @@ def tree(folder: Path) -> dict:
 
 def real_tokens(corpus: Path, tiny_model: str) -> int:
     """What the job itself counts: every row through its read + prepare path."""
-    from sarashina_batch.run.graph import prepare_settings
     from sarashina_batch.run.model_source import resolve_model
+    from sarashina_batch.run.stage_settings import prepare_settings
     from sarashina_batch.stages.prepare import count_tokens
 
     config = job_config(str(corpus), "unused", tiny_model)

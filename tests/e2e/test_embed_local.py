@@ -116,12 +116,20 @@ def test_output_is_readable_by_duckdb_and_polars_with_provenance(local_ray, tiny
     assert summary["embedded"] == 177 and summary["rejected"] == 3 and summary["rows"] == 180
 
 
-def test_rerun_embeds_nothing_and_a_changed_prompt_is_refused(local_ray, tiny_model, corpus_dir, tmp_path, capsys):
+def test_rerun_embeds_nothing_and_a_changed_prompt_is_refused(
+    local_ray, tiny_model, corpus_dir, tmp_path, capsys, monkeypatch
+):
     from ray._private.state import state as ray_state
 
+    from sarashina_batch.run import provenance
+
+    computed = []  # a run computes its fingerprint once, and hands the record down
+    fields_of = provenance.fingerprint_fields
+    monkeypatch.setattr(provenance, "fingerprint_fields", lambda *a: computed.append(1) or fields_of(*a))
     out_dir = tmp_path / "out"
     config = job_config(str(corpus_dir), str(out_dir), tiny_model)
     assert run_job(config) == EXIT_OK
+    assert len(computed) == 1
     before = sorted(p.name for p in out_dir.glob("part-*.parquet"))
     capsys.readouterr()
     actors = set(ray_state.actor_table(None))

@@ -1,7 +1,8 @@
 """The package's module map, generated from each module's docstring, so that the one in
 docs/development.md cannot drift from the code (tests/unit/test_module_map.py checks it).
 
-    python -m tests.support.module_map     # print it, to paste between the markers
+    python -m tests.support.module_map           # print it
+    python -m tests.support.module_map --write   # put it between the markers in the doc
 """
 
 from __future__ import annotations
@@ -46,5 +47,19 @@ def module_map() -> str:
     return "\n".join(lines)
 
 
+DOC = PACKAGE.parent / "docs" / "development.md"
+
+
+def write_into_doc() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    DOC.write_text(text[:start] + module_map() + text[end:], encoding="utf-8")
+
+
 if __name__ == "__main__":
-    print(module_map())
+    import sys
+
+    if "--write" in sys.argv:
+        write_into_doc()
+    else:
+        print(module_map())

@@ -26,10 +26,9 @@ def embed_via_core(tiny_model, prompts, budget=256):
 
 
 def test_documents_queries_long_and_mixed_lengths_match_reference(tiny_model, reference):
-    from sarashina_batch.config import PromptConfig
     from sarashina_batch.prompts import prefixes
 
-    p = prefixes(PromptConfig(task="retrieval"))
+    p = prefixes("retrieval")
     prompts = [p["document"] + t for t in mixed_texts(40, seed=7)] + [
         p["query"] + "富士山の高さは？",
         p["document"] + LONG_TEXT,

@@ -7,7 +7,7 @@ from tests.support.module_map import PACKAGE, module_map
 
 
 def test_the_module_map_in_the_docs_is_current():
-    # Regenerate with: python -m tests.support.module_map
+    # Regenerate with: python -m tests.support.module_map --write
     docs = (Path(__file__).resolve().parents[2] / "docs" / "development.md").read_text()
     assert module_map() in docs
 

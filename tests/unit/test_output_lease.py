@@ -9,6 +9,7 @@ from sarashina_batch.output.layout import OutputLayout, part_name
 from sarashina_batch.output.lease import LeaseHeld, LeaseLost, OutputLease, needs_sweep
 from sarashina_batch.output.ledger import CommitLedger
 from sarashina_batch.output.preparation import prepare_output, remove_units, sweep_unlisted
+from sarashina_batch.output.records import Fingerprint
 from tests.support.commits import IDENTITY, URI, commit, listing_of, stats, unit, unit_stats
 
 
@@ -67,7 +68,7 @@ def test_a_run_whose_lease_was_taken_over_changes_nothing_more(tmp_path):
     paused = OutputLease(layout, "run-a", ttl_s=0.5)
     paused.acquire()
     layout.fenced_by(paused.confirm)
-    prepare_output(layout, "resume", "fp", {}, listing_of((URI, IDENTITY)), sweep=False)
+    prepare_output(layout, "resume", Fingerprint.of({}), listing_of((URI, IDENTITY)), sweep=False)
     commit(tmp_path, unit(0))
 
     time.sleep(0.6)  # run-a sleeps past its expiry; run-b takes the output over

@@ -4,19 +4,20 @@ import pytest
 
 from sarashina_batch.output.layout import OutputLayout, part_name
 from sarashina_batch.output.preparation import OutputConflict, check_output_is_ours, prepare_output
+from sarashina_batch.output.records import Fingerprint
 from tests.support.commits import IDENTITY, URI, commit, listing_of, unit
 
 
 def test_resume_removes_stale_units_and_sweeps_only_unlisted_parts_of_ours(tmp_path):
     layout = OutputLayout(str(tmp_path), {})
     same = listing_of((URI, IDENTITY))
-    prepare_output(layout, "resume", "fp", {"a": 1}, same, sweep=False)
+    prepare_output(layout, "resume", Fingerprint.of({"a": 1}), same, sweep=False)
     commit(tmp_path, unit(0))
     (tmp_path / part_name(unit(1))).write_bytes(b"half")  # written, never committed
     (tmp_path / "_rejected" / part_name(unit(1))).write_bytes(b"half")
     (tmp_path / f".sbtmp-0123abcd-{part_name(unit(1))}").write_bytes(b"torn")
     (tmp_path / "part-00000-5e1f2c3a-c000.snappy.parquet").write_bytes(b"not ours")
-    prepared = prepare_output(layout, "resume", "fp", {"a": 1}, same, sweep=True)
+    prepared = prepare_output(layout, "resume", Fingerprint.of({"a": 1}), same, sweep=True)
     assert prepared.committed == {unit(0)} and prepared.swept_files == 3
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
         "_sarashina_batch.json",
@@ -25,7 +26,7 @@ def test_resume_removes_stale_units_and_sweeps_only_unlisted_parts_of_ours(tmp_p
     ]
 
     changed = listing_of((URI, "1" * 12))
-    prepared = prepare_output(layout, "resume", "fp", {"a": 1}, changed, sweep=False)
+    prepared = prepare_output(layout, "resume", Fingerprint.of({"a": 1}), changed, sweep=False)
     assert prepared.removed_units == 1 and prepared.reconciliation.files["changed"] == 1
     assert not (tmp_path / part_name(unit(0))).exists()
     assert not list((tmp_path / "_commits").iterdir())
@@ -34,15 +35,18 @@ def test_resume_removes_stale_units_and_sweeps_only_unlisted_parts_of_ours(tmp_p
 def test_modes_and_fingerprint(tmp_path):
     layout = OutputLayout(str(tmp_path / "out"), {})
     files = listing_of((URI, IDENTITY))
-    prepare_output(layout, "resume", "fp1", {"prompt": "text: "}, files, sweep=False)
+    prepare_output(layout, "resume", Fingerprint.of({"prompt": "text: "}), files, sweep=False)
     commit(tmp_path / "out", unit(0))
     with pytest.raises(OutputConflict, match=r"changed: prompt\).*output.mode=overwrite"):
-        prepare_output(layout, "resume", "fp2", {"prompt": "query: "}, files, sweep=False)
+        prepare_output(layout, "resume", Fingerprint.of({"prompt": "query: "}), files, sweep=False)
     with pytest.raises(OutputConflict, match="committed units and output.mode is 'error'"):
-        prepare_output(layout, "error", "fp1", {"prompt": "text: "}, files, sweep=False)
+        prepare_output(layout, "error", Fingerprint.of({"prompt": "text: "}), files, sweep=False)
     (tmp_path / "out" / "notes.md").write_text("a person's notes")
     (tmp_path / "out" / "_manifest" / "run-1.json").write_text("{}")
-    assert prepare_output(layout, "overwrite", "fp2", {"prompt": "query: "}, files, sweep=False).committed == set()
+    assert (
+        prepare_output(layout, "overwrite", Fingerprint.of({"prompt": "query: "}), files, sweep=False).committed
+        == set()
+    )
     left = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert left == ["_manifest/run-1.json", "_sarashina_batch.json", "notes.md"]
 
@@ -75,9 +79,9 @@ def test_an_output_written_under_other_token_ids_is_refused_with_the_reason(tmp_
     sentencepiece = {"implementation": "sentencepiece", "library": "sentencepiece", "version": "0.2.3"}
     for old in (None, {**sentencepiece, "implementation": "transformers", "library": "transformers"}):
         info = RunInfo("old", {"model": "m", "tokenizer": old})
-        why = configuration_conflict("out", info, "new", {"model": "m", "tokenizer": sentencepiece})
+        why = configuration_conflict("out", info, Fingerprint.of({"model": "m", "tokenizer": sentencepiece}))
         assert "changed: tokenizer" in why and "other token ids" in why and "sentencepiece 0.2.3" in why
         assert "output.mode=overwrite" in why
     assert "unrecorded tokenizer" in configuration_conflict(
-        "out", RunInfo("old", {"model": "m"}), "new", {"model": "m", "tokenizer": sentencepiece}
+        "out", RunInfo("old", {"model": "m"}), Fingerprint.of({"model": "m", "tokenizer": sentencepiece})
     )

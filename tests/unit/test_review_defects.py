@@ -19,7 +19,7 @@ from sarashina_batch.output.layout import LATEST, OutputLayout
 from sarashina_batch.output.lease import LeaseHeld, OutputLease
 from sarashina_batch.output.lease_stores import LocalStore
 from sarashina_batch.output.preparation import MassRemoval, OutputConflict, _comparable, prepare_output
-from sarashina_batch.output.records import LeaseRecord, RunInfo
+from sarashina_batch.output.records import Fingerprint, LeaseRecord, RunInfo
 from sarashina_batch.output.versions import move_latest
 from sarashina_batch.secrets import mask_text, secret_values
 from tests.support.commits import IDENTITY, URI, commit, listing_of, unit
@@ -47,11 +47,11 @@ def test_overwriting_an_old_version_keeps_its_age_and_latest_stays_on_the_newer(
     old, new = OutputLayout(str(tmp_path / "v-old"), {}), OutputLayout(str(tmp_path / "v-new"), {})
     values = {"model": "m", "revision": "r", "fingerprint": "fp"}
     for version in (old, new):
-        prepare_output(version, "resume", "fp", {}, listing_of((URI, IDENTITY)), sweep=False)
+        prepare_output(version, "resume", Fingerprint.of({}), listing_of((URI, IDENTITY)), sweep=False)
         time.sleep(1.1)  # created_at has a resolution of a second
     assert move_latest(root, new, "run-new", values)[0]
     created = old.read_run_info().created_at
-    prepare_output(old, "overwrite", "fp", {}, listing_of((URI, IDENTITY)), sweep=False)
+    prepare_output(old, "overwrite", Fingerprint.of({}), listing_of((URI, IDENTITY)), sweep=False)
     assert old.read_run_info().created_at == created
     moved, line = move_latest(root, old, "run-old", values)
     assert not moved and "latest stays at" in line and root.read_latest().uri == new.uri
@@ -81,12 +81,12 @@ def test_the_latest_pointer_is_moved_by_compare_and_swap(tmp_path, monkeypatch):
 def test_the_id_column_cannot_change_within_an_output(tmp_path):
     layout = OutputLayout(str(tmp_path), {})
     listing = listing_of((URI, IDENTITY))
-    prepare_output(layout, "resume", "fp", {}, listing, sweep=False, settings={"input.id_column": "doc_id"})
+    prepare_output(layout, "resume", Fingerprint.of({}), listing, sweep=False, settings={"input.id_column": "doc_id"})
     with pytest.raises(OutputConflict, match=r"input.id_column='doc_id'; this run has input.id_column=None"):
-        prepare_output(layout, "resume", "fp", {}, listing, sweep=False, settings={"input.id_column": None})
+        prepare_output(layout, "resume", Fingerprint.of({}), listing, sweep=False, settings={"input.id_column": None})
     # An output from before the id column was recorded records it at its next run.
-    layout.write_run_info(RunInfo("fp", {}, "2026-01-01"))
-    prepare_output(layout, "resume", "fp", {}, listing, sweep=False, settings={"input.id_column": "doc_id"})
+    layout.write_run_info(RunInfo(Fingerprint.of({}).digest, {}, "2026-01-01"))
+    prepare_output(layout, "resume", Fingerprint.of({}), listing, sweep=False, settings={"input.id_column": "doc_id"})
     assert layout.read_run_info().settings == {"input.id_column": "doc_id"}
 
 
@@ -95,8 +95,8 @@ def test_bad_ids_are_rejected_row_by_row(tmp_path, tiny_model):
     import fsspec
 
     from sarashina_batch.input.units import UnitName
-    from sarashina_batch.run.graph import prepare_settings
     from sarashina_batch.run.model_source import resolve_model
+    from sarashina_batch.run.stage_settings import prepare_settings
     from sarashina_batch.stages.prepare import prepare_unit
     from tests.support import job_config
 
@@ -190,7 +190,7 @@ def test_a_mass_removal_from_a_shrunken_listing_is_braked(tmp_path):
     layout = OutputLayout(str(tmp_path), {})
     files = [f"/in/{i}.parquet" for i in range(10)]
     full = listing_of(*((uri, IDENTITY) for uri in files))
-    prepare_output(layout, "resume", "fp", {}, full, sweep=False)
+    prepare_output(layout, "resume", Fingerprint.of({}), full, sweep=False)
     for uri in files:
         commit(tmp_path, unit(0, count=1, uri=uri))
     caught_mid_rewrite = listing_of((files[0], IDENTITY), (files[1], IDENTITY))
@@ -199,9 +199,9 @@ def test_a_mass_removal_from_a_shrunken_listing_is_braked(tmp_path):
         match=r"remove 80 of its 100 committed rows .* lists 2 files where the output holds "
         r"rows of 10.*Nothing was deleted",
     ):
-        prepare_output(layout, "resume", "fp", {}, caught_mid_rewrite, sweep=False, max_removal_fraction=0.5)
+        prepare_output(layout, "resume", Fingerprint.of({}), caught_mid_rewrite, sweep=False, max_removal_fraction=0.5)
     assert len(list((tmp_path / "_commits").iterdir())) == 10
     # Re-exported under new names, as many files: not braked, the old units go.
     reexported = listing_of(*((f"/in/new-{i}.parquet", IDENTITY) for i in range(10)))
-    prepared = prepare_output(layout, "resume", "fp", {}, reexported, sweep=False, max_removal_fraction=0.5)
+    prepared = prepare_output(layout, "resume", Fingerprint.of({}), reexported, sweep=False, max_removal_fraction=0.5)
     assert prepared.removed_units == 10

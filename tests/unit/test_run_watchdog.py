@@ -12,11 +12,23 @@ from sarashina_batch.run.cluster import answers
 from sarashina_batch.run.watchdog import ClusterLost, Stalled, Watchdog
 
 
+class WaitingRun:
+    """A run as the watchdog sees it (run/lifecycle.py's Run): what it waits for, and how it ends."""
+
+    def __init__(self):
+        self.ended_from_the_watchdog = 0
+
+    def waiting_for(self):
+        return "it asks for 1 CPU; the cluster has {CPU 2}, free now {CPU 0}"
+
+    def end_unresponsive(self):
+        self.ended_from_the_watchdog += 1
+
+
 def test_a_run_without_progress_is_told_what_it_waits_for_then_ended(caplog):
     caplog.set_level(logging.WARNING, logger="sarashina_batch.run.watchdog")
-    watchdog = Watchdog(
-        4, describe_wait=lambda: "it asks for 1 CPU; the cluster has {CPU 2}, free now {CPU 0}", first_report_s=1
-    )
+    run = WaitingRun()
+    watchdog = Watchdog(4, owner=run, first_report_s=1)
     started = time.monotonic()
     with pytest.raises(Stalled), watchdog:
         watchdog.doing("reading from s3://b/x (endpoint http://127.0.0.1:9)")
@@ -30,6 +42,7 @@ def test_a_run_without_progress_is_told_what_it_waits_for_then_ended(caplog):
     assert "free now {CPU 0}" in watchdog.stalled
     waiting = [r.getMessage() for r in caplog.records if "still waiting" in r.getMessage()]
     assert waiting and "while reading from s3://b/x (endpoint http://127.0.0.1:9); it asks for 1 CPU" in waiting[0]
+    assert run.ended_from_the_watchdog == 0  # the run's thread ended by itself: the watchdog did not end it
 
 
 def test_progress_keeps_a_slow_run_alive():
@@ -84,3 +97,17 @@ def test_a_cluster_check_says_whether_the_head_accepts_connections():
         address = f"127.0.0.1:{server.getsockname()[1]}"
         assert answers(address)
     assert not answers(address, timeout_s=0.5)  # closed now: refused
+
+
+def test_a_run_thread_that_no_exception_reaches_is_ended_through_its_owner(monkeypatch):
+    """A thread blocked in C (Ray's, in a real run; time.sleep here) sees the watchdog's
+    exception only once it returns: the watchdog ends the run through its owner meanwhile."""
+    monkeypatch.setattr(watchdog_module, "UNRESPONSIVE_AFTER_S", 1)
+    run = WaitingRun()
+    watchdog = Watchdog(2, owner=run, first_report_s=1)
+    started = time.monotonic()
+    with pytest.raises(Stalled), watchdog:
+        watchdog.doing("fetching a block")
+        time.sleep(6)  # one call in C: the asynchronous exception lands after it
+    assert run.ended_from_the_watchdog == 1
+    assert time.monotonic() - started >= 6

@@ -67,8 +67,8 @@ def test_credentials_in_a_url_are_masked_even_when_not_configured():
 
 def test_task_arguments_carry_env_references_not_their_values(options, tiny_model, tmp_path):
     """What the plan pickles for its tasks: storage options as written, never expanded."""
-    from sarashina_batch.run.graph import prepare_settings, write_settings
     from sarashina_batch.run.model_source import resolve_model
+    from sarashina_batch.run.stage_settings import prepare_settings, write_settings
     from tests.support import job_config
 
     config = job_config(

@@ -2,7 +2,6 @@ import pyarrow as pa
 import pytest
 
 from sarashina_batch import columns as C
-from sarashina_batch.config import PromptConfig
 from sarashina_batch.input.listing import list_shards
 from sarashina_batch.input.units import UnitName
 from sarashina_batch.model.tokenizer import TokenizerSpec, load_tokenizer
@@ -18,7 +17,7 @@ def settings(tiny_model, **overrides):
         "role_column": None,
         "default_role": "document",
         "task": "retrieval",
-        "prefixes": prefixes(PromptConfig()),
+        "prefixes": prefixes("retrieval"),
         "max_chars": 10_000,
         "max_seq_length": 16,
         "tokenizer": TokenizerSpec(tiny_model),
@@ -36,10 +35,10 @@ def truth(tiny_model):
 
 
 def test_prompts_follow_the_model_card():
-    p = prefixes(PromptConfig(task="clustering"))
+    p = prefixes("clustering")
     assert p["document"] == "text: "
     assert p["query"] == f"task: {INSTRUCTIONS['clustering']}\nquery: "
-    assert prefixes(PromptConfig(instruction="独自の指示"))["query"] == "task: 独自の指示\nquery: "
+    assert prefixes("retrieval", "独自の指示")["query"] == "task: 独自の指示\nquery: "
 
 
 def test_each_bad_text_gets_its_reason():

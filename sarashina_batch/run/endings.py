@@ -1,0 +1,29 @@
+"""How a run can end, and the exit code each ending has (the codes every command shares are
+documented in the operator's guide; a scheduler retries on 3 and pages on 2 or 4)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1  # plan found a problem, verify a wrong row, duplicates a repeated id
+EXIT_ERROR = 2  # the command could not start or failed (configuration, storage, model)
+EXIT_INCOMPLETE = 3  # embed: some units failed or did not finish, or the run was stopped; a re-run resumes
+EXIT_LEASE_LOST = 4  # embed: another run took the output over; this one changed nothing after
+
+
+class Ending(Enum):
+    """A run's ending, as its manifest records it (`state`) and as its exit code says it."""
+
+    COMPLETE = ("complete", EXIT_OK)
+    # Units failed, or the run was stopped (a signal, no progress, its cluster gone, a store
+    # that kept failing) after it took the output: what it committed stays, a re-run resumes.
+    INCOMPLETE = ("incomplete", EXIT_INCOMPLETE)
+    # Stopped or ended before it took the output: nothing was changed.
+    STOPPED_BEFORE_START = ("not started", EXIT_ERROR)
+    STALLED_BEFORE_START = ("not started", EXIT_INCOMPLETE)
+    LEASE_LOST = ("failed", EXIT_LEASE_LOST)  # another run holds the output now
+    FAILED = ("failed", EXIT_ERROR)
+
+    def __init__(self, state: str, exit_code: int):
+        self.state, self.exit_code = state, exit_code
