@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sarashina_batch.commands.query import scan_parts
-from sarashina_batch.model.quantize import quantize
+from sarashina_batch.model.vector_kinds import quantize
 
 ROWS_PER_PART = 20_000
 ROW_GROUP = 4096

@@ -14,7 +14,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, PreflightError  # noqa: F401 - config.ConfigError is public API
+from .model.vector_kinds import COMPACT_NAMES, FLOAT_NAMES, NAMES
 from .output.versions import PLACEHOLDER, URI_PLACEHOLDERS
+
+# output.vectors' words: model/vector_kinds.py owns them.
+VectorKindName = Literal[NAMES]  # type: ignore[valid-type]
+FloatKind = Literal[FLOAT_NAMES]  # type: ignore[valid-type]
 
 # Placeholders output.uri may hold (sarashina_batch.output.versions fills them in).
 
@@ -83,10 +88,8 @@ class OutputConfig(_Strict):
     storage_options: dict[str, Any] = Field(
         default_factory=dict, repr=False, description="fsspec storage options for the output (same rules as input)."
     )
-    embedding_dtype: Literal["float32", "float16"] = Field(
-        "float32", description="Element type of the stored embedding vectors."
-    )
-    vectors: list[Literal["float32", "float16", "int8", "binary"]] | None = Field(
+    embedding_dtype: FloatKind = Field("float32", description="Element type of the stored embedding vectors.")
+    vectors: list[VectorKindName] | None = Field(
         None,
         description="The vector columns written (unset: [embedding_dtype]). float32 or float16: `embedding` "
         "(7,168 or 3,584 bytes a row); int8: `embedding_int8`, one byte a dimension on per-dimension ranges "
@@ -105,7 +108,7 @@ class OutputConfig(_Strict):
     def _one_float_column(self) -> OutputConfig:
         if self.vectors is None:
             return self
-        floats = [v for v in self.vectors if v.startswith("float")]
+        floats = [v for v in self.vectors if v in FLOAT_NAMES]
         if not self.vectors or len(set(self.vectors)) != len(self.vectors) or len(floats) > 1:
             raise ValueError(
                 f"output.vectors {self.vectors} must name each kind once and at most one float type, e.g. "
@@ -123,12 +126,12 @@ class OutputConfig(_Strict):
         """The element type of the `embedding` column, None when it is left out."""
         if self.vectors is None:
             return self.embedding_dtype
-        return next((v for v in self.vectors if v.startswith("float")), None)
+        return next((v for v in self.vectors if v in FLOAT_NAMES), None)
 
     @property
     def compact_vectors(self) -> list[str]:
         """int8 and/or binary, in that order, where written."""
-        return [kind for kind in ("int8", "binary") if kind in (self.vectors or [])]
+        return [kind for kind in COMPACT_NAMES if kind in (self.vectors or [])]
 
     lease_ttl_s: float = Field(
         300,

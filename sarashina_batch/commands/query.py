@@ -28,9 +28,8 @@ import pyarrow as pa
 from .. import columns as C
 from ..config import RunConfig
 from ..input.parquet import open_parquet, read_rows
-from ..model.quantize import quantize
 from ..model.tokenizer import load_tokenizer
-from ..model.vector_arrays import as_matrix
+from ..model.vector_kinds import KINDS, hamming, of_column
 from ..output.layout import RUN_INFO, NotAnOutput, OutputLayout
 from ..output.versions import latest_or_self
 from ..prompts import DOCUMENT_TEMPLATE, INSTRUCTIONS, QUERY_TEMPLATE
@@ -42,7 +41,6 @@ from .reference import output_tokenizer, reference_vectors
 
 RESCORE = 10  # rows of each row group kept by the binary pre-filter, per result asked for
 SNIPPET_CHARS = 80
-POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 @dataclass(order=True)
@@ -138,7 +136,8 @@ def scan_parts(fs, paths: list[str], query: np.ndarray, k: int, ranges: np.ndarr
     RESCORE x k rows nearest in Hamming distance, a second decodes only the row groups that
     hold them (decoding float lists is most of a scan's time)."""
     query = query / max(float(np.linalg.norm(query)), 1e-12)
-    packed = quantize(query[None, :], "binary")[0]
+    binary = KINDS["binary"]
+    packed = binary.encode(query[None, :])[0]
     top = _TopK(k)
     rows = 0
     if _two_phase(fs, paths):
@@ -160,7 +159,7 @@ def scan_parts(fs, paths: list[str], query: np.ndarray, k: int, ranges: np.ndarr
                 if C.EMBEDDING in table.column_names or C.INT8_EMBEDDING in table.column_names:
                     top.offer(table, everyone, _float_scores(table, everyone, query, ranges))
                 else:
-                    top.offer(table, everyone, 1.0 - _hamming(table, packed) / (8 * len(packed)))
+                    top.offer(table, everyone, binary.scores(binary.stored(table[binary.column]), query))
     return top.hits(), rows
 
 
@@ -228,20 +227,17 @@ def _nearest_bits(fs, paths: list[str], packed: np.ndarray, keep: int) -> dict:
 
 
 def _hamming(table: pa.Table, packed: np.ndarray) -> np.ndarray:
-    bits = as_matrix(table[C.BINARY_EMBEDDING], np.uint8)
-    return POPCOUNT[np.bitwise_xor(bits, packed)].sum(axis=1, dtype=np.int64)
+    binary = KINDS["binary"]
+    return hamming(binary.stored(table[binary.column]), packed)
 
 
 def _float_scores(table: pa.Table, rows: np.ndarray, query: np.ndarray, ranges) -> np.ndarray:
-    """Cosine of these rows with the query: the float column, else int8 dequantized."""
+    """Cosine of these rows with the query: the float column, else int8 read back on its ranges."""
     if C.EMBEDDING in table.column_names:
-        vectors = as_matrix(table[C.EMBEDDING].take(pa.array(rows)), np.float32)
+        kind = of_column(C.EMBEDDING, table.schema.field(C.EMBEDDING).type)
     else:
-        quantized = as_matrix(table[C.INT8_EMBEDDING].take(pa.array(rows)), np.float32)
-        steps = (ranges[1] - ranges[0]) / 255
-        vectors = ranges[0] + (quantized + 128 + 0.5) * steps  # each byte's bucket middle
-    norms = np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)
-    return (vectors @ query) / norms
+        kind = KINDS["int8"]
+    return kind.scores(kind.stored(table[kind.column].take(pa.array(rows))), query, ranges)
 
 
 def _hit(table: pa.Table, row: int, score: float) -> Hit:

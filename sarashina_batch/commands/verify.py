@@ -27,8 +27,8 @@ import pyarrow as pa
 from .. import columns as C
 from ..config import RunConfig
 from ..input.parquet import footer, key_value_metadata, open_parquet, read_rows
-from ..model.quantize import quantize
 from ..model.vector_arrays import as_matrix
+from ..model.vector_kinds import KINDS
 from ..output.layout import COMMITS_DIR, REJECTED_DIR, RUN_INFO, NotAnOutput, OutputLayout, unit_of_part
 from ..output.records import CommitMarker
 from ..output.versions import latest_or_self
@@ -231,7 +231,7 @@ def _check_vectors(rows: pa.Table, settings: dict, result: Verification) -> None
     for row in np.flatnonzero(~finite)[:5]:
         result.problems.append(f"row {ids[row]}: embedding holds NaN or Inf")
     if settings.get("normalize"):
-        tolerance = 1e-2 if settings.get("embedding_dtype") == "float16" else 1e-4
+        tolerance = KINDS[settings.get("embedding_dtype") or "float32"].norm_tolerance
         norms = np.linalg.norm(vectors, axis=1)
         off = np.flatnonzero(finite & (np.abs(norms - 1) > tolerance))
         for row in off[:5]:
@@ -338,24 +338,17 @@ def _compare_token_counts(rows: pa.Table, token_ids: list[list[int]], source: st
     result.sample.update(tokenizer_reference=source, num_tokens_differing=len(differing))
 
 
-# A compact vector of the reference may differ from the stored one where a value sits on a
-# bucket's edge (int8) or near zero (a sign bit): these shares must agree.
-MIN_SAME_BITS = 0.98
-MIN_INT8_WITHIN_ONE = 0.99
-
-
 def _compare_compact(rows: pa.Table, reference: np.ndarray, quantization, result: Verification) -> None:
-    """The stored int8 / binary vectors against the reference's, quantized the same way."""
+    """The stored int8 / binary vectors against the reference's, quantized the same way. A
+    compact value may differ where it sits on a bucket's edge (int8) or near zero (a sign bit):
+    each kind says how much of a row must agree (model/vector_kinds.py)."""
     ids, shares = rows[C.ID].to_pylist(), []
-    if C.BINARY_EMBEDDING in rows.column_names:
-        stored = as_matrix(rows[C.BINARY_EMBEDDING], np.uint8)
-        same = 1 - np.unpackbits(stored ^ quantize(reference, "binary"), axis=1).mean(axis=1)
-        shares.append(("binary bits equal", same, MIN_SAME_BITS))
-    if C.INT8_EMBEDDING in rows.column_names and quantization is not None:
-        ranges = np.array([quantization.minimum, quantization.maximum], np.float32)
-        stored = as_matrix(rows[C.INT8_EMBEDDING], np.int16)
-        close = (np.abs(stored - quantize(reference, "int8", ranges).astype(np.int16)) <= 1).mean(axis=1)
-        shares.append(("int8 bytes within 1", close, MIN_INT8_WITHIN_ONE))
+    ranges = np.array([quantization.minimum, quantization.maximum], np.float32) if quantization else None
+    for kind in KINDS.values():
+        if not kind.compact or kind.column not in rows.column_names or (kind.needs_ranges and ranges is None):
+            continue
+        agreement = kind.agreement_with(kind.stored(rows[kind.column]), reference, ranges)
+        shares.append((f"{kind.name} {kind.agreement}", agreement, kind.min_agreement))
     for what, share, floor in shares:
         for row in np.flatnonzero(share < floor)[:10]:
             result.problems.append(f"row {ids[row]}: {share[row]:.1%} {what} with the reference, below {floor:.0%}")

@@ -21,8 +21,8 @@ import pyarrow.compute as pc
 
 from .. import columns as C
 from ..errors import ConfigError
-from ..model.quantize import int8_ranges
 from ..model.vector_arrays import as_matrix
+from ..model.vector_kinds import int8_ranges
 from ..output.reconcile import Reconciliation
 from ..output.records import QuantizationRecord
 from .context import RunContext

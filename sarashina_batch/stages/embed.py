@@ -17,9 +17,7 @@ from ..model.token_rows import TokenRows
 from ..output.layout import part_name
 from .guard import UNGUARDED, AttemptGuard
 from .prepare import failed_rows
-
-NON_FINITE = "non_finite_embedding"
-OUT_OF_MEMORY = "out_of_memory"
+from .rejections import Rejection
 
 
 @dataclass(frozen=True)
@@ -116,7 +114,10 @@ def embed_table(embedder, batch: pa.Table, on_window=None, dedup: bool = True) -
         vectors[todo], padded_len[todo] = window.embeddings, window.padded_len
         finite = np.isfinite(window.embeddings).all(axis=1)
         valid[todo] = finite & ~window.out_of_memory
-        failures = {NON_FINITE: todo[~finite & ~window.out_of_memory], OUT_OF_MEMORY: todo[window.out_of_memory]}
+        failures = {
+            Rejection.NON_FINITE_EMBEDDING: todo[~finite & ~window.out_of_memory],
+            Rejection.OUT_OF_MEMORY: todo[window.out_of_memory],
+        }
         if any(len(rows) for rows in failures.values()):
             reasons, details = _reject(reasons.to_pylist(), details.to_pylist(), failures, ids)
             reasons, details = pa.array(reasons, pa.string()), pa.array(details, pa.string())
@@ -187,7 +188,7 @@ def _reject(reasons: list, details: list, failures: dict[str, np.ndarray], ids: 
             reasons[row] = reason
             details[row] = (
                 "the model produced NaN or Inf for this row"
-                if reason == NON_FINITE
+                if reason == Rejection.NON_FINITE_EMBEDDING
                 else f"{tokens[row]} tokens do not fit in the accelerator's memory even alone; "
                 "lower model.max_seq_length or use a device with more memory"
             )

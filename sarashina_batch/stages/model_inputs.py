@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from ..model.tokenizer import TokenizerSpec, load_tokenizer
 from .content import rendered_prompts
 from .passages import PassageSplitter
-
-CHUNKING_ERROR = "chunking_error"
+from .rejections import Rejection
 
 
 @dataclass
@@ -81,7 +80,7 @@ def model_inputs(
         try:
             passages = splitter.split(text, prefix, next(whole))
         except Exception as err:  # noqa: BLE001 - this document alone is rejected, with the reason
-            inputs.add(i, None, texts[i], truncated[i], CHUNKING_ERROR, f"{type(err).__name__}: {err}")
+            inputs.add(i, None, texts[i], truncated[i], Rejection.CHUNKING_ERROR, f"{type(err).__name__}: {err}")
             continue
         for number, passage in enumerate(passages):
             piece = text[passage.start : passage.end]

@@ -23,17 +23,8 @@ from .content import content_keys
 from .guard import UNGUARDED, AttemptGuard
 from .model_inputs import ModelInputs, model_inputs, whole_documents
 from .read import read_unit_rows
+from .rejections import Rejection
 from .staging import StagedReuse, read_staged
-
-# Why a row is not embedded; written to _rejected/ as the 'reason' column.
-NULL = "null"
-EMPTY = "empty"
-NOT_STRING = "not_string"
-UNDECODABLE = "undecodable"
-INVALID_ROLE = "invalid_role"
-TOKENIZER_ERROR = "tokenizer_error"
-NULL_ID = "null_id"
-INVALID_ID = "invalid_id"
 
 
 @dataclass(frozen=True)
@@ -213,16 +204,19 @@ def _ids(
 
 def _id_text(value: Any, is_nan: bool) -> tuple[str | None, tuple[str, str] | None]:
     if value is None:
-        return None, (NULL_ID, "the id is null")
+        return None, (Rejection.NULL_ID, "the id is null")
     if is_nan:
-        return None, (INVALID_ID, "the id is NaN")
+        return None, (Rejection.INVALID_ID, "the id is NaN")
     if isinstance(value, bytes):
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError as err:
-            return None, (INVALID_ID, f"the id bytes are not UTF-8 ({err.reason} at byte {err.start}): {value[:40]!r}")
+            return None, (
+                Rejection.INVALID_ID,
+                f"the id bytes are not UTF-8 ({err.reason} at byte {err.start}): {value[:40]!r}",
+            )
     if not value.strip():
-        return None, (INVALID_ID, "the id is empty")
+        return None, (Rejection.INVALID_ID, "the id is empty")
     return value, None
 
 
@@ -242,16 +236,16 @@ def classify_texts(column: pa.ChunkedArray | pa.Array) -> tuple[list, list, list
 
 def _classify(value: Any) -> tuple[str | None, str | None, str | None]:
     if value is None:
-        return None, NULL, "text is null"
+        return None, Rejection.NULL, "text is null"
     if isinstance(value, bytes):
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError as err:
-            return None, UNDECODABLE, f"text bytes are not UTF-8: {err.reason} at byte {err.start}"
+            return None, Rejection.UNDECODABLE, f"text bytes are not UTF-8: {err.reason} at byte {err.start}"
     if not isinstance(value, str):
-        return None, NOT_STRING, f"text is a {type(value).__name__}, not a string"
+        return None, Rejection.NOT_STRING, f"text is a {type(value).__name__}, not a string"
     if not value.strip():
-        return None, EMPTY, "text is empty or whitespace only"
+        return None, Rejection.EMPTY, "text is empty or whitespace only"
     return value, None, None
 
 
@@ -263,7 +257,7 @@ def row_roles(rows: pa.Table, settings: PrepareSettings, reasons: list, details:
         if not isinstance(role, str) or role not in settings.prefixes:
             if reasons[i] is None:
                 reasons[i], details[i] = (
-                    INVALID_ROLE,
+                    Rejection.INVALID_ROLE,
                     f"{settings.role_column}={role!r}; expected 'query' or 'document'",
                 )
             roles[i] = None  # never written as a role; the detail keeps what was there
@@ -288,7 +282,7 @@ def _tokenize(prompts: list[str | None], reasons: list, details: list, truncated
     for k, i in enumerate(todo):
         ids = encoded[k]
         if ids is None or len(ids) == 0:
-            reasons[i], details[i] = TOKENIZER_ERROR, "tokenizer failed or produced no tokens"
+            reasons[i], details[i] = Rejection.TOKENIZER_ERROR, "tokenizer failed or produced no tokens"
             continue
         token_ids[i], num_tokens[i] = ids, len(ids)
         truncated[i] = truncated[i] or cut[k]

@@ -21,8 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import columns as C
-from ..model.quantize import quantize
-from ..model.vector_arrays import as_matrix
+from ..model.vector_kinds import KINDS
 from ..output.layout import OutputLayout
 from ..output.lease import LeaseFence
 from ..secrets import redact, secret_values
@@ -183,33 +182,23 @@ def output_table(
     with the stored embedding type and the compact vector columns asked for."""
     rows = rows.sort_by([(C.SOURCE_ROW, "ascending"), (C.PASSAGE_INDEX, "ascending")])
     embedding = rows[C.EMBEDDING].combine_chunks()
-    dim = embedding.type.list_size
     extra = (C.PASSAGE_COLUMNS if passages else []) + (C.REUSE_COLUMNS if content_keys else [])
     table = rows.select(C.OUTPUT_COLUMNS + extra)
     if embedding_dtype is None:
         table = table.remove_column(table.schema.get_field_index(C.EMBEDDING))
     else:
-        value_type = pa.float16() if embedding_dtype == "float16" else pa.float32()
+        float_kind = KINDS[embedding_dtype]
         table = table.set_column(
-            table.schema.get_field_index(C.EMBEDDING), C.EMBEDDING, embedding.cast(pa.list_(value_type, dim))
+            table.schema.get_field_index(C.EMBEDDING), C.EMBEDDING, float_kind.column_of(embedding)
         )
     if settings is not None and settings.compact:
-        table = _with_compact_vectors(table, embedding, settings)
+        ranges = np.asarray(settings.int8_ranges, dtype=np.float32) if settings.int8_ranges else None
+        for name in settings.compact:  # int8, binary: quantized from the float32 vectors
+            compact = KINDS[name]
+            table = table.append_column(compact.column, compact.column_of(embedding, ranges))
     # One source file per unit: dictionary encoding makes the repeated URI free.
     index = table.schema.get_field_index(C.SOURCE_URI)
     return table.set_column(index, C.SOURCE_URI, pc.dictionary_encode(table[C.SOURCE_URI]))
-
-
-def _with_compact_vectors(table: pa.Table, embedding: pa.Array, settings: WriteSettings) -> pa.Table:
-    """int8 and binary columns quantized from the float32 vectors (model/quantize.py)."""
-    vectors = as_matrix(embedding)
-    ranges = np.asarray(settings.int8_ranges, dtype=np.float32) if settings.int8_ranges else None
-    for kind in settings.compact:
-        packed = quantize(vectors, kind, ranges)
-        value = pa.int8() if kind == "int8" else pa.uint8()
-        column = pa.FixedSizeListArray.from_arrays(pa.array(packed.reshape(-1), value), packed.shape[1])
-        table = table.append_column(C.INT8_EMBEDDING if kind == "int8" else C.BINARY_EMBEDDING, column)
-    return table
 
 
 def _write(layout: OutputLayout, path: str, table: pa.Table, metadata: dict[str, str]) -> int:

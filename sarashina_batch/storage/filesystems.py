@@ -9,6 +9,7 @@ that opens the filesystem, so it never travels in a plan, a log or a manifest
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from typing import Any
 
@@ -25,7 +26,9 @@ def open_fs(uri: str, storage_options: dict[str, Any]) -> tuple[fsspec.AbstractF
     """The filesystem and the protocol-less path of a URI."""
     options = expand_env(storage_options)
     if uri.startswith(("s3://", "s3a://")):
-        options["config_kwargs"] = {**_S3_DEFAULT_CONFIG, **options.get("config_kwargs", {})}
+        # A copy of the defaults each time: botocore rewrites a Config's retries dict in place
+        # (max_attempts becomes total_max_attempts), which would change every later client's.
+        options["config_kwargs"] = {**copy.deepcopy(_S3_DEFAULT_CONFIG), **options.get("config_kwargs", {})}
     fs, path = fsspec.core.url_to_fs(uri, **options)
     return fs, path
 

@@ -10,6 +10,7 @@ import pytest
 from sarashina_batch.stages import model_inputs as M
 from sarashina_batch.stages.content import rendered_prompts
 from sarashina_batch.stages.passages import Passage
+from sarashina_batch.stages.rejections import Rejection
 
 PREFIXES = {"document": "text: ", "query": "task: 検索\nquery: "}
 
@@ -95,7 +96,7 @@ def test_a_document_the_splitter_fails_on_is_rejected_alone(monkeypatch):
         ["猫", "毒入り", "犬"], ["document"] * 3, [None] * 3, [None] * 3, Settings(PREFIXES, 100, (8, 2))
     )
     assert inputs.document == [0, 1, 2]
-    assert inputs.reasons == [None, M.CHUNKING_ERROR, None]
+    assert inputs.reasons == [None, Rejection.CHUNKING_ERROR, None]
     assert inputs.prompts[1] is None and "RuntimeError: cannot split this one" in inputs.details[1]
     assert inputs.prompts[2] == "text: 犬"
 

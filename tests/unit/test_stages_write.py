@@ -267,16 +267,16 @@ def test_repeated_ids_and_reused_rows_are_counted(tmp_path):
 
 
 def test_compact_vectors_are_added_as_their_own_columns(tmp_path, monkeypatch):
-    # model/quantize.py is tested on its own; here: what the write stage hands it and makes of it.
-    from sarashina_batch.stages import write
+    # model/vector_kinds.py is tested on its own; here: what the write stage hands it and makes of it.
+    from sarashina_batch.model.vector_kinds import VectorKind
 
     seen = {}
 
-    def quantize(vectors, kind, ranges):
-        seen[kind] = (vectors.copy(), ranges)
-        return np.packbits(vectors > 0, axis=1) if kind == "binary" else np.full(vectors.shape, 7, np.int8)
+    def encode(self, vectors, ranges=None):
+        seen[self.name] = (vectors.copy(), ranges)
+        return np.packbits(vectors > 0, axis=1) if self.name == "binary" else np.full(vectors.shape, 7, np.int8)
 
-    monkeypatch.setattr(write, "quantize", quantize)
+    monkeypatch.setattr(VectorKind, "encode", encode)
     ranges = ((-1.0,) * DIM, (1.0,) * DIM)
     write_parts(embedded(prepared()), settings(tmp_path, compact=("int8", "binary"), int8_ranges=ranges))
     part = pq.read_table(tmp_path / "out" / f"part-{UNIT}.parquet")

@@ -122,3 +122,22 @@ def test_a_local_path_or_a_non_object_store_never_has_a_missing_bucket(tmp_path)
     assert F.bucket_missing(fs, path) is False
     fs = fsspec.filesystem("memory")
     assert F.bucket_missing(fs, "/nobucket/x") is False
+
+
+def test_an_s3_client_does_not_change_the_next_ones_retries():
+    """botocore rewrites the retries dict of the Config it is given: each filesystem gets its own
+    copy of the defaults, or the second one would lose max_attempts."""
+    pytest.importorskip("s3fs")
+    import botocore.session
+    from botocore.config import Config
+
+    first, _ = F.open_fs("s3://bucket/key", {"anon": True})
+    botocore.session.get_session().create_client(  # as s3fs makes its client (no request is sent)
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        config=Config(**first.config_kwargs),
+    )
+    second, _ = F.open_fs("s3://bucket/key", {"anon": True, "config_kwargs": {"read_timeout": 61}})
+    assert second.config_kwargs["retries"] == {"max_attempts": 3, "mode": "adaptive"}
