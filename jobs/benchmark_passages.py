@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from sarashina_batch.config import ChunkingConfig
-from sarashina_batch.prompts import DOCUMENT_TEMPLATE
+from sarashina_batch.model.profile import DOCUMENT_TEMPLATE
 from sarashina_batch.stages.passages import PassageSplitter
 
 

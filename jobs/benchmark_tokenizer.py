@@ -31,7 +31,7 @@ os.environ["OMP_NUM_THREADS"] = "1"
 import yaml
 
 from jobs.benchmark_passages import corpus_texts
-from sarashina_batch.prompts import DOCUMENT_TEMPLATE
+from sarashina_batch.model.profile import DOCUMENT_TEMPLATE
 
 MAX_LENGTH = 8192
 

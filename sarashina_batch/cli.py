@@ -22,7 +22,7 @@ from .commands.arguments import add_output_flags, add_run_flags, config_from
 from .commands.exits import EXIT_ERROR, EXIT_OK
 from .commands.nightly import add_nightly_flags
 from .errors import ConfigError
-from .prompts import INSTRUCTIONS
+from .model.profile import INSTRUCTIONS
 
 OUTPUT_COMMANDS = ("verify", "inspect", "duplicates", "index", "query", "export")
 

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, PreflightError  # noqa: F401 - config.ConfigError is public API
+from .model.profile import MAX_SEQ_LENGTH, MODEL_ID
 from .model.vector_kinds import COMPACT_NAMES, FLOAT_NAMES, NAMES
 from .output.versions import PLACEHOLDER, URI_PLACEHOLDERS
 
@@ -160,14 +161,16 @@ class OutputConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str = Field(
-        "sbintuitions/sarashina-embedding-v2-1b",
+        MODEL_ID,
         description="Hugging Face hub id or local path of a sentence-transformers model. Hub weights are "
         "downloaded at your request and are under the Sarashina Model NonCommercial License.",
     )
     revision: str | None = Field(
         None, description="Hub revision (branch, tag or commit). Resolved to a commit hash and recorded."
     )
-    max_seq_length: int = Field(8192, ge=1, le=8192, description="Tokens kept per text (longer texts are truncated).")
+    max_seq_length: int = Field(
+        MAX_SEQ_LENGTH, ge=1, le=MAX_SEQ_LENGTH, description="Tokens kept per text (longer texts are truncated)."
+    )
     torch_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="Compute dtype; auto means bfloat16 on GPU and float32 on CPU."
     )

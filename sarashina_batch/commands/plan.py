@@ -27,7 +27,8 @@ from ..input.columns import missing_columns, missing_columns_message
 from ..input.listing import list_shards
 from ..input.parquet import column_names, footer_of, read_row_group, row_group_sizes
 from ..input.units import UnitName, split_row_groups
-from ..model.flops import PEAK_BF16, SARASHINA_V2_1B, model_flops
+from ..model.flops import PEAK_BF16, model_flops
+from ..model.profile import SHAPES
 from ..model.tokenizer import TokenizerError, TokenizerIdentity, load_tokenizer
 from ..model.tokenizer_parity import check_parity
 from ..output.content_index import has_segments, key_buckets
@@ -184,7 +185,7 @@ def _estimate_tokens(files: list[dict[str, Any]], config: RunConfig, model, samp
             "high": 0,
             "truncated_share": 0.0,
             "rejected_share": 0.0,
-            "flops_per_token": model_flops(SARASHINA_V2_1B, np.array([1])),
+            "flops_per_token": model_flops(SHAPES, np.array([1])),
         }
     exact = total_rows <= sample  # a small input is counted, not sampled
     settings = prepare_settings(config, model)
@@ -200,7 +201,7 @@ def _estimate_tokens(files: list[dict[str, Any]], config: RunConfig, model, samp
         mean = float(group_means.mean())
         spread = float(group_means.std(ddof=1) / math.sqrt(len(group_means))) if len(group_means) > 1 else 0.0
     lengths = tokens[tokens > 0]
-    flops = model_flops(SARASHINA_V2_1B, lengths) / max(1, int(lengths.sum())) if len(lengths) else 0.0
+    flops = model_flops(SHAPES, lengths) / max(1, int(lengths.sum())) if len(lengths) else 0.0
     return {
         "sampled": len(tokens), "sampled_row_groups": len(picks), "exact": exact,
         "mean_per_row": mean, "median_per_row": float(np.median(tokens)), "max_sampled": int(tokens.max()),

@@ -28,11 +28,11 @@ import pyarrow as pa
 from .. import columns as C
 from ..config import RunConfig
 from ..input.parquet import open_parquet, read_rows
+from ..model.profile import MAX_SEQ_LENGTH, prefixes, render_prompt
 from ..model.tokenizer import load_tokenizer
 from ..model.vector_kinds import KINDS, hamming, of_column
 from ..output.layout import RUN_INFO, NotAnOutput, OutputLayout
 from ..output.versions import latest_or_self
-from ..prompts import DOCUMENT_TEMPLATE, INSTRUCTIONS, QUERY_TEMPLATE
 from ..run.provenance import part_provenance
 from ..storage.errors import with_retries
 from ..storage.filesystems import open_fs
@@ -96,15 +96,11 @@ def query_output(
     provenance = part_provenance(layout, markers) or {}
     name = model or provenance.get("model_id") or info.fields.get("model")
     revision = provenance.get("model_revision")
-    prompt = (
-        DOCUMENT_TEMPLATE.format(text=text)
-        if role == "document"
-        else QUERY_TEMPLATE.format(instruction=INSTRUCTIONS[task], text=text)
-    ).strip()
+    prompt = render_prompt(prefixes(task)[role], text)
     embedded_at = time.monotonic()
     revision = None if revision in (None, "local") else revision
     spec = output_tokenizer(name, revision, info.fields)
-    token_ids = load_tokenizer(spec).encode([prompt], info.fields.get("max_seq_length") or 8192)[0]
+    token_ids = load_tokenizer(spec).encode([prompt], info.fields.get("max_seq_length") or MAX_SEQ_LENGTH)[0]
     query = reference_vectors(name, revision, info.fields, token_ids, device)
     started = time.monotonic()
     quantization = layout.read_quantization()

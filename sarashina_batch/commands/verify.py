@@ -27,12 +27,12 @@ import pyarrow as pa
 from .. import columns as C
 from ..config import RunConfig
 from ..input.parquet import footer, key_value_metadata, open_parquet, read_rows
+from ..model.profile import prefixes, render_prompt
 from ..model.vector_arrays import as_matrix
 from ..model.vector_kinds import KINDS
 from ..output.layout import COMMITS_DIR, REJECTED_DIR, RUN_INFO, NotAnOutput, OutputLayout, unit_of_part
 from ..output.records import CommitMarker
 from ..output.versions import latest_or_self
-from ..prompts import DOCUMENT_TEMPLATE, QUERY_TEMPLATE
 from ..run.model_source import resolve_model
 from ..run.provenance import FINGERPRINT_KEY, part_provenance
 from ..stages.prepare import classify_texts, text_hash
@@ -294,13 +294,10 @@ def _compare_with_reference(
     result.sample["stale"] = int(len(current) - len(keep))
     if not len(keep):
         return
-    prefixes = {
-        "document": DOCUMENT_TEMPLATE.format(text=""),
-        "query": QUERY_TEMPLATE.format(instruction=settings.get("instruction"), text=""),
-    }
+    # The output's own instruction (its fingerprint's), whatever this machine's defaults are.
+    by_role = prefixes("retrieval", settings.get("instruction"))
     roles = rows[C.ROLE].to_pylist()
-    # sentence-transformers 4.0.2 (the model card's pin) strips prompt + text before tokenizing.
-    inputs = [(prefixes[roles[i]] + texts[i][:cut]).strip() for i in keep]
+    inputs = [render_prompt(by_role[roles[i]], texts[i], cut) for i in keep]
     token_ids, source = reference_ids(output_tokenizer(name, revision, settings), inputs, settings["max_seq_length"])
     _compare_token_counts(rows.take(pa.array(keep)), token_ids, source, result)
     reference = reference_vectors(name, revision, settings, token_ids, device)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .batching import MicroBatch, cut_micro_batches, split_in_half
+from .profile import POOLING
 from .token_rows import TokenRows
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ class Embedder:
     def _check_pooling(model, model_name: str) -> None:
         pooling = [m for m in model if type(m).__name__ == "Pooling"]
         mode = getattr(pooling[0], "pooling_mode", None) if pooling else None
-        if mode not in ("lasttoken", ("lasttoken",), ["lasttoken"]):
+        if mode not in (POOLING, (POOLING,), [POOLING]):
             raise ValueError(
                 f"model {model_name} pools with {mode!r}; sarashina-batch embeds last-token pooled "
                 "models (Sarashina-Embedding family) only"

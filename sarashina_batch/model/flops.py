@@ -7,18 +7,9 @@ import re
 
 import numpy as np
 
-SARASHINA_V2_1B = {
-    "hidden_size": 1792,
-    "intermediate_size": 6272,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 8,
-    "head_dim": 112,
-    "vocab_size": 102400,
-    "rope_theta": 500000.0,
-    "max_position_embeddings": 8192,
-    "rms_norm_eps": 1e-5,
-}
+from .profile import SHAPES
+
+SARASHINA_V2_1B = SHAPES  # the shapes FLOPs are computed from (model/profile.py)
 # Dense bf16 peak FLOP/s (no sparsity), from the vendors' data sheets.
 PEAK_BF16 = {
     "H100 SXM": 989e12,

@@ -16,7 +16,16 @@ from typing import Any
 from ..input.units import UNIT_PATTERN, UNIT_REGEX
 from ..storage.errors import with_retries
 from ..storage.filesystems import TEMPORARY_PREFIX, full_uri, is_local, join, open_fs, remove_files, write_atomically
-from .records import CommitMarker, IndexState, LatestPointer, LeaseRecord, QuantizationRecord, RunInfo, RunManifest
+from .records import (
+    CommitMarker,
+    IndexState,
+    LatestPointer,
+    LeaseRecord,
+    QuantizationRecord,
+    RunInfo,
+    RunManifest,
+    instant,
+)
 
 REJECTED_DIR = "_rejected"
 COMMITS_DIR = "_commits"
@@ -191,7 +200,7 @@ class OutputLayout:
         """The run history: every run's manifest, oldest first."""
         names = sorted(n for n in self.list_names(MANIFEST_DIR) if n.startswith("run-") and n.endswith(".json"))
         runs = [self._read(join(self.root, MANIFEST_DIR, name), RunManifest) for name in names]
-        return sorted((run for run in runs if run), key=lambda run: run.finished_at or "")
+        return sorted((run for run in runs if run), key=lambda run: instant(run.finished_at))
 
     def read_lease(self) -> LeaseRecord | None:
         return self._read(self.path(LEASE), LeaseRecord)

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from ..input.listing import Listing, input_base
@@ -41,7 +40,7 @@ from .layout import (
     unit_of_part,
 )
 from .reconcile import Reconciliation, reconcile
-from .records import Fingerprint, RunInfo
+from .records import Fingerprint, RunInfo, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +191,7 @@ def _check_fingerprint(
 ) -> None:
     existing = layout.read_run_info()
     if existing is None:
-        created_at = created_at or datetime.now(UTC).isoformat(timespec="seconds")
+        created_at = created_at or timestamp()
         layout.write_run_info(RunInfo(fingerprint.digest, fingerprint.fields, created_at, settings))
         return
     conflict = configuration_conflict(layout.uri, existing, fingerprint, settings)

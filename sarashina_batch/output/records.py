@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Self
 
 # What a commit marker counts, per unit; a run's totals add them up.
@@ -35,6 +36,21 @@ COUNTERS = (
     "chars_untruncated",
     "tokens_untruncated",
 )
+
+
+def timestamp() -> str:
+    """Now, as records write it: ISO 8601 in UTC, to the microsecond (two runs or two versions
+    begun in one second must still be ordered)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def instant(text: str | None) -> datetime:
+    """A record's timestamp, comparable whatever its precision (releases before 0.4 wrote whole
+    seconds); a missing one sorts first."""
+    if not text:
+        return datetime.min.replace(tzinfo=UTC)
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class MalformedRecord(ValueError):

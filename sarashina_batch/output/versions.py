@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
 
 from ..storage.filesystems import full_uri, join
 from .layout import LATEST, RUN_INFO, OutputLayout
 from .lease_stores import Conflict, store_for
-from .records import LatestPointer
+from .records import LatestPointer, instant, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ def move_latest(root: OutputLayout, version: OutputLayout, run_id: str, values: 
     while True:
         current = store.read()
         pointer = None if current.payload is None else LatestPointer.from_json(current.payload, root.path(LATEST))
-        if pointer and pointer.uri != version.uri and pointer.created_at > created:
+        if pointer and pointer.uri != version.uri and instant(pointer.created_at) > instant(created):
             return False, f"latest stays at {pointer.uri} (a newer version than this one)"
         moved = LatestPointer(
             uri=version.uri,
@@ -81,7 +80,7 @@ def move_latest(root: OutputLayout, version: OutputLayout, run_id: str, values: 
             fingerprint=values["fingerprint"],
             created_at=created,
             run_id=run_id,
-            updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            updated_at=timestamp(),
         )
         root.allow_change()
         try:

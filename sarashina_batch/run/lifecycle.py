@@ -23,7 +23,7 @@ from ..config import RunConfig
 from ..output.layout import OutputLayout
 from ..output.lease import LeaseLost, OutputLease, needs_sweep
 from ..output.ledger import RunTotals
-from ..output.records import Fingerprint, RunManifest
+from ..output.records import Fingerprint, RunManifest, timestamp
 from ..output.versions import is_versioned, move_latest, output_root, resolve_uri, version_values
 from ..secrets import config_secrets, redact, redact_all, safe_options
 from ..storage.errors import StoreUnavailable, explained
@@ -294,8 +294,8 @@ class Run:
         manifest = RunManifest(
             run_id=self.run_id,
             state=ending.state,
-            started_at=self.started.isoformat(timespec="seconds"),
-            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            started_at=self.started.isoformat(timespec="microseconds"),
+            finished_at=timestamp(),
             complete=ending is Ending.COMPLETE,
             config=shown,
             model=as_dict(self.model),

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ..config import RunConfig
+from ..model.profile import MODEL_ID
 from ..model.tokenizer import TokenizerError, TokenizerIdentity, TokenizerSpec, find_tokenizer_files, tokenizer_identity
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
@@ -49,7 +50,7 @@ def resolve_model(name: str, revision: str | None, tokenizer: str = "auto") -> R
         raise ModelError(
             f"model.name {name!r} is not a folder on this machine; set it to the folder that holds the "
             "model (modules.json, config.json, weights) or to a Hugging Face hub id such as "
-            "sbintuitions/sarashina-embedding-v2-1b"
+            f"{MODEL_ID}"
         )
     else:
         model = _resolve_hub_model(name, revision)

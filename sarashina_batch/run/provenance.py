@@ -12,10 +12,10 @@ from typing import Any
 
 from ..config import RunConfig
 from ..input.parquet import footer, key_value_metadata
+from ..model.profile import DOCUMENT_TEMPLATE, POOLING, QUERY_TEMPLATE, instruction_for
 from ..model.tokenizer import library_version
 from ..output.layout import OutputLayout
 from ..output.records import CommitMarker, Fingerprint
-from ..prompts import DOCUMENT_TEMPLATE, QUERY_TEMPLATE, instruction_for
 from ..storage.errors import with_retries
 from .model_source import ResolvedModel
 
@@ -44,7 +44,7 @@ def fingerprint_fields(config: RunConfig, model: ResolvedModel) -> dict:
         # Which ids the model saw: an output written under other ids (another tokenizer, library
         # release or tokenizer file) is never resumed into nor reused from.
         "tokenizer": model.tokenizer.as_dict() if model.tokenizer else None,
-        "pooling": "lasttoken",
+        "pooling": POOLING,
         "normalize": config.model.normalize,
         "max_seq_length": config.model.max_seq_length,
         "torch_dtype": config.model.torch_dtype,
@@ -111,7 +111,7 @@ def parquet_metadata(config: RunConfig, model: ResolvedModel, fingerprint: Finge
         "model_id": model.name,
         "model_revision": model.revision,
         "weights_digest": model.weights_digest,
-        "pooling": "lasttoken",
+        "pooling": POOLING,
         "normalize": str(config.model.normalize).lower(),
         "max_seq_length": str(config.model.max_seq_length),
         "torch_dtype": config.model.torch_dtype,

@@ -4,7 +4,7 @@ picklable, and the only view of the configuration a stage has (stages/ never rea
 from __future__ import annotations
 
 from ..config import RunConfig
-from ..prompts import prefixes
+from ..model.profile import prefixes
 from ..stages.embed import EmbedSettings
 from ..stages.guard import UNGUARDED, AttemptGuard
 from ..stages.prepare import PrepareSettings

@@ -8,9 +8,9 @@ import logging
 
 from ..config import RunConfig
 from ..input.parquet import footer, open_parquet, read_row_range
+from ..model.profile import prefixes, render_prompt
 from ..model.tokenizer import load_tokenizer
 from ..model.tokenizer_parity import ParityReport, require_parity
-from ..prompts import prefixes
 from ..storage.filesystems import open_fs
 from .model_source import ResolvedModel
 
@@ -24,7 +24,7 @@ def rendered_sample(texts: list, config: RunConfig) -> list[str]:
     """What the model would see of these texts in the run's role (the prompt, cut, stripped)."""
     prefix = prefixes(config.prompt.task, config.prompt.instruction)[config.prompt.role]
     cut = config.input.max_chars_per_row
-    return [(prefix + text[:cut]).strip() for text in texts if isinstance(text, str) and text.strip()]
+    return [render_prompt(prefix, text, cut) for text in texts if isinstance(text, str) and text.strip()]
 
 
 def input_sample(config: RunConfig, uris: list[str]) -> list[str]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 
+from ..model.profile import render_prompt
+
 KEY_BYTES = 16
 
 
@@ -29,9 +31,8 @@ def rendered_prompts(
     for i, text in enumerate(texts):
         if reasons[i] is not None or text is None:
             continue
-        if len(text) > max_chars:
-            text, truncated[i] = text[:max_chars], True
-        prompts[i] = (prefixes[roles[i]] + text).strip()
+        truncated[i] = len(text) > max_chars
+        prompts[i] = render_prompt(prefixes[roles[i]], text, max_chars)
     return prompts, truncated
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from ..model.profile import render_prompt
 from ..model.tokenizer import TokenizerSpec, load_tokenizer
 from .content import rendered_prompts
 from .passages import PassageSplitter
@@ -85,7 +86,7 @@ def model_inputs(
         for number, passage in enumerate(passages):
             piece = text[passage.start : passage.end]
             where = (number, passage.start, passage.end)
-            inputs.add(i, (prefix + piece).strip(), piece, truncated[i], None, None, where, len(passages))
+            inputs.add(i, render_prompt(prefix, piece), piece, truncated[i], None, None, where, len(passages))
     return inputs
 
 

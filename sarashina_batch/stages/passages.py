@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import regex
 
+from ..model.profile import render_prompt
+
 # Where a cut may go, best first: the position right after each match.
 BREAKS = [
     regex.compile(r"\n[ \t\u3000]*\n\s*"),  # a paragraph break (and the blank lines after it)
@@ -63,7 +65,7 @@ class PassageSplitter:
 
     def split(self, text: str, prefix: str, whole: int | None = None) -> list[Passage]:
         """whole: the tokens of the whole document's prompt, when counted already (counts())."""
-        whole = self.count((prefix + text).strip()) if whole is None else whole
+        whole = self.count(render_prompt(prefix, text)) if whole is None else whole
         if whole <= self.max_tokens:
             return [Passage(0, len(text), whole)]
         budget = self.max_tokens - self.count(prefix.strip())  # tokens left for the passage itself
@@ -91,7 +93,7 @@ class PassageSplitter:
         (shortened by its excess tokens until it does)."""
         while True:
             end = limit if limit >= len(text) else _best_cut(text, start, limit, bounds)
-            tokens = self.count((prefix + text[start:end]).strip())
+            tokens = self.count(render_prompt(prefix, text[start:end]))
             if tokens <= self.max_tokens:
                 return Passage(start, end, tokens)
             # Over (a cut re-tokenizes differently): move the limit back by the excess.
@@ -101,7 +103,7 @@ class PassageSplitter:
             limit = min(new_limit, end - 1)
             if limit <= start:  # one grapheme alone is over the budget: it is the passage
                 end = _next_bound(bounds, start)
-                return Passage(start, end, self.count((prefix + text[start:end]).strip()))
+                return Passage(start, end, self.count(render_prompt(prefix, text[start:end])))
 
     def _next_start(self, passage: Passage, starts: list[int], bounds: list[int]) -> int:
         """Where the next passage starts: overlap_tokens before this one's end, on a grapheme

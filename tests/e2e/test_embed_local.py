@@ -1,19 +1,16 @@
-"""The whole job on a local Ray: output equals the reference, every row accounted for."""
+"""The whole job on a local Ray: output equals the reference, every row accounted for; a re-run
+with nothing to embed starts no actor."""
 
-import json
 import logging
 import re
 
-import duckdb
 import numpy as np
-import polars as pl
-import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 import pytest
 
 from sarashina_batch.commands.embed import run_job
-from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_OK
+from sarashina_batch.commands.exits import EXIT_OK
+from sarashina_batch.run.runners import InProcessRunner
 from tests.support import MAX_LEN, cosine, job_config
 from tests.support.reference import ModelReference
 
@@ -24,7 +21,9 @@ def read_output(output_dir):
     return pads.dataset(str(output_dir), format="parquet").to_table()
 
 
-@pytest.mark.parametrize("packing", ["padded", "packed"])
+# The local store's run through Ray. Both packings, and the rest of this file's runs, are
+# tests/unit/test_run_local_in_process.py's (the in-process runner, no Ray).
+@pytest.mark.parametrize("packing", ["packed"])
 def test_job_output_matches_reference_and_accounts_for_every_row(
     local_ray, tiny_model, corpus_dir, tmp_path, capsys, caplog, packing
 ):
@@ -79,57 +78,14 @@ def test_job_output_matches_reference_and_accounts_for_every_row(
     assert rows == sorted((str(p), r) for p in sorted(corpus_dir.glob("*.parquet")) for r in range(90))
 
 
-def test_output_is_readable_by_duckdb_and_polars_with_provenance(local_ray, tiny_model, corpus_dir, tmp_path):
-    out_dir = tmp_path / "out"
-    assert run_job(job_config(str(corpus_dir), str(out_dir), tiny_model)) == EXIT_OK
-    count = duckdb.sql(f"select count(*), count(distinct id) from read_parquet('{out_dir}/*.parquet')").fetchall()[0]
-    assert count == (177, 177)
-    frame = pl.read_parquet(f"{out_dir}/*.parquet")
-    assert frame.columns == [
-        "id",
-        "embedding",
-        "source_uri",
-        "source_row",
-        "text_hash",
-        "num_tokens",
-        "truncated",
-        "role",
-        "task",
-        "content_key",
-        "reused_from",
-    ]
-    # The rows whose vector was copied (duplicates of a text in the same unit) say where from.
-    copied = duckdb.sql(f"select count(*) from read_parquet('{out_dir}/*.parquet') where reused_from is not null")
-    assert copied.fetchall()[0][0] == frame["reused_from"].is_not_null().sum() > 0
-    part = min(out_dir.glob("part-*.parquet"))
-    schema = pq.read_schema(part)
-    assert schema.field("embedding").type == pa.list_(pa.float32(), 64)
-    meta = {k.decode(): v.decode() for k, v in schema.metadata.items()}
-    assert meta["sarashina_batch.model_revision"] == "local"
-    assert len(meta["sarashina_batch.weights_digest"]) == 64
-    assert json.loads(meta["sarashina_batch.prompt_templates"])["document"] == "text: {text}"
-    assert "ray" in json.loads(meta["sarashina_batch.versions"])
-    for key in ("config_fingerprint", "run_id", "created_at", "max_seq_length", "pooling", "git_commit"):
-        assert meta[f"sarashina_batch.{key}"]
-    manifests = list((out_dir / "_manifest").glob("run-*.json"))
-    summary = json.loads(manifests[0].read_text())["summary"]
-    assert summary["embedded"] == 177 and summary["rejected"] == 3 and summary["rows"] == 180
-
-
-def test_rerun_embeds_nothing_and_a_changed_prompt_is_refused(
-    local_ray, tiny_model, corpus_dir, tmp_path, capsys, monkeypatch
-):
+def test_a_rerun_with_nothing_to_embed_starts_no_actor(local_ray, tiny_model, corpus_dir, tmp_path, capsys):
+    # The Ray part of test_rerun_embeds_nothing_and_a_changed_prompt_is_refused (the rest is
+    # tests/unit/test_run_local_in_process.py's): the first run writes the output in process.
     from ray._private.state import state as ray_state
 
-    from sarashina_batch.run import provenance
-
-    computed = []  # a run computes its fingerprint once, and hands the record down
-    fields_of = provenance.fingerprint_fields
-    monkeypatch.setattr(provenance, "fingerprint_fields", lambda *a: computed.append(1) or fields_of(*a))
     out_dir = tmp_path / "out"
     config = job_config(str(corpus_dir), str(out_dir), tiny_model)
-    assert run_job(config) == EXIT_OK
-    assert len(computed) == 1
+    assert run_job(config, InProcessRunner()) == EXIT_OK
     before = sorted(p.name for p in out_dir.glob("part-*.parquet"))
     capsys.readouterr()
     actors = set(ray_state.actor_table(None))
@@ -139,55 +95,3 @@ def test_rerun_embeds_nothing_and_a_changed_prompt_is_refused(
     # Nothing new: no actor of any kind was started, so no GPU node would be asked for.
     assert set(ray_state.actor_table(None)) == actors
     assert sorted(p.name for p in out_dir.glob("part-*.parquet")) == before
-
-    changed = job_config(str(corpus_dir), str(out_dir), tiny_model, prompt={"role": "query"})
-    assert run_job(changed) == EXIT_ERROR
-    assert "different configuration (changed: role)" in capsys.readouterr().err
-
-
-def test_query_role_matches_reference(local_ray, tiny_model, corpus_dir, tmp_path):
-
-    from sarashina_batch.prompts import INSTRUCTIONS
-
-    out_dir = tmp_path / "out"
-    config = job_config(
-        str(corpus_dir),
-        str(out_dir),
-        tiny_model,
-        prompt={"role": "query", "task": "sts"},
-        input={"id_column": "doc_id"},
-    )
-    assert run_job(config) == EXIT_OK
-    table = read_output(out_dir)
-    assert set(table["task"].to_pylist()) == {"sts"}
-    source = pads.dataset(str(corpus_dir)).to_table().to_pydict()
-    text_by_id = dict(zip(source["doc_id"], source["text"]))
-    ids = table["id"].to_pylist()
-    reference = ModelReference(tiny_model)
-    prompts = [f"task: {INSTRUCTIONS['sts']}\nquery: {text_by_id[i]}" for i in ids]
-    expected = reference.encode(prompts, normalize_embeddings=True)
-    got = np.array(table["embedding"].to_pylist(), dtype=np.float32)
-    assert cosine(got, expected).min() >= 0.99999
-
-
-def test_whitespace_is_stripped_as_the_model_card_release_does(local_ray, tiny_model, tmp_path):
-    """sentence-transformers 4.0.2 (the model card's pin) embeds (prompt + text).strip(); the
-    installed release does not strip, so the reference applies the rule to its input."""
-
-    texts = ["猫が好きです。\n", "  東京の天気\n\n", "大阪\u3000\u3000", "\t名古屋 \r\n", "京都\u3000です"]
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    pq.write_table(pa.table({"doc_id": [f"w{i}" for i in range(len(texts))], "text": texts}), corpus / "w.parquet")
-    out_dir = tmp_path / "out"
-    config = job_config(
-        str(corpus), str(out_dir), tiny_model, input={"id_column": "doc_id"}, model={"max_seq_length": MAX_LEN}
-    )
-    assert run_job(config) == EXIT_OK
-    table = read_output(out_dir)
-    by_id = dict(zip(table["id"].to_pylist(), table["embedding"].to_pylist()))
-    got = np.array([by_id[f"w{i}"] for i in range(len(texts))], np.float32)
-    reference = ModelReference(tiny_model)
-    stripped = reference.encode([("text: " + t).strip() for t in texts], normalize_embeddings=True)
-    assert cosine(got, stripped).min() >= 0.99999
-    unstripped = reference.encode(["text: " + t for t in texts], normalize_embeddings=True)
-    assert cosine(got, unstripped).min() < 0.999, "the rule must matter for these texts, or the test shows nothing"

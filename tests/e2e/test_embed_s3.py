@@ -1,4 +1,6 @@
-"""The job from and to a real S3 API server on loopback (SeaweedFS)."""
+"""The job from and to a real S3 API server on loopback (SeaweedFS), through Ray. Storage
+problems that stop a run before it starts are tests/unit/test_run_s3_problems_in_process.py's
+(the in-process runner, no Ray)."""
 
 import json
 import os
@@ -82,43 +84,3 @@ def test_secret_appears_nowhere(s3, s3_bucket, tiny_model, corpus_dir, tmp_path)
     manifest = json.loads(fs.cat_file(next(o for o in objects if "/_manifest/" in o)))
     assert manifest["config"]["input"]["storage_options"]["secret"] == "***"
     assert manifest["config"]["output"]["storage_options"]["secret"] == "${env:SB_E2E_SECRET}"
-
-
-@pytest.mark.parametrize(
-    "problem", ["wrong_endpoint", "missing_input_bucket", "missing_output_bucket", "wrong_credentials"]
-)
-def test_storage_problems_fail_fast_with_the_fix_and_leave_no_done_work(
-    local_ray, s3, s3_bucket, tiny_model, corpus_dir, capsys, problem
-):
-    input_uri = upload_corpus(s3, s3_bucket, corpus_dir)
-    output_uri = f"s3://{s3_bucket}/out"
-    good = s3.storage_options()
-    input_options, output_options = good, dict(good)
-    expected = {
-        "wrong_endpoint": "could not be reached",
-        "missing_input_bucket": "the bucket does not exist; create it or fix input.uri",
-        "missing_output_bucket": "the bucket does not exist; create it or fix output.uri",
-        "wrong_credentials": "access denied",
-    }[problem]
-    if problem == "wrong_endpoint":
-        input_options = {**good, "client_kwargs": {"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"}}
-    elif problem == "missing_input_bucket":
-        input_uri = f"s3://nope-{s3_bucket}/corpus"
-    elif problem == "missing_output_bucket":
-        output_uri = f"s3://nope-{s3_bucket}/out"
-    else:
-        output_options = s3.storage_options(secret="not-the-secret")
-    config = job_config(
-        input_uri,
-        output_uri,
-        tiny_model,
-        input={"storage_options": input_options},
-        output={"storage_options": output_options},
-    )
-    assert run_job(config) == EXIT_ERROR
-    err = capsys.readouterr().err
-    assert expected in err, err
-    assert (input_uri if "input" in problem or problem == "wrong_endpoint" else output_uri) in err
-    fs = s3fs.S3FileSystem(**good)
-    leftovers = fs.find(f"{s3_bucket}/out")
-    assert not [key for key in leftovers if "/_commits/" in key or key.endswith(".parquet")]

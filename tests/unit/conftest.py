@@ -1,4 +1,4 @@
-"""Unit tests: pure logic and the model core, no Ray cluster and no server."""
+"""Unit tests: pure logic, the model core, and whole runs in this process (run/runners.py), no Ray."""
 
 import sys
 

@@ -26,7 +26,7 @@ def embed_via_core(tiny_model, prompts, budget=256):
 
 
 def test_documents_queries_long_and_mixed_lengths_match_reference(tiny_model, reference):
-    from sarashina_batch.prompts import prefixes
+    from sarashina_batch.model.profile import prefixes
 
     p = prefixes("retrieval")
     prompts = [p["document"] + t for t in mixed_texts(40, seed=7)] + [

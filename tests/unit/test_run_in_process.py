@@ -74,8 +74,11 @@ def test_a_run_computes_its_fingerprint_once_and_a_rerun_embeds_nothing(
 def test_a_changed_prompt_is_refused_before_anything_is_written(tiny_model, corpus_dir, tmp_path, capsys):
     out_dir = tmp_path / "out"
     assert run_job(job_config(str(corpus_dir), str(out_dir), tiny_model), HERE) == EXIT_OK
+
     def parts_and_markers():
-        return sorted(str(p.relative_to(out_dir)) for pattern in ("part-*", "_commits/*") for p in out_dir.glob(pattern))
+        return sorted(
+            str(p.relative_to(out_dir)) for pattern in ("part-*", "_commits/*") for p in out_dir.glob(pattern)
+        )
 
     before = parts_and_markers()
     changed = job_config(str(corpus_dir), str(out_dir), tiny_model, prompt={"role": "query"})

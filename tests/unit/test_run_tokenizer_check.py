@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sarashina_batch.config import load_config
-from sarashina_batch.prompts import INSTRUCTIONS
+from sarashina_batch.model.profile import INSTRUCTIONS
 from sarashina_batch.run import tokenizer_check as T
 from sarashina_batch.run.model_source import ResolvedModel
 

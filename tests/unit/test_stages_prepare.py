@@ -4,8 +4,8 @@ import pytest
 from sarashina_batch import columns as C
 from sarashina_batch.input.listing import list_shards
 from sarashina_batch.input.units import UnitName
+from sarashina_batch.model.profile import INSTRUCTIONS, prefixes
 from sarashina_batch.model.tokenizer import TokenizerSpec, load_tokenizer
-from sarashina_batch.prompts import INSTRUCTIONS, prefixes
 from sarashina_batch.stages.prepare import PrepareSettings, classify_texts, prepare_unit
 from tests.support.reference import ModelReference
 

@@ -1,46 +1,18 @@
 """Versioned outputs: a model or prompt change writes a new version beside the old one, and
-`_latest.json` moves only after a complete run, never back to an older version."""
+`_latest.json` moves only after a complete run, never back to an older version (in-process
+runs, run/runners.py; the placeholders' own tests are tests/unit/test_output_versions.py)."""
 
 import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from sarashina_batch.cli import main
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK
-from sarashina_batch.config import ConfigError, load_config
-from sarashina_batch.output.versions import output_root, resolve_uri, version_values
-from sarashina_batch.run.model_source import ResolvedModel
+from sarashina_batch.run.runners import InProcessRunner
 from tests.support import job_config
 
-
-def test_placeholders_resolve_to_path_safe_values():
-    hub = ResolvedModel("sbintuitions/sarashina-embedding-v2-1b", "0123456789abcdef0123", "d" * 64, "0123456789ab")
-    values = version_values(hub, "f" * 16)
-    assert values == {
-        "model": "sbintuitions--sarashina-embedding-v2-1b",
-        "revision": "0123456789ab",
-        "fingerprint": "f" * 16,
-    }
-    local = version_values(ResolvedModel("/models/tiny sarashina/", "local", "abcdef0123456789" * 4, None), "1" * 16)
-    assert (local["model"], local["revision"]) == ("tiny-sarashina", "local-abcdef012345")
-    template = "s3://b/emb/{model}/{revision}/{fingerprint}"
-    assert output_root(template) == "s3://b/emb"
-    assert (
-        resolve_uri(template, values) == f"s3://b/emb/sbintuitions--sarashina-embedding-v2-1b/0123456789ab/{'f' * 16}"
-    )
-    assert output_root("out/web-{model}@{revision}") == "out"
-
-
-def test_an_unknown_placeholder_is_a_config_error(tmp_path):
-    with pytest.raises(
-        ConfigError,
-        match=r"unknown placeholder\(s\) \{date\} in output.uri; use \{model\}, "
-        r"\{revision\}, \{fingerprint\}",
-    ):
-        load_config(None, {"input.uri": "in", "output.uri": "out/{model}/{date}"})
+HERE = InProcessRunner()
 
 
 def tree(folder: Path) -> dict:
@@ -51,15 +23,15 @@ def latest(root: Path) -> dict:
     return json.loads((root / "_latest.json").read_text())
 
 
-@pytest.mark.integration
-@pytest.mark.slow  # ~75 s here: four runs
 def test_versions_side_by_side_and_latest_moves_only_after_a_complete_newer_run(
-    local_ray, tiny_model, corpus_dir, tmp_path, capsys, monkeypatch
+    tiny_model, corpus_dir, tmp_path, capsys, monkeypatch
 ):
+    # Runs in this process begin within a second of each other: a version's age (created_at, to
+    # the microsecond) still orders them.
     root = tmp_path / "emb"
     template = str(root / "{model}" / "{revision}" / "{fingerprint}")
     documents = job_config(str(corpus_dir), template, tiny_model)
-    assert run_job(documents) == EXIT_OK
+    assert run_job(documents, HERE) == EXIT_OK
     assert "latest -> " in capsys.readouterr().out
     first = latest(root)
     version_a = Path(first["uri"])
@@ -68,7 +40,7 @@ def test_versions_side_by_side_and_latest_moves_only_after_a_complete_newer_run(
 
     # A prompt change: a new version beside the old one, which stays byte for byte.
     queries = job_config(str(corpus_dir), template, tiny_model, prompt={"role": "query"})
-    assert run_job(queries) == EXIT_OK
+    assert run_job(queries, HERE) == EXIT_OK
     second = latest(root)
     version_b = Path(second["uri"])
     assert version_b.parent == version_a.parent and version_b != version_a
@@ -79,12 +51,12 @@ def test_versions_side_by_side_and_latest_moves_only_after_a_complete_newer_run(
     shutil.copytree(corpus_dir, broken)
     (broken / "zz-truncated.parquet").write_bytes((broken / "part-000.parquet").read_bytes()[:200])
     third = job_config(str(broken), template, tiny_model, model={"max_seq_length": 48})
-    assert run_job(third) == EXIT_INCOMPLETE
+    assert run_job(third, HERE) == EXIT_INCOMPLETE
     assert latest(root) == second
 
     # A complete re-run of the older version does not take latest back.
     capsys.readouterr()
-    assert run_job(documents) == EXIT_OK
+    assert run_job(documents, HERE) == EXIT_OK
     assert "latest stays at" in capsys.readouterr().out
     assert latest(root)["uri"] == second["uri"]
 
@@ -95,7 +67,7 @@ def test_versions_side_by_side_and_latest_moves_only_after_a_complete_newer_run(
         raise OSError("the store went away")
 
     monkeypatch.setattr(RunDriver, "_attempts", storage_went_away)
-    assert run_job(queries) == EXIT_ERROR
+    assert run_job(queries, HERE) == EXIT_ERROR
     monkeypatch.undo()
 
     capsys.readouterr()

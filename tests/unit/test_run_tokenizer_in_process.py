@@ -1,6 +1,8 @@
 """The whole job on models laid out as the real ones are: the ids and vectors are the model's own
 (SentencePiece on tokenizer.model), a model whose tokenizer files disagree is refused before
-anything is written, and a model with only tokenizer.json embeds as sentence-transformers does."""
+anything is written, and a model with only tokenizer.json embeds as sentence-transformers does.
+
+Moved from tests/e2e/test_embed_tokenizer.py: the runs run on run/runners.py's InProcessRunner (no Ray)."""
 
 import json
 import shutil
@@ -11,10 +13,11 @@ import pytest
 
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_OK
+from sarashina_batch.run.runners import InProcessRunner
 from tests.support import MAX_LEN, cosine, job_config
 from tests.support.reference import ModelReference
 
-pytestmark = pytest.mark.integration
+HERE = InProcessRunner()
 
 
 def source_texts(corpus_dir) -> dict[str, str]:
@@ -22,10 +25,10 @@ def source_texts(corpus_dir) -> dict[str, str]:
     return dict(zip(source["doc_id"], source["text"], strict=True))
 
 
-def test_ids_and_vectors_are_the_models_own(local_ray, tiny_model, corpus_dir, tmp_path, capsys):
+def test_ids_and_vectors_are_the_models_own(tiny_model, corpus_dir, tmp_path, capsys):
     out = tmp_path / "out"
     config = job_config(str(corpus_dir), str(out), tiny_model, input={"id_column": "doc_id"})
-    assert run_job(config) == EXIT_OK
+    assert run_job(config, HERE) == EXIT_OK
     table = pads.dataset(str(out)).to_table()
     texts = source_texts(corpus_dir)
     prompts = [("text: " + texts[i]).strip() for i in table["id"].to_pylist()]
@@ -45,7 +48,7 @@ def test_ids_and_vectors_are_the_models_own(local_ray, tiny_model, corpus_dir, t
 
 
 def test_a_model_whose_tokenizer_json_disagrees_is_refused_and_nothing_is_written(
-    local_ray, tiny_model, corpus_dir, tmp_path, capsys
+    tiny_model, corpus_dir, tmp_path, capsys
 ):
     from transformers import AutoTokenizer
 
@@ -54,26 +57,24 @@ def test_a_model_whose_tokenizer_json_disagrees_is_refused_and_nothing_is_writte
     # What transformers makes of this tokenizer.model, planted as the repo's tokenizer.json.
     AutoTokenizer.from_pretrained(tiny_model).backend_tokenizer.save(str(model / "tokenizer.json"))
     out = tmp_path / "out"
-    assert run_job(job_config(str(corpus_dir), str(out), str(model))) == EXIT_ERROR
+    assert run_job(job_config(str(corpus_dir), str(out), str(model)), HERE) == EXIT_ERROR
     message = capsys.readouterr().err
     assert "TokenizerMismatch" in message and "tokenizer.json" in message
     assert "model.tokenizer=sentencepiece" in message and "transformers 5" in message
     assert not out.exists() or not any(out.iterdir()), "nothing may be written"
     # Asked for on purpose, SentencePiece on tokenizer.model embeds it (the same ids as without the file).
     config = job_config(str(corpus_dir), str(out), str(model), model={"tokenizer": "sentencepiece"})
-    assert run_job(config) == EXIT_OK
+    assert run_job(config, HERE) == EXIT_OK
 
 
-def test_a_model_with_only_tokenizer_json_embeds_as_sentence_transformers_does(
-    local_ray, corpus_dir, tmp_path_factory, tmp_path
-):
+def test_a_model_with_only_tokenizer_json_embeds_as_sentence_transformers_does(corpus_dir, tmp_path_factory, tmp_path):
     from sentence_transformers import SentenceTransformer
 
     from sarashina_batch.model.tiny import build_tiny_model
 
     model = str(build_tiny_model(tmp_path_factory.mktemp("json") / "tiny", tokenizer_layout="json"))
     out = tmp_path / "out"
-    assert run_job(job_config(str(corpus_dir), str(out), model, input={"id_column": "doc_id"})) == EXIT_OK
+    assert run_job(job_config(str(corpus_dir), str(out), model, input={"id_column": "doc_id"}), HERE) == EXIT_OK
     table = pads.dataset(str(out)).to_table()
     texts = source_texts(corpus_dir)
     prompts = [("text: " + texts[i]).strip() for i in table["id"].to_pylist()]

@@ -1,5 +1,7 @@
 """After a run: `inspect` shows what an output holds and its history; `verify` passes on a good
-output and fails on altered embeddings, a part outside any marker, or a count that disagrees."""
+output and fails on altered embeddings, a part outside any marker, or a count that disagrees.
+
+Moved from tests/e2e/test_commands_verify_inspect.py: the runs run on run/runners.py's InProcessRunner (no Ray)."""
 
 import json
 import re
@@ -13,22 +15,23 @@ import pytest
 from sarashina_batch.cli import main
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_OK
+from sarashina_batch.run.runners import InProcessRunner
 from tests.support import job_config
 from tests.support.corpus import write_mixed_corpus
 
-pytestmark = pytest.mark.integration
+HERE = InProcessRunner()
 
 
 @pytest.fixture(scope="module")
-def output(local_ray, tiny_model, tmp_path_factory):
+def output(tiny_model, tmp_path_factory):
     """An output written by two runs: the corpus, then again after a third file arrived."""
     root = tmp_path_factory.mktemp("operator")
     corpus = write_mixed_corpus(root / "corpus", shards=2, rows=60)
     config = job_config(str(corpus), str(root / "out"), tiny_model)
-    assert run_job(config) == EXIT_OK
+    assert run_job(config, HERE) == EXIT_OK
     write_mixed_corpus(root / "more", shards=3, rows=30)
     shutil.copy(root / "more" / "part-002.parquet", corpus / "part-002.parquet")
-    assert run_job(config) == EXIT_OK
+    assert run_job(config, HERE) == EXIT_OK
     return root / "out"
 
 

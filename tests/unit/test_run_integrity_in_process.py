@@ -1,6 +1,9 @@
 """The output mirrors the current input, whatever happens around the job: changed, appended,
 re-chunked, deleted and added shards; strays; two runs at once; folders that are not ours.
-Each on local disk and on the loopback S3 server."""
+Each on local disk and on the loopback S3 server.
+
+Moved from tests/e2e/test_embed_integrity.py: the runs run on run/runners.py's InProcessRunner
+(no Ray)."""
 
 import hashlib
 import json
@@ -13,11 +16,22 @@ import pytest
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_OK
 from sarashina_batch.output.layout import OutputLayout
+from sarashina_batch.run.runners import InProcessRunner
 from tests.support import cosine
 from tests.support.reference import ModelReference
 from tests.support.store import Store, shard
 
-pytestmark = pytest.mark.integration
+HERE = InProcessRunner()
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    """The same test on local disk and on the S3 server (as tests/e2e/conftest.py's fixture:
+    the S3 server is a process on loopback, not Ray)."""
+    if request.param == "local":
+        return Store("local", tmp_path)
+    s3, bucket = request.getfixturevalue("s3"), request.getfixturevalue("s3_bucket")
+    return Store("s3", tmp_path, s3, bucket)
 
 
 def text_hash(text: str) -> str:
@@ -39,12 +53,12 @@ def assert_output_equals_input(store: Store, tables: dict[str, pa.Table], tiny_m
     return out
 
 
-def test_changed_shards_then_one_rerun_mirrors_the_input(local_ray, tiny_model, store, capsys):
+def test_changed_shards_then_one_rerun_mirrors_the_input(tiny_model, store, capsys):
     tables = {name: shard(name, 20) for name in ("append", "rewrite", "rechunk", "delete", "same")}
     for name, table in tables.items():
         store.put_table(f"corpus/{name}.parquet", table, row_group_size=10)
     config = store.config(tiny_model)
-    assert run_job(config) == EXIT_OK
+    assert run_job(config, HERE) == EXIT_OK
     before = store.files("out")
     same_units = [
         k[len("_commits/") : -len(".json")]
@@ -65,7 +79,7 @@ def test_changed_shards_then_one_rerun_mirrors_the_input(local_ray, tiny_model, 
     store.put_table("corpus/added.parquet", tables["added"], row_group_size=10)
     capsys.readouterr()
 
-    assert run_job(config) == EXIT_OK
+    assert run_job(config, HERE) == EXIT_OK
     printed = capsys.readouterr().out
     assert "unchanged 1 | added 1 | changed 3 | removed 1" in printed, printed
     assert_output_equals_input(store, tables, tiny_model)
@@ -82,10 +96,10 @@ def unit_of(part_key: str) -> str:
     return part_key.rsplit("/", 1)[-1][len("part-") : -len(".parquet")]
 
 
-def test_strays_of_an_interrupted_run_are_swept(local_ray, tiny_model, store, capsys):
+def test_strays_of_an_interrupted_run_are_swept(tiny_model, store, capsys):
     store.put_table("corpus/a.parquet", shard("a", 20), row_group_size=10)
     config = store.config(tiny_model)
-    assert run_job(config) == EXIT_OK
+    assert run_job(config, HERE) == EXIT_OK
     files = store.files("out")
     committed = sorted(unit_of(k) for k in files if k.startswith("part-"))
     # A late writer of an abandoned attempt: a part of a unit no marker lists (same file,
@@ -103,14 +117,14 @@ def test_strays_of_an_interrupted_run_are_swept(local_ray, tiny_model, store, ca
     store.fs.pipe_file(store.key("out/_lease.json"), json.dumps({**lease, "state": "held", "expires_at": 0}).encode())
     capsys.readouterr()
 
-    assert run_job(config) == EXIT_OK
+    assert run_job(config, HERE) == EXIT_OK
     assert "swept 3 files that no commit marker listed" in capsys.readouterr().out
     assert sorted(store.dataset("out")["id"].to_pylist()) == [f"a-{i:03d}" for i in range(20)]
     store.fs.invalidate_cache()
     assert not [k for k in store.fs.find(store.key("out")) if stray_unit in k]  # hidden ones included
 
 
-def test_two_runs_on_one_output(local_ray, tiny_model, store, capsys, monkeypatch):
+def test_two_runs_on_one_output(tiny_model, store, capsys, monkeypatch):
     tables = {f"s{i}": shard(f"s{i}", 30) for i in range(4)}
     for name, table in tables.items():
         store.put_table(f"corpus/{name}.parquet", table, row_group_size=10)
@@ -127,17 +141,17 @@ def test_two_runs_on_one_output(local_ray, tiny_model, store, capsys, monkeypatc
 
     monkeypatch.setattr(OutputLayout, "write_marker", held_after_a_marker)
     outcome = {}
-    first = threading.Thread(target=lambda: outcome.setdefault("first", run_job(config)))
+    first = threading.Thread(target=lambda: outcome.setdefault("first", run_job(config, HERE)))
     first.start()
     assert first_committed.wait(240), "the first run committed nothing"
     owner = json.loads(store.files("out")["_lease.json"])["run_id"]
     try:
-        assert run_job(config) == EXIT_ERROR, "a second run on a live lease is refused"
+        assert run_job(config, HERE) == EXIT_ERROR, "a second run on a live lease is refused"
     finally:
         refused.set()
     assert f"is being written by run {owner}" in capsys.readouterr().err
     waiting = store.config(tiny_model, output={"lease_wait_s": 400})
-    second = threading.Thread(target=lambda: outcome.setdefault("second", run_job(waiting)))
+    second = threading.Thread(target=lambda: outcome.setdefault("second", run_job(waiting, HERE)))
     second.start()
     first.join(400)
     second.join(400)
@@ -149,7 +163,7 @@ def test_two_runs_on_one_output(local_ray, tiny_model, store, capsys, monkeypatc
 
 
 @pytest.mark.parametrize("mode", ["resume", "overwrite", "error"])
-def test_a_folder_that_is_not_ours_loses_nothing(local_ray, tiny_model, tmp_path, mode, capsys):
+def test_a_folder_that_is_not_ours_loses_nothing(tiny_model, tmp_path, mode, capsys):
     store = Store("local", tmp_path)
     store.put_table("corpus/a.parquet", shard("a", 10), row_group_size=10)
     lake = {
@@ -160,6 +174,6 @@ def test_a_folder_that_is_not_ours_loses_nothing(local_ray, tiny_model, tmp_path
     for key, data in lake.items():
         store.fs.makedirs(store.key(key).rsplit("/", 1)[0], exist_ok=True)
         store.fs.pipe_file(store.key(key), data)
-    assert run_job(store.config(tiny_model, output={"mode": mode})) == EXIT_ERROR
+    assert run_job(store.config(tiny_model, output={"mode": mode}), HERE) == EXIT_ERROR
     assert "did not write" in capsys.readouterr().err
     assert store.files("out") == {k[len("out/") :]: v for k, v in lake.items()}

@@ -1,5 +1,7 @@
 """`plan` counts what is there, estimates tokens within 10%, says what a resume would do,
-collects every configuration error, and writes nothing."""
+collects every configuration error, and writes nothing.
+
+Moved from tests/e2e/test_commands_plan.py: the runs run on run/runners.py's InProcessRunner (no Ray)."""
 
 import json
 import os
@@ -12,10 +14,11 @@ import pytest
 from sarashina_batch.cli import main
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_OK
+from sarashina_batch.run.runners import InProcessRunner
 from sarashina_batch.sample_corpus_gen import make_documents
 from tests.support import job_config
 
-pytestmark = pytest.mark.integration
+HERE = InProcessRunner()
 
 
 def generated_corpus(folder: Path, files: int = 4, rows: int = 500, seed: int = 7) -> Path:
@@ -109,12 +112,10 @@ def test_plan_notes_row_groups_many_units_long(tiny_model, tmp_path, capsys):
     assert "1 files have row groups of up to 1,000 rows (input.rows_per_unit is 100)" in capsys.readouterr().out
 
 
-def test_plan_says_what_a_resume_would_skip_and_redo_without_touching_the_output(
-    local_ray, tiny_model, tmp_path, capsys
-):
+def test_plan_says_what_a_resume_would_skip_and_redo_without_touching_the_output(tiny_model, tmp_path, capsys):
     corpus = generated_corpus(tmp_path / "corpus", files=2, rows=60)
     out = tmp_path / "out"
-    assert run_job(job_config(str(corpus), str(out), tiny_model)) == EXIT_OK
+    assert run_job(job_config(str(corpus), str(out), tiny_model), HERE) == EXIT_OK
     pq.write_table(
         pa.table({"doc_id": ["n0", "n1", "n2"], "text": ["新しい文書。", "二つ目。", "三つ目。"]}),
         corpus / "shard-9.parquet",
@@ -156,10 +157,10 @@ def test_plan_says_what_a_resume_would_skip_and_redo_without_touching_the_output
     assert tree(tmp_path) == before
 
 
-def test_plan_reports_every_configuration_error_at_once(local_ray, tiny_model, tmp_path, capsys):
+def test_plan_reports_every_configuration_error_at_once(tiny_model, tmp_path, capsys):
     corpus = generated_corpus(tmp_path / "corpus", files=2, rows=20)
     out = tmp_path / "out"
-    assert run_job(job_config(str(corpus), str(out), tiny_model)) == EXIT_OK
+    assert run_job(job_config(str(corpus), str(out), tiny_model), HERE) == EXIT_OK
     before = tree(tmp_path)
     code, report = plan(
         capsys,
