@@ -90,3 +90,14 @@ def azurite(tmp_path_factory):
     server = Azurite(tmp_path_factory.mktemp("azurite")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    """The same test on local disk and on the S3 server (a process on loopback, not Ray)."""
+    from tests.support.store import Store
+
+    if request.param == "local":
+        return Store("local", tmp_path)
+    s3, bucket = request.getfixturevalue("s3"), request.getfixturevalue("s3_bucket")
+    return Store("s3", tmp_path, s3, bucket)

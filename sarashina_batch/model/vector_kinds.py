@@ -124,6 +124,20 @@ class VectorKind:
         return stored.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class VectorSpec:
+    """The vector columns an output holds (output.vectors), decided once per output: the float
+    column's kind (None: left out), the compact kinds, and the int8 ranges calibrated for it."""
+
+    float_kind: str | None = "float32"
+    compact: tuple[str, ...] = ()  # int8 and/or binary, in that order
+    int8_ranges: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+
+    @property
+    def ranges(self) -> np.ndarray | None:
+        return np.asarray(self.int8_ranges, dtype=np.float32) if self.int8_ranges else None
+
+
 KINDS = {
     kind.name: kind
     for kind in (

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from ..config import RunConfig
 from ..model.profile import prefixes
+from ..model.vector_kinds import VectorSpec
+from ..stages.content import TextSpec
 from ..stages.embed import EmbedSettings
 from ..stages.guard import UNGUARDED, AttemptGuard
 from ..stages.prepare import PrepareSettings
@@ -12,6 +14,18 @@ from ..stages.staging import StagedReuse
 from ..stages.write import WriteSettings
 from .context import input_columns
 from .model_source import ResolvedModel
+
+
+def text_spec(config: RunConfig, model: ResolvedModel) -> TextSpec:
+    """What the model sees of a row in this run (stages/content.py)."""
+    chunking = config.chunking
+    return TextSpec(
+        prefixes=prefixes(config.prompt.task, config.prompt.instruction),
+        max_chars=config.input.max_chars_per_row,
+        max_seq_length=config.model.max_seq_length,
+        tokenizer=model.tokenizer_spec,
+        passages=(chunking.max_tokens, chunking.overlap_tokens) if chunking.mode == "passages" else None,
+    )
 
 
 def prepare_settings(
@@ -24,16 +38,10 @@ def prepare_settings(
         columns=tuple(dict.fromkeys(input_columns(config).values())),
         default_role=config.prompt.role,
         task="custom" if config.prompt.instruction is not None else config.prompt.task,
-        prefixes=prefixes(config.prompt.task, config.prompt.instruction),
-        max_chars=config.input.max_chars_per_row,
-        max_seq_length=config.model.max_seq_length,
-        tokenizer=model.tokenizer_spec,
+        text=text_spec(config, model),
         storage_options=config.input.storage_options,
         guard=guard,
         reuse=staged,
-        passages=(config.chunking.max_tokens, config.chunking.overlap_tokens)
-        if config.chunking.mode == "passages"
-        else None,
     )
 
 
@@ -63,12 +71,10 @@ def write_settings(
     return WriteSettings(
         output_uri=config.output.uri,
         storage_options=config.output.storage_options,
-        embedding_dtype=config.output.float_dtype,
+        vectors=VectorSpec(config.output.float_dtype, tuple(config.output.compact_vectors), int8_ranges),
         metadata=metadata,
         run_id=run_id,
         guard=guard,
         content_keys=content_keys,
         passages=config.chunking.mode == "passages",
-        compact=tuple(config.output.compact_vectors),
-        int8_ranges=int8_ranges,
     )

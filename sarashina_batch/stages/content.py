@@ -11,10 +11,30 @@ keys never share one.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 from ..model.profile import render_prompt
+from ..model.tokenizer import TokenizerSpec
 
 KEY_BYTES = 16
+
+
+@dataclass(frozen=True)
+class TextSpec:
+    """What the model sees of a row, decided once per run (run/stage_settings.py: text_spec):
+    the role's prompt prefix, the cut at input.max_chars_per_row, the tokenizer and its cut at
+    model.max_seq_length, and the passages a document is cut into (chunking). The prepare stage,
+    content reuse's keys, plan's sample and the tokenizer check all read it."""
+
+    prefixes: dict[str, str]  # by role (model/profile.py: prefixes)
+    max_chars: int
+    max_seq_length: int
+    tokenizer: TokenizerSpec
+    passages: tuple[int, int] | None = None  # chunking.mode=passages: (max_tokens, overlap_tokens)
+
+    def render(self, role: str, text: str) -> str:
+        """The string the tokenizer gets for a text in a role."""
+        return render_prompt(self.prefixes[role], text, self.max_chars)
 
 
 def rendered_prompts(

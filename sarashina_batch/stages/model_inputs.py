@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..model.profile import render_prompt
 from ..model.tokenizer import TokenizerSpec, load_tokenizer
-from .content import rendered_prompts
+from .content import TextSpec, rendered_prompts
 from .passages import PassageSplitter
 from .rejections import Rejection
 
@@ -62,29 +62,29 @@ def model_inputs(
     roles: list[str | None],
     reasons: list[str | None],
     details: list[str | None],
-    settings,
+    text: TextSpec,
 ) -> ModelInputs:
-    """The inputs of a unit's documents (settings: stages.prepare.PrepareSettings)."""
-    prompts, truncated = rendered_prompts(texts, roles, reasons, settings.prefixes, settings.max_chars)
+    """The inputs of a unit's documents: each one, or each of its passages."""
+    prompts, truncated = rendered_prompts(texts, roles, reasons, text.prefixes, text.max_chars)
     inputs = ModelInputs()
-    if settings.passages is None:
+    if text.passages is None:
         for i, prompt in enumerate(prompts):
             inputs.add(i, prompt, texts[i], truncated[i], reasons[i], details[i])
         return inputs
-    splitter = passage_splitter(settings.tokenizer, *settings.passages)
+    splitter = passage_splitter(text.tokenizer, *text.passages)
     whole = iter(splitter.counts([p for p in prompts if p is not None]))  # one call for the unit
     for i, prompt in enumerate(prompts):
         if prompt is None:
             inputs.add(i, None, texts[i], truncated[i], reasons[i], details[i])
             continue
-        text, prefix = texts[i][: settings.max_chars], settings.prefixes[roles[i]]
+        document, prefix = texts[i][: text.max_chars], text.prefixes[roles[i]]
         try:
-            passages = splitter.split(text, prefix, next(whole))
+            passages = splitter.split(document, prefix, next(whole))
         except Exception as err:  # noqa: BLE001 - this document alone is rejected, with the reason
             inputs.add(i, None, texts[i], truncated[i], Rejection.CHUNKING_ERROR, f"{type(err).__name__}: {err}")
             continue
         for number, passage in enumerate(passages):
-            piece = text[passage.start : passage.end]
+            piece = document[passage.start : passage.end]
             where = (number, passage.start, passage.end)
             inputs.add(i, render_prompt(prefix, piece), piece, truncated[i], None, None, where, len(passages))
     return inputs

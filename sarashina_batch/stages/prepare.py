@@ -16,10 +16,10 @@ import pyarrow.compute as pc
 
 from .. import columns as C
 from ..input.units import UnitName
-from ..model.tokenizer import TokenizerSpec, load_tokenizer
+from ..model.tokenizer import load_tokenizer
 from ..secrets import redact, secret_values
 from ..storage.errors import with_retries
-from .content import content_keys
+from .content import TextSpec, content_keys
 from .guard import UNGUARDED, AttemptGuard
 from .model_inputs import ModelInputs, model_inputs, whole_documents
 from .read import read_unit_rows
@@ -29,7 +29,9 @@ from .staging import StagedReuse, read_staged
 
 @dataclass(frozen=True)
 class PrepareSettings:
-    """Everything a prepare task needs; cheap to pickle."""
+    """What the read and prepare stage needs: which columns hold what, the text contract
+    (TextSpec: what the model sees), the input store, and the run's attempt guard and staged
+    reuse."""
 
     text_column: str
     id_column: str | None
@@ -37,16 +39,12 @@ class PrepareSettings:
     columns: tuple[str, ...]  # every input column read (run/context.py: input_columns)
     default_role: str
     task: str
-    prefixes: dict[str, str]
-    max_chars: int
-    max_seq_length: int
-    tokenizer: TokenizerSpec  # the one tokenizer of the run (model/tokenizer.py)
+    text: TextSpec
     storage_options: dict[str, Any]
     guard: AttemptGuard = UNGUARDED
     # Content reuse: vectors the run's pre-pass copied out of the output for these units
     # (stages/reuse.py), read from the run's staging files in place of tokenizing those rows.
     reuse: StagedReuse | None = None
-    passages: tuple[int, int] | None = None  # chunking.mode=passages: (max_tokens, overlap_tokens)
 
 
 def prepare_units(units: pa.Table, settings: PrepareSettings) -> pa.Table:
@@ -94,7 +92,7 @@ def unit_inputs(rows: pa.Table, settings: PrepareSettings) -> tuple[ModelInputs,
     rejection reasons found so far are on the inputs."""
     texts, reasons, details = classify_texts(rows.column(settings.text_column))
     roles = row_roles(rows, settings, reasons, details)
-    return model_inputs(texts, roles, reasons, details, settings), roles
+    return model_inputs(texts, roles, reasons, details, settings.text), roles
 
 
 def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSettings) -> pa.Table:
@@ -103,7 +101,7 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
     texts, reasons, details = classify_texts(rows.column(settings.text_column))
     roles = row_roles(rows, settings, reasons, details)
     ids = _ids(rows, settings, uri, source_rows, reasons, details)
-    inputs = model_inputs(texts, roles, reasons, details, settings)
+    inputs = model_inputs(texts, roles, reasons, details, settings.text)
     keys = content_keys(inputs.prompts)
     staged = read_staged(settings.reuse, unit[C.UNIT_ID], keys)
     # An input whose vector the pre-pass found is not tokenized: its count comes with the vector.
@@ -254,7 +252,7 @@ def row_roles(rows: pa.Table, settings: PrepareSettings, reasons: list, details:
         return [settings.default_role] * rows.num_rows
     roles = rows.column(settings.role_column).to_pylist()
     for i, role in enumerate(roles):
-        if not isinstance(role, str) or role not in settings.prefixes:
+        if not isinstance(role, str) or role not in settings.text.prefixes:
             if reasons[i] is None:
                 reasons[i], details[i] = (
                     Rejection.INVALID_ROLE,
@@ -273,12 +271,12 @@ def _tokenize(prompts: list[str | None], reasons: list, details: list, truncated
     todo = [i for i in range(n) if prompts[i] is not None and reasons[i] is None]
     if not todo:
         return token_ids, num_tokens
-    tokenizer = load_tokenizer(settings.tokenizer)
+    tokenizer = load_tokenizer(settings.text.tokenizer)
     texts = [prompts[i] for i in todo]
     try:
-        encoded, cut = tokenizer.encode(texts, settings.max_seq_length)
+        encoded, cut = tokenizer.encode(texts, settings.text.max_seq_length)
     except Exception:  # noqa: BLE001 - fall back to row by row to isolate the culprit
-        encoded, cut = zip(*(_encode_one(tokenizer, p, settings.max_seq_length) for p in texts), strict=True)
+        encoded, cut = zip(*(_encode_one(tokenizer, p, settings.text.max_seq_length) for p in texts), strict=True)
     for k, i in enumerate(todo):
         ids = encoded[k]
         if ids is None or len(ids) == 0:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import columns as C
-from ..model.vector_kinds import KINDS
+from ..model.vector_kinds import KINDS, VectorSpec
 from ..output.layout import OutputLayout
 from ..output.lease import LeaseFence
 from ..secrets import redact, secret_values
@@ -32,14 +32,12 @@ from .guard import UNGUARDED, AttemptGuard
 class WriteSettings:
     output_uri: str
     storage_options: dict[str, Any]
-    embedding_dtype: str | None  # float32 or float16; None: no `embedding` column (output.vectors)
+    vectors: VectorSpec  # the vector columns written (model/vector_kinds.py)
     metadata: dict[str, str]  # Parquet key-value metadata stamped on every file
     run_id: str | None = None  # parts are written only while the output's lease names this run
     guard: AttemptGuard = UNGUARDED
     content_keys: bool = False  # write content_key and reused_from (outputs that record them)
     passages: bool = False  # chunking.mode=passages: rows are passages, with their offsets
-    compact: tuple[str, ...] = ()  # int8 and/or binary columns (output.vectors)
-    int8_ranges: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # the output's, for int8
 
 
 STATS_SCHEMA = pa.schema(
@@ -134,7 +132,7 @@ def write_unit(layout: OutputLayout, rows: pa.Table, settings: WriteSettings) ->
         stats["data_bytes"] = _write(
             layout,
             layout.data_part(stats["unit_id"]),
-            output_table(embedded, settings.embedding_dtype, settings.content_keys, settings.passages, settings),
+            output_table(embedded, settings.vectors, settings.content_keys, settings.passages),
             settings.metadata,
         )
     if rejected.num_rows:
@@ -173,29 +171,24 @@ def _untruncated_sizes(computed: pa.Table) -> dict[str, int]:
 
 def output_table(
     rows: pa.Table,
-    embedding_dtype: str | None,
+    vectors: VectorSpec,
     content_keys: bool = False,
     passages: bool = False,
-    settings: WriteSettings | None = None,
 ) -> pa.Table:
     """The output contract's columns, in source order (passages in order within a document),
-    with the stored embedding type and the compact vector columns asked for."""
+    with the vector columns of the output's kinds, made from the model's float32 vectors."""
     rows = rows.sort_by([(C.SOURCE_ROW, "ascending"), (C.PASSAGE_INDEX, "ascending")])
     embedding = rows[C.EMBEDDING].combine_chunks()
     extra = (C.PASSAGE_COLUMNS if passages else []) + (C.REUSE_COLUMNS if content_keys else [])
     table = rows.select(C.OUTPUT_COLUMNS + extra)
-    if embedding_dtype is None:
+    if vectors.float_kind is None:
         table = table.remove_column(table.schema.get_field_index(C.EMBEDDING))
     else:
-        float_kind = KINDS[embedding_dtype]
-        table = table.set_column(
-            table.schema.get_field_index(C.EMBEDDING), C.EMBEDDING, float_kind.column_of(embedding)
-        )
-    if settings is not None and settings.compact:
-        ranges = np.asarray(settings.int8_ranges, dtype=np.float32) if settings.int8_ranges else None
-        for name in settings.compact:  # int8, binary: quantized from the float32 vectors
-            compact = KINDS[name]
-            table = table.append_column(compact.column, compact.column_of(embedding, ranges))
+        float_column = KINDS[vectors.float_kind].column_of(embedding)
+        table = table.set_column(table.schema.get_field_index(C.EMBEDDING), C.EMBEDDING, float_column)
+    for name in vectors.compact:  # int8, binary: after the contract's columns
+        compact = KINDS[name]
+        table = table.append_column(compact.column, compact.column_of(embedding, vectors.ranges))
     # One source file per unit: dictionary encoding makes the repeated URI free.
     index = table.schema.get_field_index(C.SOURCE_URI)
     return table.set_column(index, C.SOURCE_URI, pc.dictionary_encode(table[C.SOURCE_URI]))

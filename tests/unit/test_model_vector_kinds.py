@@ -14,7 +14,7 @@ import pytest
 from sarashina_batch import columns as C
 from sarashina_batch.model.embedder import EmbeddedWindow
 from sarashina_batch.model.vector_arrays import as_matrix
-from sarashina_batch.model.vector_kinds import COMPACT_NAMES, bytes_per_vector, int8_ranges, quantize
+from sarashina_batch.model.vector_kinds import COMPACT_NAMES, VectorSpec, bytes_per_vector, int8_ranges, quantize
 from sarashina_batch.stages.embed import embed_table
 from sarashina_batch.stages.prepare import PREPARED_SCHEMA
 from sarashina_batch.stages.write import WriteSettings, output_table, write_parts
@@ -239,10 +239,12 @@ def compact_settings(tmp_path, dtype="float32", compact=("int8", "binary"), rang
     return WriteSettings(
         output_uri=str(tmp_path / "out"),
         storage_options={},
-        embedding_dtype=dtype,
+        vectors=VectorSpec(
+            dtype,
+            compact,
+            None if ranges is None else (tuple(map(float, ranges[0])), tuple(map(float, ranges[1]))),
+        ),
         metadata={},
-        compact=compact,
-        int8_ranges=None if ranges is None else (tuple(map(float, ranges[0])), tuple(map(float, ranges[1]))),
     )
 
 
@@ -285,14 +287,14 @@ def test_float16_and_no_float_outputs_quantize_the_float32_vectors(tmp_path):
     want_int8 = quantize_embeddings(vectors, precision="int8", ranges=ranges)
     want_bits = quantize_embeddings(vectors, precision="ubinary")
 
-    half = output_table(rows, "float16", settings=compact_settings(tmp_path, "float16", ranges=ranges))
+    half = output_table(rows, compact_settings(tmp_path, "float16", ranges=ranges).vectors)
     assert half.schema.field(C.EMBEDDING).type == pa.list_(pa.float16(), dim)
     np.testing.assert_array_equal(as_matrix(half[C.INT8_EMBEDDING], np.int8), want_int8)
     np.testing.assert_array_equal(as_matrix(half[C.BINARY_EMBEDDING], np.uint8), want_bits)
     # The float16 copy would lose the tiny signs: the bits come from the float32 vectors.
     assert not np.array_equal(quantize(as_matrix(half[C.EMBEDDING]), "binary"), want_bits)
 
-    bare = output_table(rows, None, settings=compact_settings(tmp_path, None, compact=("binary",)))
+    bare = output_table(rows, compact_settings(tmp_path, None, compact=("binary",)).vectors)
     assert C.EMBEDDING not in bare.column_names and C.INT8_EMBEDDING not in bare.column_names
     assert bare.schema.field(C.BINARY_EMBEDDING).type == pa.list_(pa.uint8(), dim // 8)
     np.testing.assert_array_equal(as_matrix(bare[C.BINARY_EMBEDDING], np.uint8), want_bits)

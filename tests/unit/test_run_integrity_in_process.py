@@ -24,16 +24,6 @@ from tests.support.store import Store, shard
 HERE = InProcessRunner()
 
 
-@pytest.fixture(params=["local", "s3"])
-def store(request, tmp_path):
-    """The same test on local disk and on the S3 server (as tests/e2e/conftest.py's fixture:
-    the S3 server is a process on loopback, not Ray)."""
-    if request.param == "local":
-        return Store("local", tmp_path)
-    s3, bucket = request.getfixturevalue("s3"), request.getfixturevalue("s3_bucket")
-    return Store("s3", tmp_path, s3, bucket)
-
-
 def text_hash(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 

@@ -78,16 +78,6 @@ def check_passages(out: pa.Table, texts: dict[str, str]) -> None:
         assert group[0][3] == 0 and rebuilt == text, doc
 
 
-@pytest.fixture(params=["local", "s3"])
-def store(request, tmp_path):
-    """The same test on local disk and on the S3 server (as tests/e2e/conftest.py's fixture:
-    the S3 server is a process on loopback, not Ray)."""
-    if request.param == "local":
-        return Store("local", tmp_path)
-    s3, bucket = request.getfixturevalue("s3"), request.getfixturevalue("s3_bucket")
-    return Store("s3", tmp_path, s3, bucket)
-
-
 def test_passages_match_the_reference_and_account_for_every_document(tiny_model, store, capsys):
 
     tables = {f"s{i}": documents(f"s{i}", 24) for i in range(2)}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sarashina_batch.config import PreflightError
+from sarashina_batch.errors import PreflightError
 from sarashina_batch.run.cluster import ClusterGpus
 from sarashina_batch.run.resources import decide_resources, reads_run_in_the_actor
 from tests.support import job_config

@@ -12,7 +12,6 @@ import os
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK
@@ -23,16 +22,6 @@ from sarashina_batch.run.runners import InProcessRunner
 from tests.support.store import Store, shard
 
 HERE = InProcessRunner()
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request, tmp_path):
-    """The same test on local disk and on the S3 server (as tests/e2e/conftest.py's fixture:
-    the S3 server is a process on loopback, not Ray)."""
-    if request.param == "local":
-        return Store("local", tmp_path)
-    s3, bucket = request.getfixturevalue("s3"), request.getfixturevalue("s3_bucket")
-    return Store("s3", tmp_path, s3, bucket)
 
 
 def write_corpus(store: Store, tables: dict[str, pa.Table], row_group_size: int = 10) -> None:

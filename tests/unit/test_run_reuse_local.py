@@ -23,10 +23,12 @@ from sarashina_batch.input.listing import file_digest, list_shards
 from sarashina_batch.input.units import UnitName
 from sarashina_batch.model.embedder import EmbeddedWindow
 from sarashina_batch.model.tokenizer import TokenizerSpec
+from sarashina_batch.model.vector_kinds import VectorSpec
 from sarashina_batch.output.content_index import lookup, segment_paths, write_segment
 from sarashina_batch.output.layout import RUNS_DIR, OutputLayout, part_name
 from sarashina_batch.output.lease import LeaseLost, OutputLease
 from sarashina_batch.output.records import CommitMarker
+from sarashina_batch.stages.content import TextSpec
 from sarashina_batch.stages.embed import embed_table
 from sarashina_batch.stages.prepare import PREPARED_SCHEMA, PrepareSettings
 from sarashina_batch.stages.reuse import (
@@ -113,7 +115,7 @@ def write_old_part(root: str, unit: str, texts: list[str], seed: int, content_ke
         }
     )
     table = embed_table(TableEmbedder(vectors), pa.table(rows, schema=PREPARED_SCHEMA))
-    settings = WriteSettings(root, {}, "float32", {}, content_keys=content_keys)
+    settings = WriteSettings(root, {}, VectorSpec("float32"), {}, content_keys=content_keys)
     [stats] = write_parts(table, settings).to_pylist()
     assert stats["error"] is None
 
@@ -204,10 +206,12 @@ def prepare_settings() -> PrepareSettings:
         columns=("text",),
         default_role="document",
         task="retrieval",
-        prefixes={"document": PREFIX, "query": "query: "},
-        max_chars=10_000,
-        max_seq_length=64,
-        tokenizer=TokenizerSpec("/nonexistent/model"),
+        text=TextSpec(
+            prefixes={"document": PREFIX, "query": "query: "},
+            max_chars=10_000,
+            max_seq_length=64,
+            tokenizer=TokenizerSpec("/nonexistent/model"),
+        ),
         storage_options={},
     )
 

@@ -16,7 +16,7 @@ PREFIXES = {"document": "text: ", "query": "task: 検索\nquery: "}
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings:  # stages/content.py's TextSpec, with a stand-in splitter's (no) tokenizer
     prefixes: dict
     max_chars: int
     passages: tuple[int, int] | None = None

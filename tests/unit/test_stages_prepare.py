@@ -6,6 +6,7 @@ from sarashina_batch.input.listing import list_shards
 from sarashina_batch.input.units import UnitName
 from sarashina_batch.model.profile import INSTRUCTIONS, prefixes
 from sarashina_batch.model.tokenizer import TokenizerSpec, load_tokenizer
+from sarashina_batch.stages.content import TextSpec
 from sarashina_batch.stages.prepare import PrepareSettings, classify_texts, prepare_unit
 from tests.support.reference import ModelReference
 
@@ -25,7 +26,8 @@ def settings(tiny_model, **overrides):
     }
     values.update(overrides)
     values["columns"] = tuple(c for c in (values["text_column"], values["id_column"], values["role_column"]) if c)
-    return PrepareSettings(**values)
+    text = {name: values.pop(name) for name in ("prefixes", "max_chars", "max_seq_length", "tokenizer")}
+    return PrepareSettings(**values, text=TextSpec(**text))
 
 
 @pytest.fixture(scope="module")

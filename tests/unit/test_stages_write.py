@@ -16,6 +16,7 @@ import pytest
 
 from sarashina_batch import columns as C
 from sarashina_batch.model.embedder import EmbeddedWindow
+from sarashina_batch.model.vector_kinds import VectorSpec
 from sarashina_batch.stages.embed import embed_table
 from sarashina_batch.stages.prepare import PREPARED_SCHEMA, failed_unit
 from sarashina_batch.stages.write import STATS_SCHEMA, WriteSettings, output_table, write_parts
@@ -90,11 +91,11 @@ def settings(tmp_path, **overrides):
     values = {
         "output_uri": str(tmp_path / "out"),
         "storage_options": {},
-        "embedding_dtype": "float32",
         "metadata": METADATA,
     }
+    vectors = {key: overrides.pop(key) for key in ("float_kind", "compact", "int8_ranges") if key in overrides}
     values.update(overrides)
-    return WriteSettings(**values)
+    return WriteSettings(**values, vectors=VectorSpec(**vectors))
 
 
 def files_under(folder):
@@ -161,14 +162,14 @@ def test_rows_are_written_in_source_order_whatever_order_they_arrive_in(tmp_path
 
 
 def test_float16_is_stored_as_float16_and_no_dtype_writes_no_embedding_column(tmp_path):
-    write_parts(embedded(prepared()), settings(tmp_path / "half", embedding_dtype="float16"))
+    write_parts(embedded(prepared()), settings(tmp_path / "half", float_kind="float16"))
     half = pq.read_table(tmp_path / "half" / "out" / f"part-{UNIT}.parquet")
     assert half.schema.field(C.EMBEDDING).type == pa.list_(pa.float16(), DIM)
     stored = np.asarray(half[C.EMBEDDING].to_pylist(), dtype=np.float32)
     want = np.asarray([expected_vector([5, 6, 7]), expected_vector([9, 1]), expected_vector([3] * 9)], np.float16)
     np.testing.assert_array_equal(stored, want.astype(np.float32))
 
-    write_parts(embedded(prepared()), settings(tmp_path / "none", embedding_dtype=None))
+    write_parts(embedded(prepared()), settings(tmp_path / "none", float_kind=None))
     bare = pq.read_table(tmp_path / "none" / "out" / f"part-{UNIT}.parquet")
     assert bare.column_names == [c for c in C.OUTPUT_COLUMNS if c != C.EMBEDDING]
 
@@ -300,7 +301,7 @@ def test_a_write_the_lease_refuses_fails_its_unit_only_and_writes_nothing(tmp_pa
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_output_table_keeps_the_dimension(dtype):
-    table = output_table(embedded(prepared()).filter(pa.array([True, True, False, True])), dtype)
+    table = output_table(embedded(prepared()).filter(pa.array([True, True, False, True])), VectorSpec(dtype))
     assert table.schema.field(C.EMBEDDING).type.list_size == DIM
 
 
