@@ -46,6 +46,7 @@ from ..stages.content import content_keys
 from ..stages.prepare import count_tokens, unit_inputs
 from ..stages.reuse import ReuseSettings, ReuseSource, find_keys
 from ..storage.errors import describe, with_retries
+from ..storage.filesystems import StoreSpec
 from .exits import EXIT_CHECK_FAILED, EXIT_OK, guarded, print_report
 
 FOOTER_THREADS = 32
@@ -344,9 +345,8 @@ def _estimate_reuse(
         [k for t in tables for k in content_keys(unit_inputs(t, settings)[0].prompts) if k is not None], pa.binary(16)
     )
     buckets = key_buckets(keys) if len(keys) else np.array([], np.int32)
-    lookups = ReuseSettings(
-        None, layout.uri, config.output.storage_options, "plan", frozenset(committed), False, sources
-    )
+    output = StoreSpec(layout.uri, config.output.storage_options)
+    lookups = ReuseSettings(None, output, "plan", frozenset(committed), False, sources)
     found = sum(find_keys(lookups, int(b), keys.filter(pa.array(buckets == b))).num_rows for b in np.unique(buckets))
     # Distinct keys found over sampled keys: a sample's repeats would otherwise count twice.
     distinct = len(pc.unique(keys)) if len(keys) else 0

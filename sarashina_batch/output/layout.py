@@ -15,7 +15,16 @@ from typing import Any
 
 from ..input.units import UNIT_PATTERN, UNIT_REGEX
 from ..storage.errors import with_retries
-from ..storage.filesystems import TEMPORARY_PREFIX, full_uri, is_local, join, open_fs, remove_files, write_atomically
+from ..storage.filesystems import (
+    TEMPORARY_PREFIX,
+    StoreSpec,
+    full_uri,
+    is_local,
+    join,
+    open_fs,
+    remove_files,
+    write_atomically,
+)
 from .records import (
     CommitMarker,
     IndexState,
@@ -86,6 +95,10 @@ class OutputLayout:
     that the lease is still this run's (output/lease.py), so a run that lost it changes
     nothing more. Only a run's own manifest, named by its run id, is written unfenced: a
     run's history records even a run that lost the output."""
+
+    @classmethod
+    def at(cls, store: StoreSpec) -> OutputLayout:
+        return cls(store.uri, store.options)
 
     def __init__(self, uri: str, storage_options: dict[str, Any]):
         self.fs, self.root = open_fs(uri, storage_options)

@@ -27,6 +27,7 @@ from ..stages.reuse import (
     unit_keys,
     write_bucket,
 )
+from ..storage.filesystems import StoreSpec
 from .attempts import UnitAttempts
 from .cluster import WORKERS, answers, cluster_gpus, connect_ray, gcs_address, what_it_waits_for
 from .graph import FILES_PER_LISTING_BLOCK, build_dataset, configure_data_context, one_unit_per_block, unit_dataset
@@ -106,7 +107,7 @@ class RayRunner:
         import ray
 
         workers = WORKERS.runtime_env()
-        settings = ReuseSettings(None, layout.uri, storage_options, run_id, frozenset(committed))
+        settings = ReuseSettings(None, StoreSpec(layout.uri, storage_options), run_id, frozenset(committed))
         blocks = max(1, -(-len(units) // UNITS_PER_INDEX_TASK))
         small = blocks <= SMALL_INDEX_BLOCKS  # then one task writes every bucket's segment: no shuffle
         ds = ray.data.from_items([{"unit": unit} for unit in units], override_num_blocks=1 if small else blocks)

@@ -18,6 +18,7 @@ from ..output.layout import OutputLayout
 from ..output.reconcile import Reconciliation
 from ..stages.reuse import ReuseSettings
 from ..stages.staging import StagedReuse
+from ..storage.filesystems import StoreSpec
 from .context import RunContext
 from .reuse_sources import open_reuse_sources
 from .runners import Runner
@@ -59,7 +60,7 @@ def stage_reuse(
                 plan.deferred.add(unit)
                 plan.deferred_rows += deferred
             plan.rows += rows
-    plan.reuse = StagedReuse(run.layout.uri, run.config.output.storage_options, run.run_id, frozenset(plan.units))
+    plan.reuse = StagedReuse(_output(run), run.run_id, frozenset(plan.units))
     log.info(
         "content reuse: %d rows of %d units found in the output%s; their vectors are copied%s",
         plan.rows,
@@ -98,10 +99,13 @@ def rebuild_index(
 def _settings(run: RunContext, committed: set[str], defer: bool, sources=()) -> ReuseSettings:
     return ReuseSettings(
         prepare=prepare_settings(run.config, run.model),
-        output_uri=run.layout.uri,
-        storage_options=run.config.output.storage_options,
+        output=_output(run),
         run_id=run.run_id,
         committed=frozenset(committed),
         defer=defer,
         sources=sources,
     )
+
+
+def _output(run: RunContext) -> StoreSpec:
+    return StoreSpec(run.layout.uri, run.config.output.storage_options)

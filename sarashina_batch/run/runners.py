@@ -31,6 +31,7 @@ from ..stages.prepare import prepare_units
 from ..stages.reuse import ReuseSettings, index_units_together, stage_units_together
 from ..stages.staging import StagedReuse
 from ..stages.write import write_parts
+from ..storage.filesystems import StoreSpec
 from .context import RunContext
 from .resources import Resources
 from .stage_settings import embed_settings, prepare_settings, write_settings
@@ -140,7 +141,7 @@ class InProcessRunner:
 
     def index_units(self, layout, storage_options, run_id, units, committed) -> None:
         if units:
-            settings = ReuseSettings(None, layout.uri, storage_options, run_id, frozenset(committed))
+            settings = ReuseSettings(None, StoreSpec(layout.uri, storage_options), run_id, frozenset(committed))
             index_units_together(pa.Table.from_pylist([{"unit": unit} for unit in units]), settings)
 
     def first_units(self, run, todo, skip, count) -> list[dict]:

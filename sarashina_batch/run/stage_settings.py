@@ -12,6 +12,7 @@ from ..stages.guard import UNGUARDED, AttemptGuard
 from ..stages.prepare import PrepareSettings
 from ..stages.staging import StagedReuse
 from ..stages.write import WriteSettings
+from ..storage.filesystems import StoreSpec
 from .context import input_columns
 from .model_source import ResolvedModel
 
@@ -39,7 +40,7 @@ def prepare_settings(
         default_role=config.prompt.role,
         task="custom" if config.prompt.instruction is not None else config.prompt.task,
         text=text_spec(config, model),
-        storage_options=config.input.storage_options,
+        input=StoreSpec(config.input.uri, config.input.storage_options),
         guard=guard,
         reuse=staged,
     )
@@ -69,8 +70,7 @@ def write_settings(
     int8_ranges=None,
 ) -> WriteSettings:
     return WriteSettings(
-        output_uri=config.output.uri,
-        storage_options=config.output.storage_options,
+        output=StoreSpec(config.output.uri, config.output.storage_options),
         vectors=VectorSpec(config.output.float_dtype, tuple(config.output.compact_vectors), int8_ranges),
         metadata=metadata,
         run_id=run_id,

@@ -19,6 +19,7 @@ from ..input.units import UnitName
 from ..model.tokenizer import load_tokenizer
 from ..secrets import redact, secret_values
 from ..storage.errors import with_retries
+from ..storage.filesystems import StoreSpec
 from .content import TextSpec, content_keys
 from .guard import UNGUARDED, AttemptGuard
 from .model_inputs import ModelInputs, model_inputs, whole_documents
@@ -40,7 +41,7 @@ class PrepareSettings:
     default_role: str
     task: str
     text: TextSpec
-    storage_options: dict[str, Any]
+    input: StoreSpec  # the input's options open each unit's file
     guard: AttemptGuard = UNGUARDED
     # Content reuse: vectors the run's pre-pass copied out of the output for these units
     # (stages/reuse.py), read from the run's staging files in place of tokenizing those rows.
@@ -69,7 +70,7 @@ def prepare_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
         return _prepare_rows(unit, rows, settings)
     except Exception as err:  # noqa: BLE001 - a unit fails alone
         message = f"{type(err).__name__}: {err}"
-        return failed_unit(unit, redact(message, secret_values(settings.storage_options)))
+        return failed_unit(unit, redact(message, secret_values(settings.input.options)))
 
 
 def read_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
@@ -80,7 +81,7 @@ def read_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
             unit[C.UNIT_FIRST_ROW],
             unit[C.UNIT_NUM_ROWS],
             list(settings.columns),
-            settings.storage_options,
+            settings.input.options,
             expected_identity=UnitName.parse(unit[C.UNIT_ID]).identity,
         ),
         f"reading {unit[C.UNIT_URI]}",

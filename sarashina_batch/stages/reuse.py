@@ -29,6 +29,7 @@ from ..output.content_index import key_buckets, lookup, write_segment
 from ..output.layout import OutputLayout, part_name
 from ..output.lease import LeaseFence
 from ..storage.errors import with_retries
+from ..storage.filesystems import StoreSpec
 from .content import content_keys
 from .prepare import PrepareSettings, read_unit, unit_inputs
 from .staging import STAGED_SCHEMA, staging_path
@@ -75,15 +76,14 @@ class ReuseSettings:
     """What the pre-pass tasks need; cheap to pickle (unit names, no keys)."""
 
     prepare: PrepareSettings | None  # rows are read and rendered as the prepare stage does (None: index upkeep)
-    output_uri: str
-    storage_options: dict[str, Any]
+    output: StoreSpec
     run_id: str
     committed: frozenset[str]  # units whose parts may lend a vector: committed when the run began
     defer: bool = False  # defer rows whose new key a unit that sorts first also has (lookup_bucket)
     sources: tuple[ReuseSource, ...] = ()  # reuse.from, after this output
 
     def layout(self, fenced: bool = False) -> OutputLayout:
-        layout = OutputLayout(self.output_uri, self.storage_options)
+        layout = OutputLayout.at(self.output)
         if fenced:  # staging files and segments are written only while the lease names this run
             layout.fenced_by(LeaseFence(layout, self.run_id))
         return layout

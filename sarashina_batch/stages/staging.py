@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from ..output.layout import OutputLayout
 from ..storage.errors import with_retries
+from ..storage.filesystems import StoreSpec
 
 STAGED_SCHEMA = pa.schema(
     [
@@ -36,8 +37,7 @@ class StagedReuse:
     """Where a run's staged vectors are, and which units have any (cheap to pickle: unit
     names only)."""
 
-    output_uri: str
-    storage_options: dict[str, Any]
+    output: StoreSpec
     run_id: str
     units: frozenset[str]
 
@@ -76,7 +76,7 @@ def read_staged(reuse: StagedReuse | None, unit_id: str, keys: list[bytes | None
     """The staged vectors of this unit's inputs, by their own content keys now."""
     if reuse is None or unit_id not in reuse.units:
         return StagedRows(len(keys), {})
-    layout = OutputLayout(reuse.output_uri, reuse.storage_options)
+    layout = OutputLayout.at(reuse.output)
     path = staging_path(layout, reuse.run_id, unit_id)
     try:
         table = with_retries(lambda: _read(layout, path), f"reading {path}")

@@ -25,13 +25,13 @@ from ..model.vector_kinds import KINDS, VectorSpec
 from ..output.layout import OutputLayout
 from ..output.lease import LeaseFence
 from ..secrets import redact, secret_values
+from ..storage.filesystems import StoreSpec
 from .guard import UNGUARDED, AttemptGuard
 
 
 @dataclass(frozen=True)
 class WriteSettings:
-    output_uri: str
-    storage_options: dict[str, Any]
+    output: StoreSpec
     vectors: VectorSpec  # the vector columns written (model/vector_kinds.py)
     metadata: dict[str, str]  # Parquet key-value metadata stamped on every file
     run_id: str | None = None  # parts are written only while the output's lease names this run
@@ -69,7 +69,7 @@ STATS_SCHEMA = pa.schema(
 
 def write_parts(batch: pa.Table, settings: WriteSettings) -> pa.Table:
     """map_batches entry point."""
-    layout = OutputLayout(settings.output_uri, settings.storage_options)
+    layout = OutputLayout.at(settings.output)
     if settings.run_id is not None:
         layout.fenced_by(LeaseFence(layout, settings.run_id))
     stats = []
@@ -82,7 +82,7 @@ def write_parts(batch: pa.Table, settings: WriteSettings) -> pa.Table:
         try:
             stats.append(write_unit(layout, rows, settings))
         except Exception as err:  # noqa: BLE001 - a write failure fails this unit only
-            message = redact(f"writing failed: {type(err).__name__}: {err}", secret_values(settings.storage_options))
+            message = redact(f"writing failed: {type(err).__name__}: {err}", secret_values(settings.output.options))
             stats.append({**_identity(rows), "rows": 0, "error": message})
     return pa.Table.from_pylist(stats, schema=STATS_SCHEMA)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
@@ -20,6 +21,18 @@ from ..secrets import expand_env
 # botocore's own retries for S3: few and quick, because with_retries() backs off on top of
 # them, and a wrong endpoint must fail in seconds, not minutes.
 _S3_DEFAULT_CONFIG = {"retries": {"max_attempts": 3, "mode": "adaptive"}, "connect_timeout": 5, "read_timeout": 60}
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """One side of a run's storage, as stages are handed it: a URI and the fsspec options that
+    open it (secrets stay ${env:NAME} references until a filesystem opens on a worker)."""
+
+    uri: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def open(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        return open_fs(self.uri, self.options)
 
 
 def open_fs(uri: str, storage_options: dict[str, Any]) -> tuple[fsspec.AbstractFileSystem, str]:

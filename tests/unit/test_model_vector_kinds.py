@@ -18,6 +18,7 @@ from sarashina_batch.model.vector_kinds import COMPACT_NAMES, VectorSpec, bytes_
 from sarashina_batch.stages.embed import embed_table
 from sarashina_batch.stages.prepare import PREPARED_SCHEMA
 from sarashina_batch.stages.write import WriteSettings, output_table, write_parts
+from sarashina_batch.storage.filesystems import StoreSpec
 
 try:  # sentence-transformers 6.x
     from sentence_transformers.util.quantization import quantize_embeddings
@@ -237,8 +238,7 @@ def embedded_rows(vectors: np.ndarray, order: list[int]) -> pa.Table:
 
 def compact_settings(tmp_path, dtype="float32", compact=("int8", "binary"), ranges=None) -> WriteSettings:
     return WriteSettings(
-        output_uri=str(tmp_path / "out"),
-        storage_options={},
+        output=StoreSpec(str(tmp_path / "out")),
         vectors=VectorSpec(
             dtype,
             compact,

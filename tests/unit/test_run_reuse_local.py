@@ -47,6 +47,7 @@ from sarashina_batch.stages.reuse import (
 )
 from sarashina_batch.stages.staging import STAGED_SCHEMA, StagedReuse, read_staged, staging_path
 from sarashina_batch.stages.write import WriteSettings, write_parts
+from sarashina_batch.storage.filesystems import StoreSpec
 
 RUN = "20250102T030405Z-abc123"  # the run doing the reuse
 DIM = 24
@@ -115,7 +116,7 @@ def write_old_part(root: str, unit: str, texts: list[str], seed: int, content_ke
         }
     )
     table = embed_table(TableEmbedder(vectors), pa.table(rows, schema=PREPARED_SCHEMA))
-    settings = WriteSettings(root, {}, VectorSpec("float32"), {}, content_keys=content_keys)
+    settings = WriteSettings(StoreSpec(root), VectorSpec("float32"), {}, content_keys=content_keys)
     [stats] = write_parts(table, settings).to_pylist()
     assert stats["error"] is None
 
@@ -165,7 +166,7 @@ def output(tmp_path):
 
 
 def index_settings(root, committed) -> ReuseSettings:
-    return ReuseSettings(None, root, {}, RUN, frozenset(committed))
+    return ReuseSettings(None, StoreSpec(root), RUN, frozenset(committed))
 
 
 def build_index(root, committed):
@@ -212,12 +213,14 @@ def prepare_settings() -> PrepareSettings:
             max_seq_length=64,
             tokenizer=TokenizerSpec("/nonexistent/model"),
         ),
-        storage_options={},
+        input=StoreSpec("/data/in"),
     )
 
 
 def reuse_settings(root, committed, defer=False, sources=(), run_id=RUN) -> ReuseSettings:
-    return ReuseSettings(prepare_settings(), root, {}, run_id, frozenset(committed), defer=defer, sources=sources)
+    return ReuseSettings(
+        prepare_settings(), StoreSpec(root), run_id, frozenset(committed), defer=defer, sources=sources
+    )
 
 
 def staged_file(root, unit) -> pa.Table | None:
@@ -274,7 +277,7 @@ def test_the_index_upkeep_writes_one_segment_per_bucket_that_finds_every_key(out
 
 
 def test_the_upkeep_writes_segments_only_under_the_runs_lease(output):
-    other = ReuseSettings(None, output, {}, "20250103T000000Z-bbbbbb", frozenset({A0}))
+    other = ReuseSettings(None, StoreSpec(output), "20250103T000000Z-bbbbbb", frozenset({A0}))
     with pytest.raises(LeaseLost):
         index_units_together(pa.table({"unit": [A0]}), other)
     assert all(not segment_paths(OutputLayout(output, {}), b) for b in range(16))
@@ -342,7 +345,7 @@ def test_staged_vectors_are_the_parts_vectors_bit_for_bit(output, tmp_path):
         u: (n, 0) for u, n in distinct.items()
     }
 
-    reuse = StagedReuse(output, {}, RUN, frozenset(counts["unit"].to_pylist()))
+    reuse = StagedReuse(StoreSpec(output), RUN, frozenset(counts["unit"].to_pylist()))
     for unit in units:
         unit_id = unit[C.UNIT_ID]
         texts = NEW_TEXTS[unit[C.UNIT_FIRST_ROW] : unit[C.UNIT_FIRST_ROW] + unit[C.UNIT_NUM_ROWS]]
@@ -394,7 +397,9 @@ def test_a_unit_with_nothing_to_reuse_stages_no_file(output, tmp_path):
     assert counts.num_rows == 0
     assert staged_file(output, units[0][C.UNIT_ID]) is None
     assert (
-        read_staged(StagedReuse(output, {}, RUN, frozenset()), units[0][C.UNIT_ID], [key("まったく新しい。")]).found
+        read_staged(
+            StagedReuse(StoreSpec(output), RUN, frozenset()), units[0][C.UNIT_ID], [key("まったく新しい。")]
+        ).found
         == {}
     )
 
@@ -549,7 +554,7 @@ def test_read_staged_matches_by_the_inputs_own_keys(output, tmp_path):
     units = pending_corpus(tmp_path, NEW_TEXTS[:3], units=1)
     unit_id = units[0][C.UNIT_ID]
     stage_units_together(pa.Table.from_pylist(units), reuse_settings(output, {A0, A1}))
-    reuse = StagedReuse(output, {}, RUN, frozenset({unit_id}))
+    reuse = StagedReuse(StoreSpec(output), RUN, frozenset({unit_id}))
     a0 = {r["key"]: r for r in part_rows(output, A0)}
 
     # Inputs in another order (a passage split, a re-shard): matched by key, not by position.
@@ -561,7 +566,7 @@ def test_read_staged_matches_by_the_inputs_own_keys(output, tmp_path):
 
     # No reuse, or a unit the pre-pass staged nothing for: nothing is read.
     assert read_staged(None, unit_id, [key(NEW_TEXTS[0])]).found == {}
-    assert read_staged(StagedReuse(output, {}, RUN, frozenset()), unit_id, [key(NEW_TEXTS[0])]).found == {}
+    assert read_staged(StagedReuse(StoreSpec(output), RUN, frozenset()), unit_id, [key(NEW_TEXTS[0])]).found == {}
     # A staging file swept meanwhile: those rows are embedded instead.
     layout = OutputLayout(output, {})
     layout.remove([staging_path(layout, RUN, unit_id)])

@@ -8,6 +8,7 @@ from sarashina_batch.model.profile import INSTRUCTIONS, prefixes
 from sarashina_batch.model.tokenizer import TokenizerSpec, load_tokenizer
 from sarashina_batch.stages.content import TextSpec
 from sarashina_batch.stages.prepare import PrepareSettings, classify_texts, prepare_unit
+from sarashina_batch.storage.filesystems import StoreSpec
 from tests.support.reference import ModelReference
 
 
@@ -22,7 +23,7 @@ def settings(tiny_model, **overrides):
         "max_chars": 10_000,
         "max_seq_length": 16,
         "tokenizer": TokenizerSpec(tiny_model),
-        "storage_options": {},
+        "input": StoreSpec("/data/in"),
     }
     values.update(overrides)
     values["columns"] = tuple(c for c in (values["text_column"], values["id_column"], values["role_column"]) if c)

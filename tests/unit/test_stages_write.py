@@ -20,6 +20,7 @@ from sarashina_batch.model.vector_kinds import VectorSpec
 from sarashina_batch.stages.embed import embed_table
 from sarashina_batch.stages.prepare import PREPARED_SCHEMA, failed_unit
 from sarashina_batch.stages.write import STATS_SCHEMA, WriteSettings, output_table, write_parts
+from sarashina_batch.storage.filesystems import StoreSpec
 
 DIM = 4
 URI = "/data/in/shard-0.parquet"
@@ -89,8 +90,7 @@ def embedded(table):
 
 def settings(tmp_path, **overrides):
     values = {
-        "output_uri": str(tmp_path / "out"),
-        "storage_options": {},
+        "output": StoreSpec(str(tmp_path / "out")),
         "metadata": METADATA,
     }
     vectors = {key: overrides.pop(key) for key in ("float_kind", "compact", "int8_ranges") if key in overrides}
@@ -358,6 +358,8 @@ def test_a_write_error_names_the_failure_with_the_storage_secret_masked(tmp_path
         raise PermissionError(f"denied for token {secret}")
 
     monkeypatch.setattr(OutputLayout, "write_file", failing)
-    [row] = write_parts(embedded(prepared()), settings(tmp_path, storage_options={"token": secret})).to_pylist()
+    [row] = write_parts(
+        embedded(prepared()), settings(tmp_path, output=StoreSpec(str(tmp_path / "out"), {"token": secret}))
+    ).to_pylist()
     assert row["error"].startswith("writing failed: PermissionError: denied for token ")
     assert secret not in row["error"] and "***" in row["error"]
