@@ -157,3 +157,42 @@ def test_passages_and_compact_vectors_in_process(tiny_model, corpus_dir, tmp_pat
     table = read_output(out_dir)
     assert {"passage_index", "embedding_int8", "embedding_binary"} <= set(table.column_names)
     assert (out_dir / "_quantization.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("failure", "exit_code", "state", "said"),
+    [
+        ("lease", 4, "failed", "lost the output"),
+        ("store", EXIT_INCOMPLETE, "incomplete", "It is transient"),
+        ("defect", EXIT_ERROR, "failed", "run failed: ZeroDivisionError"),
+    ],
+)
+def test_each_ending_is_journaled_once_with_its_exit_code(
+    tiny_model, corpus_dir, tmp_path, capsys, monkeypatch, failure, exit_code, state, said
+):
+    """A run that took the output and then lost it, met a store that kept failing, or hit a
+    defect, ends once: one manifest in the output's history, the documented exit code."""
+    from sarashina_batch.output.lease import LeaseLost
+    from sarashina_batch.run import driver
+    from sarashina_batch.storage.errors import StoreUnavailable
+
+    errors = {
+        "lease": LeaseLost("another run holds the output"),
+        "store": StoreUnavailable("SlowDown past every retry"),
+        "defect": ZeroDivisionError("a defect"),
+    }
+    add = driver.CommitLedger.add
+
+    def fails_after_the_first_unit(self, stats):
+        add(self, stats)
+        raise errors[failure]
+
+    monkeypatch.setattr(driver.CommitLedger, "add", fails_after_the_first_unit)
+    out_dir = tmp_path / "out"
+    assert run_job(job_config(str(corpus_dir), str(out_dir), tiny_model), HERE) == exit_code
+    assert said in capsys.readouterr().err
+    manifests = list((out_dir / "_manifest").glob("run-*.json"))
+    assert len(manifests) == 1
+    manifest = json.loads(manifests[0].read_text())
+    assert manifest["state"] == state and manifest["summary"]["units_committed"] == 1
+    assert json.loads((out_dir / "_lease.json").read_text())["state"] == "released"
