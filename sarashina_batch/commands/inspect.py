@@ -12,7 +12,7 @@ from ..config import RunConfig
 from ..model.tokenizer import TokenizerIdentity
 from ..output.content_index import index_health
 from ..output.layout import QUANTIZATION, RUN_INFO, NotAnOutput, OutputLayout
-from ..output.records import COUNTERS, CommitMarker, LeaseRecord, RunManifest
+from ..output.records import COUNTERS, CommitMarker, LeaseRecord, RunManifest, instant
 from ..output.versions import is_versioned, list_versions, output_root
 from ..run.provenance import part_provenance
 from .exits import EXIT_OK, guarded, print_report
@@ -123,7 +123,7 @@ def format_versions(report: dict[str, Any]) -> str:
         lines.append(f"    {'*' if v['latest'] else ' '} {v['uri']}")
         lines.append(
             f"      fingerprint {v['fingerprint']} | model {v['model']} @ {v['revision']} | created "
-            f"{v['created_at']} | embedded {v['embedded']:,} in {v['units']:,} units | runs {v['runs']} "
+            f"{_when(v['created_at'])} | embedded {v['embedded']:,} in {v['units']:,} units | runs {v['runs']} "
             f"(last {last.get('run_id')}: {last.get('state')})"
         )
     return "\n".join(lines)
@@ -290,7 +290,7 @@ def _runs_table(runs: list[dict[str, Any]]) -> list[str]:
     for run in runs:
         files = run["files"]
         lines.append(
-            f"    {run['run_id']:<25} {run['finished_at'] or '-':<26} {run['state']:<10} {run['embedded'] or 0:>9,} "
+            f"    {run['run_id']:<25} {_when(run['finished_at']):<26} {run['state']:<10} {run['embedded'] or 0:>9,} "
             f"{run['rejected'] or 0:>9,}  {run['units_committed'] or 0:>5}/{run['units_skipped'] or 0}/"
             f"{run['units_failed'] or 0}/{run['units_removed'] or 0:<16} {files.get('added', 0):>5}/"
             f"{files.get('changed', 0)}/{files.get('removed', 0):<22} {run['seconds'] or 0:>8.1f}"
@@ -308,3 +308,8 @@ def _lease_text(payload: dict[str, Any] | None) -> str:
     if lease.state == "held":
         return f"expired: run {lease.run_id} stopped renewing it at {when} (the next run takes over and sweeps)"
     return f"released by run {lease.run_id} at {when} ({'clean' if lease.clean else 'needs a sweep'})"
+
+
+def _when(timestamp: str | None) -> str:
+    """A record's timestamp to the second, for a table (the record keeps microseconds)."""
+    return instant(timestamp).isoformat(timespec="seconds") if timestamp else "-"

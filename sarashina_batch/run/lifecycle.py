@@ -132,20 +132,24 @@ class Run:
         # Starting a local Ray is not the run's work: its seconds stay out of the run's time.
         connecting = time.monotonic()
         self.resources = self.runner.join(self.config, self.watchdog)
+        log.info("the stages run on the %s runner", self.runner.name)
         began += time.monotonic() - connecting
-        previous = self._take_lease(context)
         result = None
         try:
+            previous = self._take_lease(context)
             self.driver = RunDriver(context, self.runner, self.lease, self.resources, self.watchdog)
             result = self.driver.run(sweep=needs_sweep(previous))
             self.lease.confirm()  # a run whose lease was taken over never reports success
             if result.complete and self.version_values is not None:
                 result.notes.append(self._move_latest())
         except Exception as err:
-            raise_if_taken_over(self.lease, err)
+            if self.lease is not None:
+                raise_if_taken_over(self.lease, err)
             raise
         finally:
-            self.lease.release(clean=bool(result and result.complete and not result.restarts))
+            # Also when a signal or the watchdog lands while the lease is being taken.
+            if self.lease is not None:
+                self.lease.release(clean=bool(result and result.complete and not result.restarts))
         result.seconds = time.monotonic() - began
         return result
 
@@ -185,9 +189,9 @@ class Run:
             "taking the output's lease",
             writing=True,
         )
+        self.lease = lease  # held from here: whatever ends the run releases it
         lease.start_heartbeat()
         context.layout.fenced_by(lease.confirm)
-        self.lease = lease
         return previous
 
     def _move_latest(self) -> str:
@@ -206,10 +210,11 @@ class Run:
         """The run's thread cannot be stopped (it waits inside Ray's C++ code, on a cluster that
         is gone): release the lease and end the run from here, as its own thread would, then end
         the process. What was committed stays, and the next run resumes."""
-        if self.lease is not None:
+        with self._ending_lock:
+            ended = self._outcome  # the run's own thread may have ended it meanwhile
+        if ended is None and self.lease is not None:
             self.lease.release(clean=False)
-        stopped = f"ended: {self.watchdog.stalled}"
-        outcome = self._end_stopped(Stalled(stopped))
+        outcome = ended or self._end_stopped(Stalled(f"ended: {self.watchdog.stalled}"))
         print(f"sarashina-batch: {redact(outcome.message, config_secrets(self.config))}", file=sys.stderr)
         logging.shutdown()
         sys.stdout.flush()
@@ -239,15 +244,19 @@ class Run:
         with self._ending_lock:
             if self._outcome is not None:
                 return self._outcome
-            manifest = self._journal(
-                ending,
-                summary=summary_numbers(result),
-                files=result.files,
-                units_removed=result.units_removed,
-                files_swept=result.files_swept,
-                pipeline_restarts=result.restarts,
-                failed_units=result.totals.failures,
-            )
+            try:
+                manifest = self._journal(
+                    ending,
+                    summary=summary_numbers(result),
+                    files=result.files,
+                    units_removed=result.units_removed,
+                    files_swept=result.files_swept,
+                    pipeline_restarts=result.restarts,
+                    failed_units=result.totals.failures,
+                )
+            except Exception as err:  # noqa: BLE001 - the units are committed: the output is as the summary says
+                log.warning("the run's manifest could not be written: %s", err)
+                manifest = f"NOT WRITTEN ({type(err).__name__}: {err}); the output's history misses this run"
             text = "\n  ".join([summary_text(result, manifest), *result.notes])
             self._outcome = RunOutcome(self.run_id, ending, text, manifest, summary=True, result=result)
             return self._outcome

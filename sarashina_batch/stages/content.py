@@ -23,18 +23,14 @@ KEY_BYTES = 16
 class TextSpec:
     """What the model sees of a row, decided once per run (run/stage_settings.py: text_spec):
     the role's prompt prefix, the cut at input.max_chars_per_row, the tokenizer and its cut at
-    model.max_seq_length, and the passages a document is cut into (chunking). The prepare stage,
-    content reuse's keys, plan's sample and the tokenizer check all read it."""
+    model.max_seq_length, and the passages a document is cut into (chunking). The prepare stage
+    and content reuse's keys read it (through the prepare stage's settings)."""
 
     prefixes: dict[str, str]  # by role (model/profile.py: prefixes)
     max_chars: int
     max_seq_length: int
     tokenizer: TokenizerSpec
     passages: tuple[int, int] | None = None  # chunking.mode=passages: (max_tokens, overlap_tokens)
-
-    def render(self, role: str, text: str) -> str:
-        """The string the tokenizer gets for a text in a role."""
-        return render_prompt(self.prefixes[role], text, self.max_chars)
 
 
 def rendered_prompts(

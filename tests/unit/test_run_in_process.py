@@ -196,3 +196,35 @@ def test_each_ending_is_journaled_once_with_its_exit_code(
     manifest = json.loads(manifests[0].read_text())
     assert manifest["state"] == state and manifest["summary"]["units_committed"] == 1
     assert json.loads((out_dir / "_lease.json").read_text())["state"] == "released"
+
+
+def test_a_stop_while_the_lease_is_being_taken_releases_it(tiny_model, corpus_dir, tmp_path, capsys, monkeypatch):
+    from sarashina_batch.output.lease import OutputLease
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(OutputLease, "start_heartbeat", interrupted)
+    out_dir = tmp_path / "out"
+    assert run_job(job_config(str(corpus_dir), str(out_dir), tiny_model), HERE) == EXIT_INCOMPLETE
+    assert "the lease is released" in capsys.readouterr().err
+    assert json.loads((out_dir / "_lease.json").read_text())["state"] == "released"
+    monkeypatch.undo()
+    assert run_job(job_config(str(corpus_dir), str(out_dir), tiny_model), HERE) == EXIT_OK  # no wait for a lease
+
+
+def test_a_manifest_the_store_will_not_take_leaves_a_complete_run_complete(
+    tiny_model, corpus_dir, tmp_path, capsys, monkeypatch
+):
+    from sarashina_batch.output.layout import OutputLayout
+    from sarashina_batch.storage.errors import StoreUnavailable
+
+    def refused(self, manifest):
+        raise StoreUnavailable("SlowDown past every retry")
+
+    monkeypatch.setattr(OutputLayout, "write_manifest", refused)
+    out_dir = tmp_path / "out"
+    assert run_job(job_config(str(corpus_dir), str(out_dir), tiny_model), HERE) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "complete" in printed and "manifest NOT WRITTEN (StoreUnavailable" in printed
+    assert read_output(out_dir).num_rows == 177
