@@ -36,11 +36,12 @@ from ..output.layout import OutputLayout
 from ..output.preparation import OutputConflict, check_output_is_ours, configuration_conflict, mode_refusal
 from ..output.reconcile import reconcile
 from ..run.cluster import ClusterGpus, ray_address
-from ..run.context import input_columns, keeps_content_keys
+from ..run.context import keeps_content_keys
 from ..run.model_source import resolve_model, with_builtin_model
 from ..run.provenance import output_settings, run_fingerprint
 from ..run.resources import decide_resources
 from ..run.reuse_sources import check_reuse_sources, open_reuse_sources
+from ..run.spec import RunSpec, input_spec
 from ..run.stage_settings import prepare_settings
 from ..stages.content import content_keys
 from ..stages.prepare import count_tokens, unit_inputs
@@ -146,16 +147,16 @@ def _footers(uris: list[str], config: RunConfig, problems: list[str]) -> list[di
     unreadable = [f for f in files if "error" in f]
     for f in unreadable[:5]:
         problems.append(f"input file {f['uri']} has no readable Parquet footer ({f['error']}); a run fails it alone")
-    lacking = [f for f in files if "columns" in f and missing_columns(f["columns"], input_columns(config))]
+    lacking = [f for f in files if "columns" in f and missing_columns(f["columns"], input_spec(config).columns)]
     if lacking:
         first = lacking[0]
         problems.append(
             missing_columns_message(
-                first["uri"], first["columns"], missing_columns(first["columns"], input_columns(config))
+                first["uri"], first["columns"], missing_columns(first["columns"], input_spec(config).columns)
             )
             + (f" ({len(lacking)} of {len(files)} files lack it)" if len(lacking) > 1 else "")
         )
-    return [f for f in files if "error" not in f and not missing_columns(f["columns"], input_columns(config))]
+    return [f for f in files if "error" not in f and not missing_columns(f["columns"], input_spec(config).columns)]
 
 
 def _file_counts(files: list[dict[str, Any]], config: RunConfig) -> dict[str, Any]:
@@ -189,7 +190,7 @@ def _estimate_tokens(files: list[dict[str, Any]], config: RunConfig, model, samp
             "flops_per_token": model_flops(SHAPES, np.array([1])),
         }
     exact = total_rows <= sample  # a small input is counted, not sampled
-    settings = prepare_settings(config, model)
+    settings = prepare_settings(RunSpec.of(config, model))
     picks, tables = _sample_row_groups(groups, config, settings, sample, seed, exact)
     counted = [count_tokens(table, settings) for table in tables]
     tokens = np.concatenate([c.tokens for c in counted])
@@ -266,7 +267,8 @@ def _sample_row_groups(
     def sample_group(pick: int) -> pa.Table:
         uri, index, rows = groups[pick]
         table = with_retries(
-            lambda: read_row_group(uri, config.input.storage_options, index, list(settings.columns)), f"sampling {uri}"
+            lambda: read_row_group(uri, config.input.storage_options, index, list(settings.input.read)),
+            f"sampling {uri}",
         )
         if exact:
             return table
@@ -338,7 +340,7 @@ def _estimate_reuse(
     sources = _reuse_sources(config, model, layout, problems)
     if not groups or not (sources or has_segments(layout)):
         return {"sampled": 0, "distinct": 0, "found": 0, "share": 0.0}
-    settings = prepare_settings(config, model)
+    settings = prepare_settings(RunSpec.of(config, model))
     exact = sum(rows for _, _, rows in groups) <= REUSE_SAMPLE
     _, tables = _sample_row_groups(groups, config, settings, REUSE_SAMPLE, 0, exact)
     keys = pa.array(

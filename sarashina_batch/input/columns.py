@@ -1,17 +1,45 @@
-"""The check, before a run, that the input has the columns the run reads. The columns come
-named by the setting that names each (run/context.py: input_columns), e.g.
-{"input.text_column": "text"}, so that a missing one is reported with the setting to fix."""
+"""The columns a run reads (InputSpec), and the check, before a run, that the input has them.
+The columns come named by the setting that names each, e.g. {"input.text_column": "text"}, so
+that a missing one is reported with the setting to fix."""
 
 from __future__ import annotations
 
 import difflib
 import logging
+from dataclasses import dataclass
 
 from ..errors import PreflightError
 from ..storage.errors import with_retries
+from ..storage.filesystems import StoreSpec
 from .parquet import column_names, footer_of
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The input store and the columns a run reads, each named by the setting that names it."""
+
+    store: StoreSpec
+    text_column: str
+    id_column: str | None = None
+    role_column: str | None = None
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """setting -> column, for the columns the run reads (a missing one is named by its setting)."""
+        named = {
+            "input.text_column": self.text_column,
+            "input.id_column": self.id_column,
+            "prompt.role_column": self.role_column,
+        }
+        return {setting: column for setting, column in named.items() if column}
+
+    @property
+    def read(self) -> tuple[str, ...]:
+        """The columns read, each once."""
+        return tuple(dict.fromkeys(self.columns.values()))
+
 
 # Files whose schemas are read before a run: spread over the listing, a handful of footers.
 SCHEMA_PROBES = 8

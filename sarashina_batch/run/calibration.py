@@ -78,8 +78,8 @@ def _calibrate(
         resources,
         _embed_sample,
         chosen,
-        prepare_settings(config, run.model),
-        embed_settings(config, run.model),
+        prepare_settings(run.spec),
+        embed_settings(run.spec),
         CALIBRATION_ROWS,
     )
     if not len(vectors):

@@ -19,14 +19,14 @@ from ..storage.errors import explained
 from .model_source import ResolvedModel
 from .provenance import CONTENT_KEYS, output_settings, parquet_metadata
 from .reuse_sources import check_reuse_sources
+from .spec import RunSpec
 
 
 @dataclass(frozen=True)
 class RunContext:
     config: RunConfig
-    model: ResolvedModel
+    spec: RunSpec  # the configuration and the pinned model as specs (run/spec.py)
     run_id: str
-    fingerprint: Fingerprint
     listing: Listing
     layout: OutputLayout
     settings: dict[str, Any]  # what must not change within the output (RunInfo.settings)
@@ -35,13 +35,19 @@ class RunContext:
     content_keys: bool = True  # the output's parts carry content keys (output_settings)
     reuse_sources: tuple[str, ...] = ()  # reuse.from, checked (run/reuse_sources.py)
 
+    @property
+    def model(self) -> ResolvedModel:
+        return self.spec.model
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return self.spec.fingerprint
+
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
 
 
-def open_run(
-    config: RunConfig, model: ResolvedModel, fingerprint: Fingerprint, run_id: str, doing=lambda activity: None
-) -> RunContext:
+def open_run(config: RunConfig, spec: RunSpec, run_id: str, doing=lambda activity: None) -> RunContext:
     """List the input, open the output, and check both (nothing is written): a bad input,
     a folder that is not ours or a wrong column fails here, in a second, without a cluster.
     doing: told of each step (the run's watchdog)."""
@@ -66,35 +72,26 @@ def open_run(
         "checking the output",
     )
     doing(f"reading the schemas of the input {where(config.input.uri, config.input.storage_options)}")
-    check_input_columns(listing.table["uri"].to_pylist(), input_columns(config), config.input.storage_options)
+    check_input_columns(listing.table["uri"].to_pylist(), spec.input.columns, config.input.storage_options)
     content_keys = keeps_content_keys(layout, config.output.mode)
     sources = ()
     if config.reuse.enabled and config.reuse.from_outputs:
         doing("checking the outputs of reuse.from")
-        sources = check_reuse_sources(config.reuse.from_outputs, config.output.storage_options, layout, fingerprint)
+        sources = check_reuse_sources(
+            config.reuse.from_outputs, config.output.storage_options, layout, spec.fingerprint
+        )
     return RunContext(
         config,
-        model,
+        spec,
         run_id,
-        fingerprint,
         listing,
         layout,
         output_settings(config, content_keys),
-        parquet_metadata(config, model, fingerprint, run_id),
+        parquet_metadata(config, spec.model, spec.fingerprint, run_id),
         config_secrets(config),
         content_keys,
         sources,
     )
-
-
-def input_columns(config: RunConfig) -> dict[str, str]:
-    """Input columns the run reads, by the setting that names them."""
-    named = {
-        "input.text_column": config.input.text_column,
-        "input.id_column": config.input.id_column,
-        "prompt.role_column": config.prompt.role_column,
-    }
-    return {setting: column for setting, column in named.items() if column}
 
 
 def keeps_content_keys(layout: OutputLayout, mode: str) -> bool:

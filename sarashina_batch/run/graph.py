@@ -70,7 +70,7 @@ def build_dataset(
     # costs little beside a CPU forward pass.
     ds = ds.map_batches(
         prepare_units,
-        fn_kwargs={"settings": prepare_settings(config, run.model, guard, staged)},
+        fn_kwargs={"settings": prepare_settings(run.spec, guard, staged)},
         batch_size=1,
         batch_format="pyarrow",
         num_cpus=config.compute.cpus_per_read_task,
@@ -78,7 +78,7 @@ def build_dataset(
     )
     ds = ds.map_batches(
         EmbedActor,
-        fn_constructor_kwargs={"settings": embed_settings(config, run.model, guard)},
+        fn_constructor_kwargs={"settings": embed_settings(run.spec, guard)},
         batch_size=None,
         batch_format="pyarrow",
         num_gpus=resources.gpus_per_actor,
@@ -89,7 +89,9 @@ def build_dataset(
     )
     return ds.map_batches(
         write_parts,
-        fn_kwargs={"settings": write_settings(config, run.metadata, run.run_id, guard, run.content_keys, int8_ranges)},
+        fn_kwargs={
+            "settings": write_settings(run.spec, run.metadata, run.run_id, guard, run.content_keys, int8_ranges)
+        },
         batch_size=None,
         batch_format="pyarrow",
         num_cpus=config.compute.cpus_per_write_task,

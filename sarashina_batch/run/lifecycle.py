@@ -35,6 +35,7 @@ from .provenance import library_versions, new_run_id, run_fingerprint
 from .resources import Resources
 from .runners import Runner
 from .signals import Interrupted, sigterm_raises
+from .spec import RunSpec
 from .summary import summary_numbers, summary_text
 from .tokenizer_check import preflight_tokenizer
 from .watchdog import Stalled, Watchdog
@@ -76,6 +77,7 @@ class Run:
         self.watchdog = Watchdog(self.config.compute.stall_timeout_s, owner=self)
         self.model: ResolvedModel | None = None
         self.fingerprint: Fingerprint | None = None
+        self.spec: RunSpec | None = None
         self.version_values: dict[str, str] | None = None  # a versioned output's placeholders
         self.resources: Resources | None = None
         self.lease: OutputLease | None = None  # held while the run runs
@@ -125,7 +127,7 @@ class Run:
     def _live(self) -> RunResult:
         self._pin_model()
         began = time.monotonic()
-        context = open_run(self.config, self.model, self.fingerprint, self.run_id, doing=self.watchdog.doing)
+        context = open_run(self.config, self.spec, self.run_id, doing=self.watchdog.doing)
         self.watchdog.doing("checking the tokenizer's ids against the model's tokenizer.model")
         preflight_tokenizer(self.config, self.model, context.listing.table["uri"].to_pylist())
         # Ray only now: a wrong input, output or column has failed already, without a cluster.
@@ -169,6 +171,7 @@ class Run:
             resolved.output.uri = resolve_uri(config.output.uri, self.version_values)
             log.info("versioned output: %s", resolved.output.uri)
             self.config = resolved
+        self.spec = RunSpec.of(self.config, self.model, self.fingerprint)
 
     def _take_lease(self, context: RunContext):
         """Take the output's lease (waiting for another run's is not a stall); from now on every

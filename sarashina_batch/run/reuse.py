@@ -98,7 +98,7 @@ def rebuild_index(
 
 def _settings(run: RunContext, committed: set[str], defer: bool, sources=()) -> ReuseSettings:
     return ReuseSettings(
-        prepare=prepare_settings(run.config, run.model),
+        prepare=prepare_settings(run.spec),
         output=_output(run),
         run_id=run.run_id,
         committed=frozenset(committed),

@@ -124,13 +124,12 @@ class InProcessRunner:
         return None
 
     def embed(self, run, todo, resources, guard, staged, int8_ranges) -> Iterator[pa.Table]:
-        config = run.config
-        prepare = prepare_settings(config, run.model, guard, staged)
-        write = write_settings(config, run.metadata, run.run_id, guard, run.content_keys, int8_ranges)
+        prepare = prepare_settings(run.spec, guard, staged)
+        write = write_settings(run.spec, run.metadata, run.run_id, guard, run.content_keys, int8_ranges)
         units = self._units(run, todo, todo.committed_pending)
         if not units:
             return
-        actor = EmbedActor(embed_settings(config, run.model, guard))  # the model, loaded once
+        actor = EmbedActor(embed_settings(run.spec, guard))  # the model, loaded once
         for unit in units:
             yield write_parts(actor(prepare_units(_one_unit(unit), prepare)), write)
 

@@ -31,6 +31,8 @@ class TextSpec:
     max_seq_length: int
     tokenizer: TokenizerSpec
     passages: tuple[int, int] | None = None  # chunking.mode=passages: (max_tokens, overlap_tokens)
+    default_role: str = "document"  # prompt.role, for rows without a prompt.role_column value
+    task: str = "retrieval"  # recorded on query rows: the model card's task, or "custom"
 
 
 def rendered_prompts(

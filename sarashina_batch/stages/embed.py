@@ -21,17 +21,26 @@ from .rejections import Rejection
 
 
 @dataclass(frozen=True)
+class ComputeSpec:
+    """How an embedding actor computes: the dtype and attention kernel, normalisation, the token
+    budget of a micro-batch and packing, the CPU threads, and whether repeated texts of a unit
+    are embedded once."""
+
+    torch_dtype: str = "auto"
+    attn_implementation: str | None = None
+    normalize: bool = True
+    max_tokens_per_batch: int | None = None  # None: the device default (embedder.default_token_budget)
+    packing: str = "auto"
+    torch_threads: int | None = None  # CPU only; None: every core of the node
+    dedup: bool = True  # rows of one unit with the same content key are embedded once (reuse.enabled)
+
+
+@dataclass(frozen=True)
 class EmbedSettings:
     model_name: str
     revision: str | None
-    torch_dtype: str
-    attn_implementation: str
-    normalize: bool
-    max_tokens_per_batch: int | None  # None: the device default (embedder.default_token_budget)
-    packing: str = "auto"
-    torch_threads: int | None = None  # CPU only; None: every core of the node
+    compute: ComputeSpec
     guard: AttemptGuard = UNGUARDED
-    dedup: bool = True  # rows of one unit with the same content key are embedded once (reuse.enabled)
 
 
 class EmbedActor:
@@ -44,16 +53,16 @@ class EmbedActor:
         self.embedder = Embedder(
             settings.model_name,
             revision=settings.revision,
-            torch_dtype=settings.torch_dtype,
-            attn_implementation=settings.attn_implementation,
-            normalize=settings.normalize,
-            max_tokens_per_batch=settings.max_tokens_per_batch,
-            packing=settings.packing,
+            torch_dtype=settings.compute.torch_dtype,
+            attn_implementation=settings.compute.attn_implementation,
+            normalize=settings.compute.normalize,
+            max_tokens_per_batch=settings.compute.max_tokens_per_batch,
+            packing=settings.compute.packing,
         )
         if self.embedder.device == "cpu":
-            _use_cores(settings.torch_threads)
+            _use_cores(settings.compute.torch_threads)
         self.metrics = ActorMetrics()
-        self.guard, self.dedup = settings.guard, settings.dedup
+        self.guard, self.dedup = settings.guard, settings.compute.dedup
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return embed_table(self.embedder, self._refuse_poisoned(batch), on_window=self._observe, dedup=self.dedup)

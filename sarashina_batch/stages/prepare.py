@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import columns as C
+from ..input.columns import InputSpec
 from ..input.units import UnitName
 from ..model.tokenizer import load_tokenizer
 from ..secrets import redact, secret_values
 from ..storage.errors import with_retries
-from ..storage.filesystems import StoreSpec
 from .content import TextSpec, content_keys
 from .guard import UNGUARDED, AttemptGuard
 from .model_inputs import ModelInputs, model_inputs, whole_documents
@@ -30,18 +30,12 @@ from .staging import StagedReuse, read_staged
 
 @dataclass(frozen=True)
 class PrepareSettings:
-    """What the read and prepare stage needs: which columns hold what, the text contract
-    (TextSpec: what the model sees), the input store, and the run's attempt guard and staged
+    """What the read and prepare stage needs: the input (InputSpec: its store, which columns
+    hold what), what the model sees of a text (TextSpec), and the run's attempt guard and staged
     reuse."""
 
-    text_column: str
-    id_column: str | None
-    role_column: str | None
-    columns: tuple[str, ...]  # every input column read (run/context.py: input_columns)
-    default_role: str
-    task: str
+    input: InputSpec
     text: TextSpec
-    input: StoreSpec  # the input's options open each unit's file
     guard: AttemptGuard = UNGUARDED
     # Content reuse: vectors the run's pre-pass copied out of the output for these units
     # (stages/reuse.py), read from the run's staging files in place of tokenizing those rows.
@@ -70,7 +64,7 @@ def prepare_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
         return _prepare_rows(unit, rows, settings)
     except Exception as err:  # noqa: BLE001 - a unit fails alone
         message = f"{type(err).__name__}: {err}"
-        return failed_unit(unit, redact(message, secret_values(settings.input.options)))
+        return failed_unit(unit, redact(message, secret_values(settings.input.store.options)))
 
 
 def read_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
@@ -80,8 +74,8 @@ def read_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
             unit[C.UNIT_URI],
             unit[C.UNIT_FIRST_ROW],
             unit[C.UNIT_NUM_ROWS],
-            list(settings.columns),
-            settings.input.options,
+            list(settings.input.read),
+            settings.input.store.options,
             expected_identity=UnitName.parse(unit[C.UNIT_ID]).identity,
         ),
         f"reading {unit[C.UNIT_URI]}",
@@ -91,7 +85,7 @@ def read_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
 def unit_inputs(rows: pa.Table, settings: PrepareSettings) -> tuple[ModelInputs, list[str | None]]:
     """The model inputs of these rows (one per document, or per passage), and each row's role;
     rejection reasons found so far are on the inputs."""
-    texts, reasons, details = classify_texts(rows.column(settings.text_column))
+    texts, reasons, details = classify_texts(rows.column(settings.input.text_column))
     roles = row_roles(rows, settings, reasons, details)
     return model_inputs(texts, roles, reasons, details, settings.text), roles
 
@@ -99,7 +93,7 @@ def unit_inputs(rows: pa.Table, settings: PrepareSettings) -> tuple[ModelInputs,
 def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSettings) -> pa.Table:
     uri, n = unit[C.UNIT_URI], rows.num_rows
     source_rows = np.arange(unit[C.UNIT_FIRST_ROW], unit[C.UNIT_FIRST_ROW] + n, dtype=np.int64)
-    texts, reasons, details = classify_texts(rows.column(settings.text_column))
+    texts, reasons, details = classify_texts(rows.column(settings.input.text_column))
     roles = row_roles(rows, settings, reasons, details)
     ids = _ids(rows, settings, uri, source_rows, reasons, details)
     inputs = model_inputs(texts, roles, reasons, details, settings.text)
@@ -127,7 +121,7 @@ def _prepare_rows(unit: dict[str, Any], rows: pa.Table, settings: PrepareSetting
             C.NUM_CHARS: pa.array([0 if p is None else len(p) for p in inputs.prompts], pa.int64()),
             C.TRUNCATED: pa.array(inputs.truncated, pa.bool_()),
             C.ROLE: pa.array(row_roles_of, pa.string()),
-            C.TASK: pa.array([settings.task if r == "query" else None for r in row_roles_of], pa.string()),
+            C.TASK: pa.array([settings.text.task if r == "query" else None for r in row_roles_of], pa.string()),
             C.REASON: pa.array(inputs.reasons, pa.string()),
             C.DETAIL: pa.array(inputs.details, pa.string()),
             C.UNIT_ID: pa.array([unit[C.UNIT_ID]] * m, pa.string()),
@@ -179,12 +173,12 @@ def _ids(
     """The id of every row; a row whose id is null, NaN, empty or not UTF-8 is rejected with a
     reason (its own row only). A column of a type without a string form fails the unit: the
     setting points at the wrong column."""
-    if not settings.id_column:
+    if not settings.input.id_column:
         return pa.array([f"{uri}#{row}" for row in source_rows], pa.string())
-    column = rows.column(settings.id_column).combine_chunks()
+    column = rows.column(settings.input.id_column).combine_chunks()
     if pa.types.is_nested(column.type):
         raise TypeError(
-            f"id column {settings.id_column!r} of {uri} is of type {column.type}, which has no string "
+            f"id column {settings.input.id_column!r} of {uri} is of type {column.type}, which has no string "
             "form; point input.id_column at a string or integer column"
         )
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
@@ -249,15 +243,15 @@ def _classify(value: Any) -> tuple[str | None, str | None, str | None]:
 
 
 def row_roles(rows: pa.Table, settings: PrepareSettings, reasons: list, details: list) -> list[str | None]:
-    if not settings.role_column:
-        return [settings.default_role] * rows.num_rows
-    roles = rows.column(settings.role_column).to_pylist()
+    if not settings.input.role_column:
+        return [settings.text.default_role] * rows.num_rows
+    roles = rows.column(settings.input.role_column).to_pylist()
     for i, role in enumerate(roles):
         if not isinstance(role, str) or role not in settings.text.prefixes:
             if reasons[i] is None:
                 reasons[i], details[i] = (
                     Rejection.INVALID_ROLE,
-                    f"{settings.role_column}={role!r}; expected 'query' or 'document'",
+                    f"{settings.input.role_column}={role!r}; expected 'query' or 'document'",
                 )
             roles[i] = None  # never written as a role; the detail keeps what was there
     return roles

@@ -40,7 +40,7 @@ def poison_workers() -> None:
     read_rows, embed_table = prepare._prepare_rows, embed.embed_table
 
     def prepare_or_die(unit, rows, settings):
-        if pc.any(pc.equal(rows[settings.id_column].cast("string"), DIES_READING)).as_py():
+        if pc.any(pc.equal(rows[settings.input.id_column].cast("string"), DIES_READING)).as_py():
             _die("read")
         return read_rows(unit, rows, settings)
 

@@ -43,11 +43,12 @@ def tree(folder: Path) -> dict:
 def real_tokens(corpus: Path, tiny_model: str) -> int:
     """What the job itself counts: every row through its read + prepare path."""
     from sarashina_batch.run.model_source import resolve_model
+    from sarashina_batch.run.spec import RunSpec
     from sarashina_batch.run.stage_settings import prepare_settings
     from sarashina_batch.stages.prepare import count_tokens
 
     config = job_config(str(corpus), "unused", tiny_model)
-    settings = prepare_settings(config, resolve_model(tiny_model, None))
+    settings = prepare_settings(RunSpec.of(config, resolve_model(tiny_model, None)))
     return sum(
         int(count_tokens(pq.read_table(path), settings).tokens.sum()) for path in sorted(corpus.glob("*.parquet"))
     )

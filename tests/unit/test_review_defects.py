@@ -96,6 +96,7 @@ def test_bad_ids_are_rejected_row_by_row(tmp_path, tiny_model):
 
     from sarashina_batch.input.units import UnitName
     from sarashina_batch.run.model_source import resolve_model
+    from sarashina_batch.run.spec import RunSpec
     from sarashina_batch.run.stage_settings import prepare_settings
     from sarashina_batch.stages.prepare import prepare_unit
     from tests.support import job_config
@@ -114,7 +115,7 @@ def test_bad_ids_are_rejected_row_by_row(tmp_path, tiny_model):
         "file_rows": 5,
         "_unit_error": None,
     }
-    rows = prepare_unit(unit_row, prepare_settings(config, resolve_model(tiny_model, None))).to_pylist()
+    rows = prepare_unit(unit_row, prepare_settings(RunSpec.of(config, resolve_model(tiny_model, None)))).to_pylist()
     by_row = {row["source_row"]: (row["id"], row["reason"]) for row in rows}
     assert by_row[0] == ("doc-0", None) and by_row[3] == ("doc-3", None)
     assert by_row[1] == (None, "invalid_id") and by_row[2] == (None, "null_id") and by_row[4] == (None, "invalid_id")
@@ -127,7 +128,7 @@ def test_a_nan_id_is_rejected():
     from sarashina_batch.stages.prepare import _ids
 
     reasons, details = [None, None], [None, None]
-    settings = SimpleNamespace(id_column="doc_id")
+    settings = SimpleNamespace(input=SimpleNamespace(id_column="doc_id"))
     ids = _ids(pa.table({"doc_id": [1.5, float("nan")]}), settings, "u", None, reasons, details)
     assert ids.to_pylist() == ["1.5", None] and reasons == [None, "invalid_id"]
 

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sarashina_batch import columns as C
+from sarashina_batch.input.columns import InputSpec
 from sarashina_batch.input.listing import file_digest, list_shards
 from sarashina_batch.input.units import UnitName
 from sarashina_batch.model.embedder import EmbeddedWindow
@@ -201,19 +202,13 @@ def pending_corpus(tmp_path, texts: list, units: int = 2) -> list[dict]:
 def prepare_settings() -> PrepareSettings:
     # Documents are not split into passages: the tokenizer is never loaded for keys.
     return PrepareSettings(
-        text_column="text",
-        id_column=None,
-        role_column=None,
-        columns=("text",),
-        default_role="document",
-        task="retrieval",
-        text=TextSpec(
+        InputSpec(StoreSpec("/data/in"), "text"),
+        TextSpec(
             prefixes={"document": PREFIX, "query": "query: "},
             max_chars=10_000,
             max_seq_length=64,
             tokenizer=TokenizerSpec("/nonexistent/model"),
         ),
-        input=StoreSpec("/data/in"),
     )
 
 

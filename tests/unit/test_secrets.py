@@ -68,6 +68,7 @@ def test_credentials_in_a_url_are_masked_even_when_not_configured():
 def test_task_arguments_carry_env_references_not_their_values(options, tiny_model, tmp_path):
     """What the plan pickles for its tasks: storage options as written, never expanded."""
     from sarashina_batch.run.model_source import resolve_model
+    from sarashina_batch.run.spec import RunSpec
     from sarashina_batch.run.stage_settings import prepare_settings, write_settings
     from tests.support import job_config
 
@@ -80,7 +81,11 @@ def test_task_arguments_carry_env_references_not_their_values(options, tiny_mode
     )
     model = resolve_model(tiny_model, None)
     pickled = cloudpickle.dumps(
-        (prepare_settings(config, model), write_settings(config, {}), config.input.storage_options)
+        (
+            prepare_settings(RunSpec.of(config, model)),
+            write_settings(RunSpec.of(config, model), {}),
+            config.input.storage_options,
+        )
     )
     assert b"env-secret-0123456789" not in pickled
     assert b"${env:SB_SECRET_FROM_ENV}" in pickled

@@ -2,6 +2,7 @@ import pyarrow as pa
 import pytest
 
 from sarashina_batch import columns as C
+from sarashina_batch.input.columns import InputSpec
 from sarashina_batch.input.listing import list_shards
 from sarashina_batch.input.units import UnitName
 from sarashina_batch.model.profile import INSTRUCTIONS, prefixes
@@ -26,9 +27,8 @@ def settings(tiny_model, **overrides):
         "input": StoreSpec("/data/in"),
     }
     values.update(overrides)
-    values["columns"] = tuple(c for c in (values["text_column"], values["id_column"], values["role_column"]) if c)
-    text = {name: values.pop(name) for name in ("prefixes", "max_chars", "max_seq_length", "tokenizer")}
-    return PrepareSettings(**values, text=TextSpec(**text))
+    columns = {name: values.pop(name) for name in ("text_column", "id_column", "role_column")}
+    return PrepareSettings(InputSpec(values.pop("input"), **columns), TextSpec(**values))
 
 
 @pytest.fixture(scope="module")
