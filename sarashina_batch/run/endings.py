@@ -19,9 +19,9 @@ class Ending(Enum):
     # Units failed, or the run was stopped (a signal, no progress, its cluster gone, a store
     # that kept failing) after it took the output: what it committed stays, a re-run resumes.
     INCOMPLETE = ("incomplete", EXIT_INCOMPLETE)
-    # Stopped or ended before it took the output: nothing was changed.
-    STOPPED_BEFORE_START = ("not started", EXIT_ERROR)
-    STALLED_BEFORE_START = ("not started", EXIT_INCOMPLETE)
+    # Stopped (a signal) or ended (no progress, its cluster gone) before it took the output:
+    # nothing was changed, and running it again is all there is to do, as for any stopped run.
+    STOPPED_BEFORE_START = ("not started", EXIT_INCOMPLETE)
     LEASE_LOST = ("failed", EXIT_LEASE_LOST)  # another run holds the output now
     FAILED = ("failed", EXIT_ERROR)
 

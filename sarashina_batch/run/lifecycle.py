@@ -232,8 +232,9 @@ class Run:
         else:
             stopped = "stopped by SIGINT" if isinstance(err, KeyboardInterrupt) else str(err)
         if not self.output_taken:
-            ending = Ending.STALLED_BEFORE_START if isinstance(err, Stalled) else Ending.STOPPED_BEFORE_START
-            return self._end(ending, f"run {stopped}, before it took the output; nothing was changed")
+            return self._end(
+                Ending.STOPPED_BEFORE_START, f"run {stopped}, before it took the output; nothing was changed"
+            )
         return self._end(
             Ending.INCOMPLETE,
             f"run {self.run_id} {stopped}: {self.totals.units_committed} units committed are kept, "

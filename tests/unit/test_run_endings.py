@@ -21,9 +21,9 @@ def test_each_ending_has_its_documented_exit_code():
     assert documented[Ending.INCOMPLETE.exit_code].startswith("incomplete")
     assert documented[Ending.LEASE_LOST.exit_code].startswith("another run took the output")
     assert documented[Ending.FAILED.exit_code].startswith("the run could not start or failed")
-    # Stopped before it took the output: nothing changed, so nothing to resume but the run itself.
-    assert Ending.STOPPED_BEFORE_START.exit_code == Ending.FAILED.exit_code
-    assert Ending.STALLED_BEFORE_START.exit_code == Ending.INCOMPLETE.exit_code
+    # Stopped before it took the output: as any stopped run (the README: "stopped by SIGTERM/SIGINT"
+    # is 3), though nothing was changed.
+    assert Ending.STOPPED_BEFORE_START.exit_code == Ending.INCOMPLETE.exit_code
 
 
 def test_a_manifest_says_complete_only_of_a_complete_run():

@@ -228,3 +228,18 @@ def test_a_manifest_the_store_will_not_take_leaves_a_complete_run_complete(
     printed = capsys.readouterr().out
     assert "complete" in printed and "manifest NOT WRITTEN (StoreUnavailable" in printed
     assert read_output(out_dir).num_rows == 177
+
+
+def test_a_run_stopped_before_it_takes_the_output_changes_nothing_and_exits_3(
+    tiny_model, corpus_dir, tmp_path, capsys, monkeypatch
+):
+    from sarashina_batch.run import lifecycle
+
+    def stopped(*args):
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM, while the tokenizer is checked
+
+    monkeypatch.setattr(lifecycle, "preflight_tokenizer", stopped)
+    out_dir = tmp_path / "out"
+    assert run_job(job_config(str(corpus_dir), str(out_dir), tiny_model), HERE) == EXIT_INCOMPLETE
+    assert "before it took the output; nothing was changed" in capsys.readouterr().err
+    assert not out_dir.exists() or not any(out_dir.iterdir())
