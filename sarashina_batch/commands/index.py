@@ -16,6 +16,7 @@ from ..run.cluster import connect_ray
 from ..run.provenance import new_run_id
 from ..run.ray_runner import RayRunner
 from ..run.reuse import rebuild_index
+from ..run.signals import sigterm_raises
 from .exits import EXIT_CHECK_FAILED, EXIT_OK, guarded
 
 
@@ -40,14 +41,20 @@ def _rebuild(layout: OutputLayout, config: RunConfig) -> None:
     run_id = new_run_id()
     lease = OutputLease(layout, run_id, config.output.lease_ttl_s, config.output.lease_wait_s)
     lease.acquire()  # LeaseHeld, naming the run, when one is writing the output now
-    lease.start_heartbeat()
-    layout.fenced_by(lease.confirm)
+    rebuilt = False
     try:
-        connect_ray(config.compute.ray_address)
-        rebuild_index(layout, RayRunner(), config.output.storage_options, run_id, layout.committed_units())
-        lease.confirm()
+        with sigterm_raises():  # a stopped rebuild releases the lease too
+            lease.start_heartbeat()
+            layout.fenced_by(lease.confirm)
+            connect_ray(config.compute.ray_address)
+            committed = layout.committed_units()
+            rebuild_index(layout, RayRunner(), config.output.storage_options, run_id, committed)
+            lease.confirm()
+            rebuilt = True
     finally:
-        lease.release(clean=True)
+        # A rebuild that did not finish may leave segment files behind: the next run sweeps.
+        lease.release(clean=rebuilt)
+    print(f"content index of {layout.uri}: rebuilt from the {len(committed):,} committed units")
 
 
 def health_text(uri: str, health: dict) -> str:

@@ -83,6 +83,9 @@ def test_the_index_rebuild_restores_a_damaged_index(local_ray, tiny_model, tmp_p
     printed = capsys.readouterr().out
     units = len(list((tmp_path / "out" / "_commits").glob("*.json")))
     assert "complete" in printed and "90 keys in" in printed and f"units indexed {units} of {units}" in printed, printed
+    assert f"rebuilt from the {units} committed units" in printed
+    lease = json.loads((tmp_path / "out" / "_lease.json").read_text())
+    assert lease["state"] == "released" and lease["clean"] is True
     reexport(store, tables, files=3, seed=3)
     assert run_job(config) == EXIT_OK
     summary = last_summary(store)
