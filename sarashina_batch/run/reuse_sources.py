@@ -20,6 +20,7 @@ from ..output.records import Fingerprint
 from ..output.versions import latest_or_self
 from ..stages.reuse import ReuseSource
 from ..storage.errors import explained
+from ..storage.filesystems import StoreSpec
 from .provenance import CONTENT_KEYS
 
 log = logging.getLogger(__name__)
@@ -83,5 +84,5 @@ def open_reuse_sources(uris: tuple[str, ...], storage_options: dict[str, Any]) -
             )
             continue
         committed = explained(layout.committed_units, uri, "reuse.from", "listing its commit markers")
-        sources.append(ReuseSource(uri, storage_options, frozenset(committed)))
+        sources.append(ReuseSource(StoreSpec(uri, storage_options), frozenset(committed)))
     return tuple(sources)

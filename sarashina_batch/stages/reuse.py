@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -63,12 +62,11 @@ class ReuseSource:
     """Another output of the same fingerprint that lends vectors (reuse.from): read, never
     written, and only from the units its markers named when the run looked."""
 
-    uri: str
-    storage_options: dict[str, Any]
+    store: StoreSpec
     committed: frozenset[str]
 
     def layout(self) -> OutputLayout:
-        return OutputLayout(self.uri, self.storage_options)
+        return OutputLayout.at(self.store)
 
 
 @dataclass(frozen=True)

@@ -507,7 +507,7 @@ def test_keys_this_output_lacks_are_borrowed_from_reuse_from_sources(output, tmp
         write_segment(lender, bucket, RUN, group, frozenset({lender_unit}))
     build_index(output, {A0})
 
-    source = ReuseSource(lender_root, {}, frozenset({lender_unit}))
+    source = ReuseSource(StoreSpec(lender_root), frozenset({lender_unit}))
     units = pending_corpus(tmp_path, [lent[0], TEXTS[A0][0], "どこにもない文。"], units=1)
     stage_units_together(pa.Table.from_pylist(units), reuse_settings(output, {A0}, sources=(source,)))
     staged = {r["content_key"]: r for r in staged_file(output, units[0][C.UNIT_ID]).to_pylist()}
