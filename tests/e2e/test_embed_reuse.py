@@ -107,3 +107,21 @@ def test_a_run_killed_while_reusing_from_the_units_it_replaces_loses_nothing(loc
     out = store.dataset("out")
     assert sorted(out["id"].to_pylist()) == sorted(first), "exact mirror: nothing lost, nothing twice"
     assert vectors_by_id(store) == first
+
+
+@pytest.mark.slow  # ~40 s; CI covers each step of these plans in tests/unit/test_run_reuse_local.py
+def test_the_reuse_plans_of_a_large_run_copy_every_vector_exactly(local_ray, tiny_model, tmp_path, monkeypatch):
+    """Above SMALL_RUN_BYTES of pending input (or more files than one listing block) the
+    pre-pass and the index upkeep are Ray Data plans with shuffles: keys grouped by bucket, rows
+    by the part that holds their vector, then by unit. Forced here on a small corpus, where a run
+    would otherwise do each in one task (the path the in-process runner takes)."""
+    from sarashina_batch.run import ray_runner
+
+    monkeypatch.setattr(ray_runner, "SMALL_RUN_BYTES", 0)
+    monkeypatch.setattr(ray_runner, "SMALL_INDEX_BLOCKS", 0)
+    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=30)
+    reexport(store, tables, files=2, seed=7)
+    assert run_job(config) == EXIT_OK
+    summary = last_summary(store)
+    assert summary["reused"] == summary["embedded"] == 90 and summary["tokens"] == 0, summary
+    assert vectors_by_id(store) == first  # bit for bit
