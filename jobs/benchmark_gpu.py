@@ -34,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from sarashina_batch.model.flops import SARASHINA_V2_1B, model_flops, peak_flops
+from sarashina_batch.model.flops import model_flops, peak_flops
+from sarashina_batch.model.profile import SHAPES
 
 SMALL = {
-    **SARASHINA_V2_1B,
+    **SHAPES,
     "hidden_size": 224,
     "intermediate_size": 784,
     "num_hidden_layers": 2,
@@ -63,7 +64,7 @@ def main() -> None:
 
     cuda = torch.cuda.is_available()
     device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
-    shapes = SMALL if args.small else SARASHINA_V2_1B
+    shapes = SMALL if args.small else SHAPES
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp(prefix="sarashina-gpu-bench-"))
     build_model(folder, shapes, device, dtype)

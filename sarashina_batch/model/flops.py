@@ -1,5 +1,6 @@
-"""Compute cost of Sarashina-Embedding-v2-1B: its shapes, the FLOPs of a forward pass, and the
-dense bf16 peaks of common GPUs. Used by the GPU benchmark (MFU) and by `plan` (GPU hours)."""
+"""Compute cost of Sarashina-Embedding-v2-1B: the FLOPs of a forward pass on its shapes
+(model/profile.py: SHAPES), and the dense bf16 peaks of common GPUs. Used by the GPU benchmark
+(MFU) and by `plan` (GPU hours)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ import re
 
 import numpy as np
 
-from .profile import SHAPES
-
-SARASHINA_V2_1B = SHAPES  # the shapes FLOPs are computed from (model/profile.py)
 # Dense bf16 peak FLOP/s (no sparsity), from the vendors' data sheets.
 PEAK_BF16 = {
     "H100 SXM": 989e12,

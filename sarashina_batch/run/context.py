@@ -72,7 +72,7 @@ def open_run(config: RunConfig, spec: RunSpec, run_id: str, doing=lambda activit
         "checking the output",
     )
     doing(f"reading the schemas of the input {where(config.input.uri, config.input.storage_options)}")
-    check_input_columns(listing.table["uri"].to_pylist(), spec.input.columns, config.input.storage_options)
+    check_input_columns(listing.table["uri"].to_pylist(), spec.input.columns, spec.input.store.options)
     content_keys = keeps_content_keys(layout, config.output.mode)
     sources = ()
     if config.reuse.enabled and config.reuse.from_outputs:

@@ -23,7 +23,7 @@ from ..config import RunConfig
 from ..output.layout import OutputLayout
 from ..output.lease import LeaseLost, OutputLease, needs_sweep
 from ..output.ledger import RunTotals
-from ..output.records import Fingerprint, RunManifest, timestamp
+from ..output.records import RunManifest, timestamp
 from ..output.versions import is_versioned, move_latest, output_root, resolve_uri, version_values
 from ..secrets import config_secrets, redact, redact_all, safe_options
 from ..storage.errors import StoreUnavailable, explained
@@ -76,7 +76,6 @@ class Run:
         self.started = datetime.now(UTC)
         self.watchdog = Watchdog(self.config.compute.stall_timeout_s, owner=self)
         self.model: ResolvedModel | None = None
-        self.fingerprint: Fingerprint | None = None
         self.spec: RunSpec | None = None
         self.version_values: dict[str, str] | None = None  # a versioned output's placeholders
         self.resources: Resources | None = None
@@ -164,14 +163,14 @@ class Run:
                 file=sys.stderr,
             )
         self.model = resolve_model(config.model.name, config.model.revision, config.model.tokenizer)
-        self.fingerprint = run_fingerprint(config, self.model)
+        fingerprint = run_fingerprint(config, self.model)
         if is_versioned(config.output.uri):
-            self.version_values = version_values(self.model, self.fingerprint.digest)
+            self.version_values = version_values(self.model, fingerprint.digest)
             resolved = config.model_copy(deep=True)
             resolved.output.uri = resolve_uri(config.output.uri, self.version_values)
             log.info("versioned output: %s", resolved.output.uri)
             self.config = resolved
-        self.spec = RunSpec.of(self.config, self.model, self.fingerprint)
+        self.spec = RunSpec.of(self.config, self.model, fingerprint)
 
     def _take_lease(self, context: RunContext):
         """Take the output's lease (waiting for another run's is not a stall); from now on every
@@ -312,7 +311,7 @@ class Run:
             complete=ending is Ending.COMPLETE,
             config=shown,
             model=as_dict(self.model),
-            fingerprint=self.fingerprint.digest,
+            fingerprint=self.spec.fingerprint.digest,
             versions=library_versions(),
             **outcome,
         )

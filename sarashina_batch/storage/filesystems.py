@@ -31,9 +31,6 @@ class StoreSpec:
     uri: str
     options: dict[str, Any] = field(default_factory=dict)
 
-    def open(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        return open_fs(self.uri, self.options)
-
 
 def open_fs(uri: str, storage_options: dict[str, Any]) -> tuple[fsspec.AbstractFileSystem, str]:
     """The filesystem and the protocol-less path of a URI."""

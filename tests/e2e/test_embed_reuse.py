@@ -6,65 +6,16 @@ damaged index or part, failing pre-passes) is tested on the in-process runner, w
 tests/unit/test_run_reuse_in_process.py."""
 
 import json
-import os
 
-import numpy as np
-import pyarrow as pa
 import pytest
 
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_OK
 from sarashina_batch.commands.index import run_index
 from tests.support.cli_runs import kill_embed_after_commits
-from tests.support.store import Store, shard
+from tests.support.reuse_corpus import embedded_local_corpus, last_summary, reexport, vectors_by_id
 
 pytestmark = pytest.mark.integration
-
-
-def write_corpus(store: Store, tables: dict[str, pa.Table], row_group_size: int = 10) -> None:
-    for name, table in tables.items():
-        store.put_table(f"corpus/{name}.parquet", table, row_group_size=row_group_size)
-
-
-def reexport(store: Store, tables: dict[str, pa.Table], files: int, seed: int) -> dict[str, pa.Table]:
-    """The same rows, shuffled into `files` new files under new names, other row groups: what a
-    Spark `repartition(n).write.mode("overwrite")` makes of a corpus."""
-    rows = pa.concat_tables(tables.values())
-    rows = rows.take(np.random.default_rng(seed).permutation(rows.num_rows))
-    for name in tables:
-        store.fs.rm_file(store.key(f"corpus/{name}.parquet"))
-    new = {
-        f"part-{i:05d}-{os.urandom(4).hex()}": rows.take(c)
-        for i, c in enumerate(np.array_split(np.arange(rows.num_rows), files))
-    }
-    write_corpus(store, new, row_group_size=7)
-    return new
-
-
-def embedded_local_corpus(tmp_path, tiny_model, shards: int, rows: int):
-    """A corpus on local disk embedded once: the store, its tables, the config, the vectors."""
-    store = Store("local", tmp_path)
-    tables = {f"s{i}": shard(f"s{i}", rows) for i in range(shards)}
-    write_corpus(store, tables)
-    config = store.config(tiny_model)
-    assert run_job(config) == EXIT_OK
-    return store, tables, config, vectors_by_id(store)
-
-
-def vectors_by_id(store: Store) -> dict[str, bytes]:
-    out = store.dataset("out")
-    return dict(
-        zip(
-            out["id"].to_pylist(),
-            (np.asarray(v, np.float32).tobytes() for v in out["embedding"].to_pylist()),
-            strict=True,
-        )
-    )
-
-
-def last_summary(store: Store) -> dict:
-    manifests = [json.loads(v) for k, v in store.files("out").items() if k.startswith("_manifest/")]
-    return max(manifests, key=lambda m: m["finished_at"])["summary"]
 
 
 def test_the_index_rebuild_restores_a_damaged_index(local_ray, tiny_model, tmp_path, capsys):

@@ -33,3 +33,39 @@ def write_mixed_corpus(folder: Path, shards: int = 2, rows: int = 90) -> Path:
             row_group_size=25,
         )
     return folder
+
+
+def write_bad_corpus(folder: Path) -> Path:
+    """Every kind of bad row and bad file beside good ones: null, empty, whitespace-only, over-long,
+    integer and undecodable texts, repeated ids, a truncated file, a file without the text column,
+    and struct ids."""
+    folder.mkdir(parents=True)
+    good = ["東京は晴れ。", "吾輩は猫である。", "富士山は高い。"]
+    pq.write_table(
+        pa.table(
+            {
+                "doc_id": ["a0", "a1", "a2", "a3", "a4", "a5", "dup", "dup", "shared"],
+                "text": [None, "", "  \t\n", good[0], good[1], "猫" * 5000, good[2], good[0], good[1]],
+            }
+        ),
+        folder / "a-strings.parquet",
+    )
+    pq.write_table(
+        pa.table({"doc_id": ["b0", "b1"], "text": pa.array([1, 2], pa.int64())}), folder / "b-int-text.parquet"
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "doc_id": ["c0", "c1", "shared"],
+                "text": pa.array([b"\xff\xfe bad", "日本語".encode(), "良い".encode()], pa.binary()),
+            }
+        ),
+        folder / "c-binary-text.parquet",
+    )
+    whole = folder / "d-truncated.parquet"
+    pq.write_table(pa.table({"doc_id": ["d0", "d1"], "text": good[:2]}), whole)
+    whole.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    pq.write_table(pa.table({"doc_id": ["e0"], "body": ["本文"]}), folder / "e-no-text-column.parquet")
+    struct_ids = pa.array([{"n": 1}, {"n": 2}], pa.struct([("n", pa.int64())]))
+    pq.write_table(pa.table({"doc_id": struct_ids, "text": good[:2]}), folder / "f-struct-id.parquet")
+    return folder

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sarashina_batch.model.flops import PEAK_BF16, SARASHINA_V2_1B, model_flops, peak_flops
+from sarashina_batch.model.flops import PEAK_BF16, model_flops, peak_flops
+from sarashina_batch.model.profile import SHAPES
 
 torch = pytest.importorskip("torch")
 
@@ -56,7 +57,7 @@ def counted_layer_flops(shapes: dict, length: int) -> tuple[float, float]:
 
 
 SMALL = {
-    **SARASHINA_V2_1B,
+    **SHAPES,
     "hidden_size": 224,
     "intermediate_size": 784,
     "num_hidden_layers": 3,
@@ -65,7 +66,7 @@ SMALL = {
 }
 
 
-@pytest.mark.parametrize("shapes", [SARASHINA_V2_1B, SMALL], ids=["sarashina-v2-1b", "small"])
+@pytest.mark.parametrize("shapes", [SHAPES, SMALL], ids=["sarashina-v2-1b", "small"])
 @pytest.mark.parametrize("length", [1, 17, 512])
 def test_one_row_costs_what_torch_counts_with_attention_halved_for_causality(shapes, length):
     weights, attention = counted_layer_flops(shapes, length)
@@ -75,16 +76,16 @@ def test_one_row_costs_what_torch_counts_with_attention_halved_for_causality(sha
 
 def test_rows_add_up_and_attention_grows_with_the_square_of_the_length():
     lengths = np.array([10, 200, 3000])
-    total = model_flops(SARASHINA_V2_1B, lengths)
-    assert total == pytest.approx(sum(model_flops(SARASHINA_V2_1B, np.array([n])) for n in lengths), rel=1e-12)
+    total = model_flops(SHAPES, lengths)
+    assert total == pytest.approx(sum(model_flops(SHAPES, np.array([n])) for n in lengths), rel=1e-12)
     # One 2,000-token row costs more than two 1,000-token rows: attention is quadratic.
-    assert model_flops(SARASHINA_V2_1B, np.array([2000])) > model_flops(SARASHINA_V2_1B, np.array([1000, 1000]))
-    assert model_flops(SARASHINA_V2_1B, np.array([], dtype=np.int64)) == 0.0
+    assert model_flops(SHAPES, np.array([2000])) > model_flops(SHAPES, np.array([1000, 1000]))
+    assert model_flops(SHAPES, np.array([], dtype=np.int64)) == 0.0
 
 
 def test_the_real_shapes_have_about_a_billion_non_embedding_weights():
-    weights, _ = counted_layer_flops(SARASHINA_V2_1B, 1)
-    params = SARASHINA_V2_1B["num_hidden_layers"] * weights / 2
+    weights, _ = counted_layer_flops(SHAPES, 1)
+    params = SHAPES["num_hidden_layers"] * weights / 2
     assert 1.0e9 < params < 1.1e9, "the model card's 1.2B less the 0.18B embedding table"
 
 

@@ -6,49 +6,15 @@ Moved from tests/e2e/test_embed_bad_input.py: the runs run on run/runners.py's I
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_INCOMPLETE
 from sarashina_batch.run.runners import InProcessRunner
 from tests.support import job_config
+from tests.support.corpus import write_bad_corpus
 
 HERE = InProcessRunner()
-
-
-def write_bad_corpus(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    good = ["東京は晴れ。", "吾輩は猫である。", "富士山は高い。"]
-    pq.write_table(
-        pa.table(
-            {
-                "doc_id": ["a0", "a1", "a2", "a3", "a4", "a5", "dup", "dup", "shared"],
-                "text": [None, "", "  \t\n", good[0], good[1], "猫" * 5000, good[2], good[0], good[1]],
-            }
-        ),
-        folder / "a-strings.parquet",
-    )
-    pq.write_table(
-        pa.table({"doc_id": ["b0", "b1"], "text": pa.array([1, 2], pa.int64())}), folder / "b-int-text.parquet"
-    )
-    pq.write_table(
-        pa.table(
-            {
-                "doc_id": ["c0", "c1", "shared"],
-                "text": pa.array([b"\xff\xfe bad", "日本語".encode(), "良い".encode()], pa.binary()),
-            }
-        ),
-        folder / "c-binary-text.parquet",
-    )
-    whole = folder / "d-truncated.parquet"
-    pq.write_table(pa.table({"doc_id": ["d0", "d1"], "text": good[:2]}), whole)
-    whole.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
-    pq.write_table(pa.table({"doc_id": ["e0"], "body": ["本文"]}), folder / "e-no-text-column.parquet")
-    struct_ids = pa.array([{"n": 1}, {"n": 2}], pa.struct([("n", pa.int64())]))
-    pq.write_table(pa.table({"doc_id": struct_ids, "text": good[:2]}), folder / "f-struct-id.parquet")
-    return folder
 
 
 def test_every_bad_row_and_file_is_accounted_for(tiny_model, tmp_path, capsys):

@@ -4,87 +4,15 @@ here in seconds; what only Ray does (actors, autoscaling, lost workers, metrics)
 
 import json
 
-import numpy as np
-import pyarrow.dataset as pads
 import pytest
 
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_INCOMPLETE, EXIT_OK
-from sarashina_batch.run import provenance
 from sarashina_batch.run.runners import InProcessRunner
-from tests.support import MAX_LEN, cosine, job_config
-from tests.support.reference import ModelReference
+from tests.support import MAX_LEN, job_config
+from tests.support.mixed_run import read_output
 
 HERE = InProcessRunner()
-
-
-def read_output(out_dir):
-    return pads.dataset(str(out_dir), format="parquet").to_table()
-
-
-def test_a_run_in_process_equals_the_reference_and_accounts_for_every_row(tiny_model, corpus_dir, tmp_path, capsys):
-    out_dir = tmp_path / "out"
-    config = job_config(str(corpus_dir), str(out_dir), tiny_model, input={"id_column": "doc_id"})
-    assert run_job(config, HERE) == EXIT_OK
-    printed = capsys.readouterr().out
-    assert "rows embedded 177 | rejected 3 (empty 2, null 1)" in printed
-
-    table = read_output(out_dir)
-    source = pads.dataset(str(corpus_dir)).to_table().to_pydict()
-    text_by_id = dict(zip(source["doc_id"], source["text"], strict=True))
-    ids = table["id"].to_pylist()
-    assert len(ids) == len(set(ids)) == 177
-    expected = ModelReference(tiny_model).encode(["text: " + text_by_id[i] for i in ids], normalize_embeddings=True)
-    got = np.array(table["embedding"].to_pylist(), dtype=np.float32)
-    assert cosine(got, expected).min() >= 0.99999
-    rejected = pads.dataset(str(out_dir / "_rejected")).to_table()
-    rows = sorted(
-        zip(
-            table["source_uri"].to_pylist() + rejected["source_uri"].to_pylist(),
-            table["source_row"].to_pylist() + rejected["source_row"].to_pylist(),
-            strict=True,
-        )
-    )
-    assert rows == sorted((str(p), r) for p in sorted(corpus_dir.glob("*.parquet")) for r in range(90))
-    manifests = list((out_dir / "_manifest").glob("run-*.json"))
-    assert len(manifests) == 1
-    manifest = json.loads(manifests[0].read_text())
-    assert manifest["state"] == "complete" and manifest["summary"]["embedded"] == 177
-
-
-def test_a_run_computes_its_fingerprint_once_and_a_rerun_embeds_nothing(
-    tiny_model, corpus_dir, tmp_path, capsys, monkeypatch
-):
-    computed = []
-    fields_of = provenance.fingerprint_fields
-    monkeypatch.setattr(provenance, "fingerprint_fields", lambda *a: computed.append(1) or fields_of(*a))
-    config = job_config(str(corpus_dir), str(tmp_path / "out"), tiny_model)
-    assert run_job(config, HERE) == EXIT_OK
-    assert len(computed) == 1
-    # A versioned output names its version by the fingerprint: still computed once.
-    versioned = job_config(str(corpus_dir), str(tmp_path / "v" / "{fingerprint}"), tiny_model)
-    assert run_job(versioned, HERE) == EXIT_OK
-    assert len(computed) == 2
-    capsys.readouterr()
-    assert run_job(config, HERE) == EXIT_OK
-    assert "nothing to embed" in capsys.readouterr().out
-    assert len(computed) == 3
-
-
-def test_a_changed_prompt_is_refused_before_anything_is_written(tiny_model, corpus_dir, tmp_path, capsys):
-    out_dir = tmp_path / "out"
-    assert run_job(job_config(str(corpus_dir), str(out_dir), tiny_model), HERE) == EXIT_OK
-
-    def parts_and_markers():
-        return sorted(
-            str(p.relative_to(out_dir)) for pattern in ("part-*", "_commits/*") for p in out_dir.glob(pattern)
-        )
-
-    before = parts_and_markers()
-    changed = job_config(str(corpus_dir), str(out_dir), tiny_model, prompt={"role": "query"})
-    assert run_job(changed, HERE) == EXIT_ERROR
-    assert "different configuration (changed: role)" in capsys.readouterr().err
-    assert parts_and_markers() == before
 
 
 def test_a_failing_unit_makes_the_run_incomplete_and_the_manifest_says_which(

@@ -5,8 +5,6 @@ Ray). What stays there: one run through a local Ray (the local store's happy pat
 re-run with nothing to embed starts no Ray actor."""
 
 import json
-import logging
-import re
 
 import duckdb
 import numpy as np
@@ -20,68 +18,17 @@ from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_OK
 from sarashina_batch.run.runners import InProcessRunner
 from tests.support import MAX_LEN, cosine, job_config
+from tests.support.mixed_run import embed_and_check_the_mixed_corpus, read_output
 from tests.support.reference import ModelReference
 
 HERE = InProcessRunner()
-
-
-def read_output(output_dir):
-    return pads.dataset(str(output_dir), format="parquet").to_table()
 
 
 @pytest.mark.parametrize("packing", ["padded", "packed"])
 def test_job_output_matches_reference_and_accounts_for_every_row(
     tiny_model, corpus_dir, tmp_path, capsys, caplog, packing
 ):
-
-    caplog.set_level(logging.INFO, logger="sarashina_batch.run.progress")
-
-    out_dir = tmp_path / "out"
-    config = job_config(
-        str(corpus_dir),
-        str(out_dir),
-        tiny_model,
-        batching={"packing": packing},
-        input={"id_column": "doc_id"},
-        model={"max_seq_length": MAX_LEN},
-    )
-    assert run_job(config, HERE) == EXIT_OK
-    printed = capsys.readouterr().out
-    assert "rows embedded 177 | rejected 3" in printed
-    # Packed rows compute no padding at all; padded ones some (mixed lengths, 512-token budget).
-    assert ("padding efficiency 100.0%" in printed) == (packing == "packed")
-    # The driver's progress line: every unit committed covers the whole input, by bytes.
-    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("progress:")]
-    assert progress and re.search(r"rows 180 (\(reused \d+\) )?\|", progress[-1]) and "input 100.0% of" in progress[-1]
-
-    table = read_output(out_dir)
-    assert table.num_rows == 177 and len(set(table["id"].to_pylist())) == 177
-    source = pads.dataset(str(corpus_dir)).to_table().to_pydict()
-    text_by_id = dict(zip(source["doc_id"], source["text"]))
-    ids = table["id"].to_pylist()
-    reference = ModelReference(tiny_model)
-    expected = reference.encode(["text: " + text_by_id[i] for i in ids], normalize_embeddings=True)
-    got = np.array(table["embedding"].to_pylist(), dtype=np.float32)
-    assert got.shape == (177, reference.model.get_embedding_dimension())
-    assert cosine(got, expected).min() >= 0.99999
-    assert table.filter(pads.field("id") == "s0-001")["truncated"].to_pylist() == [True]
-    assert table.filter(pads.field("id") == "s0-000")["truncated"].to_pylist() == [False]
-
-    rejected = pads.dataset(str(out_dir / "_rejected")).to_table()
-    assert sorted(zip(rejected["id"].to_pylist(), rejected["reason"].to_pylist())) == [
-        ("s0-005", "null"),
-        ("s0-006", "empty"),
-        ("s0-007", "empty"),
-    ]
-
-    # Every source row once: embedded or rejected, and in the original place by source_row.
-    rows = sorted(
-        zip(
-            table["source_uri"].to_pylist() + rejected["source_uri"].to_pylist(),
-            table["source_row"].to_pylist() + rejected["source_row"].to_pylist(),
-        )
-    )
-    assert rows == sorted((str(p), r) for p in sorted(corpus_dir.glob("*.parquet")) for r in range(90))
+    embed_and_check_the_mixed_corpus(tiny_model, corpus_dir, tmp_path, capsys, caplog, packing, HERE)
 
 
 def test_output_is_readable_by_duckdb_and_polars_with_provenance(tiny_model, corpus_dir, tmp_path):
@@ -131,7 +78,12 @@ def test_rerun_embeds_nothing_and_a_changed_prompt_is_refused(tiny_model, corpus
     config = job_config(str(corpus_dir), str(out_dir), tiny_model)
     assert run_job(config, HERE) == EXIT_OK
     assert len(computed) == 1
+    # A versioned output names its version by the fingerprint: still computed once.
+    versioned = job_config(str(corpus_dir), str(tmp_path / "v" / "{fingerprint}"), tiny_model)
+    assert run_job(versioned, HERE) == EXIT_OK
+    assert len(computed) == 2
     before = sorted(p.name for p in out_dir.glob("part-*.parquet"))
+    markers = sorted(p.name for p in (out_dir / "_commits").glob("*.json"))
     capsys.readouterr()
     assert run_job(config, HERE) == EXIT_OK
     printed = capsys.readouterr().out
@@ -142,6 +94,9 @@ def test_rerun_embeds_nothing_and_a_changed_prompt_is_refused(tiny_model, corpus
     changed = job_config(str(corpus_dir), str(out_dir), tiny_model, prompt={"role": "query"})
     assert run_job(changed, HERE) == EXIT_ERROR
     assert "different configuration (changed: role)" in capsys.readouterr().err
+    # Refused before anything was written: the parts and markers are as they were.
+    assert sorted(p.name for p in out_dir.glob("part-*.parquet")) == before
+    assert sorted(p.name for p in (out_dir / "_commits").glob("*.json")) == markers
 
 
 def test_query_role_matches_reference(tiny_model, corpus_dir, tmp_path):

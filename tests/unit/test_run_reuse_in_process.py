@@ -7,7 +7,6 @@ run reuses is the run's logic. What stays there is Ray's: a run killed (its driv
 while reusing from the units it replaces, and the index rebuild command (a Ray Data job)."""
 
 import json
-import os
 
 import numpy as np
 import pyarrow as pa
@@ -19,59 +18,10 @@ from sarashina_batch.commands.index import run_index
 from sarashina_batch.commands.plan import plan_run
 from sarashina_batch.commands.verify import run_verify
 from sarashina_batch.run.runners import InProcessRunner
+from tests.support.reuse_corpus import embedded_local_corpus, last_summary, reexport, vectors_by_id, write_corpus
 from tests.support.store import Store, shard
 
 HERE = InProcessRunner()
-
-
-def write_corpus(store: Store, tables: dict[str, pa.Table], row_group_size: int = 10) -> None:
-    for name, table in tables.items():
-        store.put_table(f"corpus/{name}.parquet", table, row_group_size=row_group_size)
-
-
-def reexport(store: Store, tables: dict[str, pa.Table], files: int, seed: int) -> dict[str, pa.Table]:
-    """The same rows, shuffled into `files` new files under new names, other row groups: what a
-    Spark `repartition(n).write.mode("overwrite")` makes of a corpus."""
-    rows = pa.concat_tables(tables.values())
-    rows = rows.take(np.random.default_rng(seed).permutation(rows.num_rows))
-    for name in tables:
-        store.fs.rm_file(store.key(f"corpus/{name}.parquet"))
-    new = {
-        f"part-{i:05d}-{os.urandom(4).hex()}": rows.take(c)
-        for i, c in enumerate(np.array_split(np.arange(rows.num_rows), files))
-    }
-    write_corpus(store, new, row_group_size=7)
-    return new
-
-
-def embedded_local_corpus(tmp_path, tiny_model, shards: int, rows: int):
-    """A corpus on local disk embedded once: the store, its tables, the config, the vectors."""
-    store = Store("local", tmp_path)
-    tables = {f"s{i}": shard(f"s{i}", rows) for i in range(shards)}
-    write_corpus(store, tables)
-    config = store.config(tiny_model)
-    assert run_job(config, HERE) == EXIT_OK
-    return store, tables, config, vectors_by_id(store)
-
-
-def vectors_by_id(store: Store) -> dict[str, bytes]:
-    out = store.dataset("out")
-    return dict(
-        zip(
-            out["id"].to_pylist(),
-            (np.asarray(v, np.float32).tobytes() for v in out["embedding"].to_pylist()),
-            strict=True,
-        )
-    )
-
-
-def last_summary(store: Store) -> dict:
-    """The summary of the last run: the one that held the lease last. (In e2e: the manifest of the
-    newest finished_at. finished_at has one-second resolution, and runs in this process, without
-    Ray's start-up, finish within the same second, so the newest finished_at can tie.)"""
-    files = store.files("out")
-    last = json.loads(files["_lease.json"])["run_id"]
-    return json.loads(files[f"_manifest/run-{last}.json"])["summary"]
 
 
 def test_a_reexported_resharded_corpus_embeds_nothing(tiny_model, store, capsys):
@@ -149,7 +99,7 @@ def test_changed_texts_and_duplicates_embed_only_the_new_keys(tiny_model, tmp_pa
 
 
 def test_reuse_from_another_output_of_the_same_fingerprint_only(tiny_model, tmp_path, capsys):
-    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=20)
+    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=20, runner=HERE)
     lender = config.output.uri
     # Another corpus (another output): two files of the first one's texts under other ids and
     # names, and one file of new texts. Only those are embedded; the rest is copied from the
@@ -208,7 +158,7 @@ def test_reuse_from_another_output_of_the_same_fingerprint_only(tiny_model, tmp_
 def test_a_damaged_index_costs_speed_only(tiny_model, tmp_path, capsys):
     # Split from e2e's test_a_damaged_index_costs_speed_only_and_the_rebuild_restores_it: `index
     # --rebuild` runs on Ray (commands/index.py joins a cluster), so that part stays in e2e.
-    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=30)
+    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=30, runner=HERE)
     index = tmp_path / "out" / "_index"
     segments = sorted(index.glob("*/seg-*.parquet"))
     segments[0].unlink()  # one bucket lost
@@ -228,7 +178,7 @@ def test_a_damaged_index_costs_speed_only(tiny_model, tmp_path, capsys):
 
 
 def test_an_unreadable_part_costs_its_rows_forward_passes_only(tiny_model, tmp_path, capsys):
-    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=30)
+    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=30, runner=HERE)
     parts = sorted((tmp_path / "out").glob("part-*.parquet"))
     damaged = parts[0]
     lost = pq.read_metadata(damaged).num_rows
@@ -255,7 +205,7 @@ def test_a_failing_pre_pass_embeds_its_rows_and_a_failing_store_ends_the_run_res
 ):
     from sarashina_batch.run import driver
 
-    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=30)
+    store, tables, config, first = embedded_local_corpus(tmp_path, tiny_model, shards=3, rows=30, runner=HERE)
     tables = reexport(store, tables, files=2, seed=5)
 
     def store_keeps_failing(*args, **kwargs):
