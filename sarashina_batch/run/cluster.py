@@ -57,7 +57,7 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> s
     # On a cluster, where nodes come and go, workers import the heavy libraries first (see
     # warm_worker); a local Ray loses no nodes, and skips the few seconds each worker costs.
     if address and address != "local":
-        ray.init(address=address, log_to_driver=True, runtime_env={"worker_process_setup_hook": SETUP_HOOK})
+        _join(address)
         return f"joined the Ray cluster at {address} (named by {source})"
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False)
     why = (
@@ -69,6 +69,25 @@ def connect_ray(address: str | None = None, *, num_cpus: int | None = None) -> s
         )
     )
     return f"started a private local Ray ({ray.cluster_resources().get('CPU', 0):g} CPUs): {why}"
+
+
+def _join(address: str) -> None:
+    """ray.init on a named cluster; a refusal for want of the cluster's token says so and names
+    the fix (Ray itself says only "Failed to connect", after about 20 s)."""
+    import ray
+
+    from ..errors import PreflightError
+    from .cluster_auth import head_refuses, refusal_message
+
+    # Asked first: Ray would retry a refused join for about 20 s, then say only that it failed.
+    if head_refuses(address):
+        raise PreflightError(refusal_message(address))
+    try:
+        ray.init(address=address, log_to_driver=True, runtime_env={"worker_process_setup_hook": SETUP_HOOK})
+    except (ConnectionError, ray.exceptions.AuthenticationError) as err:
+        if head_refuses(address):
+            raise PreflightError(refusal_message(address)) from err
+        raise
 
 
 def warm_worker() -> None:
