@@ -9,7 +9,8 @@ runs `plan` instead: nothing is embedded or written. Other flags are `embed`'s, 
 
 Exit codes: 0 complete (and verified); 1 verification failed (or, with --dry-run, plan found
 a problem); 2 the run could not start or failed; 3 incomplete (a re-run retries the failed
-units); 4 another run took the output over.
+units); 4 another run took the output over; 5 its Ray cluster went away (run again once it
+answers).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from .signals import Interrupted, sigterm_raises
 from .spec import RunSpec
 from .summary import summary_numbers, summary_text
 from .tokenizer_check import preflight_tokenizer
-from .watchdog import Stalled, Watchdog
+from .watchdog import ClusterLost, Stalled, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,8 @@ class Run:
             ended = self._outcome  # the run's own thread may have ended it meanwhile
         if ended is None and self.lease is not None:
             self.lease.release(clean=False)
-        outcome = ended or self._end_stopped(Stalled(f"ended: {self.watchdog.stalled}"))
+        gone = ClusterLost if self.watchdog.cluster_lost else Stalled
+        outcome = ended or self._end_stopped(gone(f"ended: {self.watchdog.stalled}"))
         print(f"sarashina-batch: {redact(outcome.message, config_secrets(self.config))}", file=sys.stderr)
         logging.shutdown()
         sys.stdout.flush()
@@ -227,17 +228,20 @@ class Run:
     def _end_stopped(self, err: BaseException) -> RunOutcome:
         """Stopped by a signal, or ended by the watchdog (no progress, its cluster gone)."""
         if isinstance(err, Stalled):
-            stopped = f"ended: {self.watchdog.stalled}"
+            stopped = f"ended: {self.watchdog.stalled or err}"
         else:
             stopped = "stopped by SIGINT" if isinstance(err, KeyboardInterrupt) else str(err)
+        cluster_lost = isinstance(err, ClusterLost)
+        again = "once the Ray cluster answers again (or on another), " if cluster_lost else ""
         if not self.output_taken:
             return self._end(
-                Ending.STOPPED_BEFORE_START, f"run {stopped}, before it took the output; nothing was changed"
+                Ending.CLUSTER_LOST_BEFORE_START if cluster_lost else Ending.STOPPED_BEFORE_START,
+                f"run {stopped}, before it took the output; nothing was changed; {again}run it again",
             )
         return self._end(
-            Ending.INCOMPLETE,
+            Ending.CLUSTER_LOST if cluster_lost else Ending.INCOMPLETE,
             f"run {self.run_id} {stopped}: {self.totals.units_committed} units committed are kept, "
-            "the lease is released; run the same command again to resume",
+            f"the lease is released; {again}run the same command again to resume",
             journal_error=err,
             error_text=stopped,
         )

@@ -68,6 +68,7 @@ class Watchdog:
         self.first_report_s = min(first_report_s, stall_timeout_s / 2)
         self.activity = "starting"
         self.stalled: str | None = None  # why the run was ended, once it was
+        self.cluster_lost = False  # ended because its cluster stopped answering
         self._last = clock()
         self._reported_at: float | None = None
         self._target = threading.get_ident()
@@ -152,6 +153,7 @@ class Watchdog:
             f"the Ray cluster at {name} stopped answering for {silent:.0f} s (it was stopped, or its head node "
             f"went away) while {self.activity}"
         )
+        self.cluster_lost = True
         log.error("%s; ending the run", self.stalled)
         _raise_in(self._target, ClusterLost)
         return True

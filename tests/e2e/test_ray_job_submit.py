@@ -95,9 +95,9 @@ def test_two_jobs_submitted_together_to_one_small_cluster_both_complete(head_nod
 
 
 @pytest.mark.slow  # over 2 minutes: a cluster of its own, stopped, then a second run
-def test_a_run_whose_cluster_goes_away_ends_with_exit_3_recorded_and_the_next_run_completes(tiny_model, tmp_path):
+def test_a_run_whose_cluster_goes_away_ends_with_exit_5_recorded_and_the_next_run_completes(tiny_model, tmp_path):
     """A command-line run joined to a `ray start` cluster that is stopped under it: the run says
-    so and ends itself (exit 3, a manifest saying why, its lease released), before Ray would kill
+    so and ends itself (exit 5, a manifest saying why, its lease released), before Ray would kill
     the driver without a word; the next run, on a Ray of its own, completes the output exactly."""
     from tests.support.corpus import write_mixed_corpus
 
@@ -115,7 +115,7 @@ def test_a_run_whose_cluster_goes_away_ends_with_exit_3_recorded_and_the_next_ru
         stopped = time.monotonic()
         output = run.communicate(timeout=120)[0]
     ended_after = time.monotonic() - stopped
-    assert run.returncode == 3, output[-3000:]
+    assert run.returncode == 5, output[-3000:]
     assert ended_after < 55, ended_after  # before Ray's own 60 s
     port = gcs.rsplit(":", 1)[1]  # Ray names the head by the node's address, not 127.0.0.1
     assert re.search(rf"the Ray cluster at \S+:{port} stopped answering for 2\d s", output), output[-3000:]

@@ -21,6 +21,9 @@ def test_each_ending_has_its_documented_exit_code():
     assert documented[Ending.INCOMPLETE.exit_code].startswith("incomplete")
     assert documented[Ending.LEASE_LOST.exit_code].startswith("another run took the output")
     assert documented[Ending.FAILED.exit_code].startswith("the run could not start or failed")
+    assert documented[Ending.CLUSTER_LOST.exit_code].startswith("its Ray cluster went away")
+    assert Ending.CLUSTER_LOST_BEFORE_START.exit_code == Ending.CLUSTER_LOST.exit_code
+    assert len({ending.exit_code for ending in Ending}) == len(documented) == 5
     # Stopped before it took the output: as any stopped run (the README: "stopped by SIGTERM/SIGINT"
     # is 3), though nothing was changed.
     assert Ending.STOPPED_BEFORE_START.exit_code == Ending.INCOMPLETE.exit_code

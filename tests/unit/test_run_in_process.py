@@ -171,3 +171,38 @@ def test_a_run_stopped_before_it_takes_the_output_changes_nothing_and_exits_3(
     assert run_job(job_config(str(corpus_dir), str(out_dir), tiny_model), HERE) == EXIT_INCOMPLETE
     assert "before it took the output; nothing was changed" in capsys.readouterr().err
     assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+def test_a_run_whose_cluster_goes_away_exits_5_keeps_its_units_and_the_next_run_completes(
+    tiny_model, corpus_dir, tmp_path, capsys, monkeypatch
+):
+    """The watchdog ends a run whose Ray cluster stopped answering (ClusterLost, raised in the
+    run's thread): exit 5, not 3, so that a scheduler looks at the cluster first; the manifest
+    says why; what was committed stays, and the next run adds only the rest."""
+    from sarashina_batch.run.endings import EXIT_CLUSTER_LOST
+    from sarashina_batch.run.watchdog import ClusterLost
+
+    embed = InProcessRunner.embed
+
+    def cluster_gone_after_one_unit(self, *args):
+        stats = embed(self, *args)
+        yield next(stats)
+        raise ClusterLost("the Ray cluster at 10.0.0.1:6379 stopped answering for 21 s")
+
+    monkeypatch.setattr(InProcessRunner, "embed", cluster_gone_after_one_unit)
+    out_dir = tmp_path / "out"
+    config = job_config(str(corpus_dir), str(out_dir), tiny_model)  # 40 rows a unit
+    assert run_job(config, HERE) == EXIT_CLUSTER_LOST
+    said = capsys.readouterr().err
+    assert "stopped answering for 21 s: 1 units committed are kept" in said
+    assert "once the Ray cluster answers again (or on another), run the same command again" in said
+    [manifest] = [json.loads(p.read_text()) for p in (out_dir / "_manifest").glob("*.json")]
+    assert manifest["state"] == "incomplete" and "stopped answering" in manifest["error"]
+    assert json.loads((out_dir / "_lease.json").read_text())["state"] == "released"
+    kept = read_output(out_dir).num_rows
+    assert 0 < kept < 177
+
+    monkeypatch.undo()
+    assert run_job(config, HERE) == EXIT_OK
+    ids = read_output(out_dir)["id"].to_pylist()
+    assert len(ids) == len(set(ids)) == 177
