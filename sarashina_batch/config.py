@@ -229,13 +229,23 @@ class ComputeConfig(_Strict):
         None,
         ge=1,
         description="Largest pool size; unset: as many actors as the GPUs the cluster has, or can "
-        "grow to (its autoscaler's limit), allow, at most 256; 1 on a CPU-only run.",
+        "grow to (its autoscaler's limit), allow, at most 256; on a CPU-only run, one per compute.cpus_per_actor CPUs "
+        "of the cluster. Either way at most the run's share of the cluster (compute.cluster_share).",
     )
     torch_threads: int | None = Field(
         None,
         ge=1,
-        description="Threads torch computes with in a CPU-only embedding actor; unset: every core "
-        "of its node (Ray would grant it one per reserved CPU). GPU actors keep Ray's setting.",
+        description="Threads torch computes with in a CPU-only embedding actor, at most the CPUs it reserves "
+        "(compute.cpus_per_actor): more would take cores other actors and jobs hold. Unset: one per reserved CPU. "
+        "GPU actors keep Ray's setting.",
+    )
+    cluster_share: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="The share of the cluster's CPUs and GPUs this run holds at most (its embedding pool and its "
+        "tasks), re-checked as it runs. Unset: an equal share among the sarashina-batch runs on the cluster at "
+        "the time (all of it when alone); a run that arrives makes the others shrink, one that ends lets them grow.",
     )
     cpus_per_read_task: float = Field(
         1.0,
@@ -282,6 +292,21 @@ class ComputeConfig(_Strict):
         "running on this machine (`ray start`); unset: RAY_ADDRESS (`ray job submit` sets it), else a private "
         "local Ray, never one another program started; 'local' always starts a private local Ray.",
     )
+
+    @model_validator(mode="after")
+    def _threads_within_reserved_cpus(self) -> ComputeConfig:
+        if self.torch_threads is not None and self.torch_threads > self.cpus_per_actor:
+            raise ValueError(
+                f"compute.torch_threads={self.torch_threads} is more than the {self.cpus_per_actor:g} CPUs an embedding "
+                "actor reserves: the extra threads would run on cores that other actors and jobs hold. Reserve them "
+                f"(compute.cpus_per_actor={self.torch_threads}), or leave compute.torch_threads unset"
+            )
+        return self
+
+    @property
+    def actor_threads(self) -> int:
+        """Threads torch computes with in a CPU-only actor: one per CPU it reserves, unless fewer asked."""
+        return self.torch_threads or max(1, int(self.cpus_per_actor))
 
 
 class ReuseConfig(_Strict):

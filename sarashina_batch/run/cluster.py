@@ -133,6 +133,7 @@ class ClusterGpus:
     source: str  # where `most` comes from, for messages
     # The most CPUs the cluster can have, known from the same source; None: unknown.
     cpus_most: float | None = None
+    cpus_now: float | None = None  # CPUs in the cluster now
 
 
 def cluster_gpus() -> ClusterGpus:
@@ -141,7 +142,8 @@ def cluster_gpus() -> ClusterGpus:
     (nothing adds nodes to it)."""
     import ray
 
-    now = float(ray.cluster_resources().get("GPU", 0))
+    resources = ray.cluster_resources()
+    now, cpus_now = float(resources.get("GPU", 0)), _cpus(resources)
     try:
         from ray._private import state  # the source Ray Data itself uses for its autoscaling limits
 
@@ -150,13 +152,11 @@ def cluster_gpus() -> ClusterGpus:
         log.debug("autoscaler limits unavailable: %s", err)
         limits = None
     if limits is not None:
-        return ClusterGpus(now, float(limits.get("GPU", 0)), "the autoscaler's node types", _cpus(limits))
+        return ClusterGpus(now, float(limits.get("GPU", 0)), "the autoscaler's node types", _cpus(limits), cpus_now)
     node = getattr(ray._private.worker, "_global_node", None)
     if node is not None and node.head:
-        return ClusterGpus(
-            now, now, "a local Ray started by this job, without an autoscaler", _cpus(ray.cluster_resources())
-        )
-    return ClusterGpus(now, None, "no autoscaler limits reported")
+        return ClusterGpus(now, now, "a local Ray started by this job, without an autoscaler", cpus_now, cpus_now)
+    return ClusterGpus(now, None, "no autoscaler limits reported", None, cpus_now)
 
 
 def _cpus(resources: dict) -> float | None:

@@ -148,6 +148,7 @@ class Run:
                 raise_if_taken_over(self.lease, err)
             raise
         finally:
+            self.runner.leave()
             # Also when a signal or the watchdog lands while the lease is being taken.
             if self.lease is not None:
                 self.lease.release(clean=bool(result and result.complete and not result.restarts))

@@ -33,6 +33,7 @@ from .cluster import WORKERS, answers, cluster_gpus, connect_ray, gcs_address, w
 from .graph import FILES_PER_LISTING_BLOCK, build_dataset, configure_data_context, one_unit_per_block, unit_dataset
 from .metrics import RunMetrics
 from .resources import Resources, decide_resources
+from .share import RunRegistry, ShareKeeper
 from .signals import raise_on_sigterm
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,33 @@ GROUP_TASKS = 4
 class RayRunner:
     name = "ray"
 
+    def __init__(self) -> None:
+        self.share: ShareKeeper | None = None
+
     def join(self, config: RunConfig, watchdog) -> Resources:
-        """Join (or start) the Ray cluster, have the watchdog watch it, and size the run's pools
-        to what it has."""
+        """Join (or start) the Ray cluster, have the watchdog watch it, size the run's pools to
+        what it has, and keep the run within its share of it (run/share.py)."""
+        import ray
+
         configure_data_context()
         watchdog.doing("connecting to Ray")
         log.info("%s", connect_ray(config.compute.ray_address))
         raise_on_sigterm()  # again: ray.init replaced it with a handler that lets the process die
         head = gcs_address()
         watchdog.watch_cluster(head, lambda: answers(head))
-        return decide_resources(config, cluster_gpus())
+        resources = decide_resources(config, cluster_gpus())
+        compute = config.compute
+        job = ray.get_runtime_context().get_job_id()
+        registry = RunRegistry(f"job-{job}", {"output": config.output.uri})
+        self.share = ShareKeeper(
+            registry, compute.cluster_share, resources.max_actors, compute.cpus_per_actor, resources.gpus_per_actor
+        ).start()
+        return resources
+
+    def leave(self) -> None:
+        if self.share is not None:
+            self.share.stop()
+            self.share = None
 
     def attempts(self, max_attempts: int) -> UnitAttempts:
         return UnitAttempts(max_attempts)
@@ -73,6 +91,8 @@ class RayRunner:
 
     def embed(self, run, todo, resources, guard, staged, int8_ranges):
         graph = build_dataset(run, todo, resources, guard, staged, int8_ranges)
+        if self.share is not None:
+            self.share.follow(graph)
         return graph.iter_batches(batch_size=None, batch_format="pyarrow")
 
     def staged_reuse(self, run, todo: Reconciliation, skip: set[str], settings: ReuseSettings):

@@ -60,7 +60,10 @@ def decide_resources(config: RunConfig, gpus: ClusterGpus) -> Resources:
         reachable = max(gpus.now, gpus.most or 0)
         max_actors = max(1, min(UNBOUNDED_POOL, int(reachable // per_actor)))
     else:
-        max_actors = 1
+        # A CPU run: one actor per CPU the actor reserves, each computing with that many threads
+        # (stages/embed.py), so that its share of a cluster is a number of actors (run/share.py).
+        cpus = gpus.cpus_most or gpus.cpus_now or config.compute.cpus_per_actor
+        max_actors = max(1, min(UNBOUNDED_POOL, int(cpus // config.compute.cpus_per_actor)))
     max_actors = _leave_room_for_reads(config, per_actor, max_actors, gpus)
     min_actors = min(config.compute.min_actors, max_actors)
     log.info(

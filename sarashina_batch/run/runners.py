@@ -54,6 +54,9 @@ class Runner(Protocol):
     def join(self, config: RunConfig, watchdog: Watchdog) -> Resources:
         """Join the engine (connect to the cluster) and size the run's pools."""
 
+    def leave(self) -> None:
+        """The run is over: give back what join took beyond the connection (its share's entry)."""
+
     def attempts(self, max_attempts: int) -> UnitAttemptBound: ...
 
     def metrics(self) -> Any | None:
@@ -116,6 +119,9 @@ class InProcessRunner:
     def join(self, config: RunConfig, watchdog: Watchdog) -> Resources:
         watchdog.doing("running every stage in this process (no Ray)")
         return Resources(gpus_per_actor=0.0, min_actors=1, max_actors=1)
+
+    def leave(self) -> None:
+        pass
 
     def attempts(self, max_attempts: int) -> UnitAttemptBound:
         return NoAttemptBound()

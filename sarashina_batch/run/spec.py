@@ -61,7 +61,7 @@ class RunSpec:
                 normalize=config.model.normalize,
                 max_tokens_per_batch=config.batching.max_tokens_per_batch,
                 packing=config.batching.packing,
-                torch_threads=config.compute.torch_threads,
+                torch_threads=config.compute.actor_threads,
                 dedup=config.reuse.enabled,
             ),
             vectors=VectorSpec(config.output.float_dtype, tuple(config.output.compact_vectors)),

@@ -31,7 +31,7 @@ class ComputeSpec:
     normalize: bool = True
     max_tokens_per_batch: int | None = None  # None: the device default (embedder.default_token_budget)
     packing: str = "auto"
-    torch_threads: int | None = None  # CPU only; None: every core of the node
+    torch_threads: int = 1  # CPU only: the CPUs the actor reserved (compute.actor_threads)
     dedup: bool = True  # rows of one unit with the same content key are embedded once (reuse.enabled)
 
 
@@ -84,15 +84,14 @@ class EmbedActor:
         self.metrics.window_embedded(window.micro_batch_seconds, cuda=self.embedder.device.startswith("cuda"))
 
 
-def _use_cores(threads: int | None) -> None:
-    """Ray sets OMP_NUM_THREADS to the actor's reserved CPUs (1 by default), so torch on a
-    CPU-only actor would compute on one core while the others idle once tokenizing is done.
-    The model is the work of a CPU run: it gets every core of the node unless told otherwise."""
-    import os
-
+def _use_cores(threads: int) -> None:
+    """As many torch threads as the CPUs the actor reserved, never more. A run used to take every
+    core of its node: alone that was fast, but two jobs on one 2-CPU cluster then ran four
+    threads on two cores and went 8x slower than one job (where 2x was due). A CPU run gets its
+    parallelism from more actors instead (run/resources.py), and shares a cluster by their number."""
     import torch
 
-    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+    torch.set_num_threads(threads)
 
 
 def embed_table(embedder, batch: pa.Table, on_window=None, dedup: bool = True) -> pa.Table:

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager
-def head_node_of_its_own(tmp_path: Path, auth_token: str | None = None):
+def head_node_of_its_own(tmp_path: Path, auth_token: str | None = None, cpus: int = 2):
     """A head node of its own (own ports, own temp dir), stopped without touching any other
     Ray on the machine (`ray stop` would kill them all). Yields (ray, GCS address, jobs API
     address, environment, a function that stops it).
@@ -44,7 +44,7 @@ def head_node_of_its_own(tmp_path: Path, auth_token: str | None = None):
                 "--block",
                 f"--port={port}",
                 "--node-ip-address=127.0.0.1",
-                "--num-cpus=2",
+                f"--num-cpus={cpus}",
                 "--include-dashboard=true",
                 "--dashboard-host=127.0.0.1",
                 f"--dashboard-port={dashboard}",

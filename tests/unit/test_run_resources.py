@@ -48,3 +48,19 @@ def test_reads_fused_into_the_actor_need_no_room_of_their_own():
 def test_unknown_cpus_change_nothing():
     cluster = ClusterGpus(4, None, "test")
     assert decide_resources(config(gpus_per_actor=1, max_actors=None), cluster).max_actors == 4
+
+
+def test_a_cpu_run_has_one_actor_per_cpu_it_may_use_each_computing_on_the_cpus_it_reserves():
+    """Parallelism on CPU is a number of actors, so that a shared cluster can be shared by their
+    number; an actor never runs more torch threads than the CPUs it reserved."""
+    plain = config(gpus_per_actor=0, max_actors=None, cpus_per_read_task=1)  # reads run in the actors
+    assert decide_resources(plain, ClusterGpus(0, 0, "test", cpus_most=4)).max_actors == 4
+    assert decide_resources(plain, ClusterGpus(0, None, "test", cpus_now=2)).max_actors == 2
+    two_each = config(gpus_per_actor=0, max_actors=None, cpus_per_actor=2, cpus_per_read_task=2)
+    assert decide_resources(two_each, ClusterGpus(0, 0, "test", cpus_most=8)).max_actors == 4
+    assert plain.compute.actor_threads == 1 and two_each.compute.actor_threads == 2
+
+
+def test_more_torch_threads_than_reserved_cpus_is_refused_with_the_fix():
+    with pytest.raises(Exception, match=r"torch_threads=4 is more than the 1 CPUs (.|\n)* \(compute.cpus_per_actor=4\)"):
+        config(gpus_per_actor=0, torch_threads=4)
