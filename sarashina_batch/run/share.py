@@ -146,11 +146,12 @@ class ShareKeeper:
         share = share_of(
             fraction, runs, self.cluster_resources(), self.max_actors, self.cpus_per_actor, self.gpus_per_actor
         )
-        if share != self.share:
-            if self.share is None or share.actors != self.share.actors or share.runs != self.share.runs:
-                log.info("%s", share.describe(self.explicit is not None))
-            self.share = share
-            self._apply(share)
+        if self.share is None or share.actors != self.share.actors or share.runs != self.share.runs:
+            log.info("%s", share.describe(self.explicit is not None))
+        self.share = share
+        # Every time, not only on a change: the pool exists only once the execution has returned
+        # its first block, after the check that saw the change may have run.
+        self._apply(share)
         return share
 
     def _keep(self) -> None:

@@ -100,3 +100,18 @@ def test_a_ray_without_that_pool_field_keeps_the_limits_and_warns_once(caplog):
     keeper.follow(dataset)
     assert dataset.context.execution_options.resource_limits.cpu == 2
     assert caplog.text.count("keeps its actor pool's size elsewhere") == 1
+
+
+def test_a_pool_that_appears_after_the_share_changed_still_gets_it():
+    """Ray Data makes the pool when the execution returns its first block, which may come after
+    the check that saw another run arrive: every check applies the share again."""
+    registry = Registry()
+    registry.runs = 2
+    keeper = ShareKeeper(registry, None, 2, 1, 0, cluster_resources=lambda: {"CPU": 2})
+    keeper.check()
+    dataset, pool = running_dataset(2)
+    executor, dataset._current_executor = dataset._current_executor, None
+    keeper.follow(dataset)  # not executing yet: no pool
+    dataset._current_executor = executor
+    keeper.check()  # the share is unchanged
+    assert pool._config.max_size == 1
