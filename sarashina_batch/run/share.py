@@ -12,6 +12,10 @@ switching threads (8x slower than one job alone, where 2x was due). So a run:
 - applies the share where Ray Data reads it while the run executes: the dataset's resource
   limits (checked by its executor every second), and the embedding pool's largest size.
 
+Ray Data 2.60 removes only pending or idle actors: a run whose every actor is busy gives its
+extra actors back when their queues run dry (at the latest when its units are all handed out),
+not at once. A run that arrives waits for that, saying what it waits for.
+
 The pool's largest size is a private field of Ray Data's actor pool (Ray 2.60): where a Ray
 release moves it, the limits alone still apply (new work waits for the share), with a warning.
 """
@@ -175,6 +179,10 @@ class ShareKeeper:
             pools = _actor_pools(dataset)
             for pool in pools:
                 pool._config = dataclasses.replace(pool._config, max_size=max(pool._config.min_size, share.actors))
+                # Ray Data keeps an actor it started for 10 s before it may remove one; an actor
+                # started just before another run arrived would then get to work and stay.
+                # Only pending and idle actors are ever removed: a busy one goes once idle.
+                pool._debounce_period_s = 0
         except Exception as err:  # noqa: BLE001 - Ray Data internals of another release
             if not self._warned:
                 self._warned = True

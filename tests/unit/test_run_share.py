@@ -66,6 +66,7 @@ def test_the_keeper_shrinks_the_pool_when_runs_arrive_and_grows_it_when_they_lea
     registry.runs = 2  # another run registered on the cluster
     keeper.check()
     assert pool._config.max_size == 2 and dataset.context.execution_options.resource_limits.cpu == 2
+    assert pool._debounce_period_s == 0  # a pending actor over the share goes at once
     assert "at most 2 CPUs and 0 GPUs of the cluster (2 sarashina-batch runs share it)" in caplog.text
 
     registry.runs = 4
