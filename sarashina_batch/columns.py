@@ -47,4 +47,7 @@ UNIT_URI = "uri"
 UNIT_FIRST_ROW = "first_row"
 UNIT_NUM_ROWS = "num_rows"
 UNIT_FILE_ROWS = "file_rows"
+# Where the unit's read starts: the first row of the row group it was cut from (units cut from
+# one row group share it and are read in one pass), or its own first row (whole row groups).
+UNIT_READ_FROM = "read_from"
 UNIT_ERROR = "_unit_error"  # set when a whole unit could not be read

@@ -60,8 +60,9 @@ REUSE_SAMPLE = 1000  # pending rows whose content keys are looked up in the outp
 # Until a GPU measurement replaces it (jobs/benchmark_gpu.py prints tokens/s per GPU type),
 # throughput is estimated as this share of the GPU's dense bf16 peak: the project's target.
 ASSUMED_MFU = 0.5
-# A row group this many units long is worth a note: each unit cut from it decodes the
-# group's rows before its own (pyarrow reads no row ranges), so reading grows with the cut.
+# A row group this many units long is worth a note: the units cut from it are read by one
+# task, one after another, in one pass over the group (pyarrow reads no row ranges), so its
+# reading does not spread over the cluster as the units of smaller groups do.
 HUGE_GROUP_UNITS = 4
 # Example on-demand prices (USD per GPU hour) to show the arithmetic; set yours with --throughput.
 EXAMPLE_PRICES = {"H100": 4.0, "H200": 5.0, "B200": 7.0, "A100": 2.0, "L40S": 1.8, "L4": 0.8, "A10G": 1.0}
@@ -456,8 +457,9 @@ def format_plan(report: dict[str, Any]) -> str:
             lines.append(
                 f"  note: {files['files_with_huge_row_groups']:,} files have row groups of up to "
                 f"{files['largest_row_group']:,} rows (input.rows_per_unit is {report['rows_per_unit']:,}): "
-                "each unit cut from such a group decodes the rows before it in the group (memory stays "
-                "bounded by the unit); files written with row_group_size <= input.rows_per_unit read faster"
+                "the units cut from such a group are read by one task, one after another, in one pass over "
+                "the group (memory stays bounded by the unit); files written with row_group_size <= "
+                "input.rows_per_unit spread their reading over more tasks"
             )
     tokens = report.get("tokens")
     if tokens and tokens["sampled"]:

@@ -1,10 +1,11 @@
 """The one Parquet reader: footers, row groups, row ranges and picked rows, of input files
-and output parts alike. Only the row groups that hold the rows asked for are read."""
+and output parts alike. Only the row groups that hold the rows asked for are read, and the
+ranges of one pass (iter_row_ranges) decode each of them once."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,11 +14,22 @@ import pyarrow.parquet as pq
 
 from ..storage.filesystems import open_fs
 
+# Bytes read at a time from a column chunk by a streamed reader (open_parquet(streamed=True)).
+STREAM_BUFFER_BYTES = 1 << 20
+
 
 @contextlib.contextmanager
-def open_parquet(fs, path: str) -> Iterator[pq.ParquetFile]:
+def open_parquet(fs, path: str, streamed: bool = False) -> Iterator[pq.ParquetFile]:
+    """A Parquet file on fs. streamed: read column chunks a buffer at a time as batches are
+    decoded, instead of pyarrow's default pre-buffering, which reads every column chunk of a
+    row group whole before the first batch: a unit cut from a 200,000-row group of ~300-char
+    texts then held the group's 170 MiB text chunk, ten times its own rows
+    (jobs/benchmark_row_groups.py)."""
     with fs.open(path, "rb") as handle:
-        yield pq.ParquetFile(handle)
+        if streamed:
+            yield pq.ParquetFile(handle, pre_buffer=False, buffer_size=STREAM_BUFFER_BYTES)
+        else:
+            yield pq.ParquetFile(handle)
 
 
 def footer(fs, path: str) -> pq.FileMetaData:
@@ -48,30 +60,60 @@ RANGE_BATCH_ROWS = 4096
 
 
 def read_row_range(parquet: pq.ParquetFile, first_row: int, num_rows: int, columns: list[str]) -> pa.Table:
-    """Rows [first_row, first_row + num_rows), reading only the row groups that overlap them.
+    """Rows [first_row, first_row + num_rows), reading only the row groups that overlap them
+    (iter_row_ranges with one range)."""
+    return next(iter_row_ranges(parquet, [(first_row, num_rows)], columns))
 
-    The groups are decoded in batches, and a batch outside the range is dropped as soon as
-    it is decoded: a range cut from a huge row group (pyarrow writes groups of up to 1 Mi
-    rows) holds about its own rows in memory, not the whole group's. pyarrow has no
-    row-range read, so the rows before the range in its first group are still decoded."""
-    groups, group_start = _overlapping_row_groups(row_group_sizes(parquet.metadata), first_row, num_rows)
-    if not groups or num_rows == 0:
-        return parquet.schema_arrow.empty_table().select(columns)
-    skip, pieces, wanted = first_row - group_start, [], num_rows
-    batches = parquet.iter_batches(batch_size=RANGE_BATCH_ROWS, row_groups=groups, columns=columns, use_threads=False)
-    for batch in batches:
-        if skip >= batch.num_rows:
-            skip -= batch.num_rows
-            continue
-        piece = batch.slice(skip, wanted)
-        skip, wanted = 0, wanted - piece.num_rows
-        pieces.append(piece)
-        if wanted == 0:
-            break
+
+def iter_row_ranges(
+    parquet: pq.ParquetFile, ranges: Sequence[tuple[int, int]], columns: list[str]
+) -> Iterator[pa.Table]:
+    """The rows of each (first_row, num_rows) range, one table per range, in the order given
+    (sorted, apart), each yielded as soon as its last row is decoded.
+
+    One pass over the row groups the ranges overlap: pyarrow has no row-range or page-skipping
+    read, so reading a range of a row group decodes the group from its start; the units cut from
+    one large group, read here together, decode it once instead of once per unit (unit k of a
+    group decoded k units' rows before its own). The groups are decoded in batches, and a batch
+    outside every range is dropped as soon as it is decoded: the generator holds one range's rows
+    (plus one batch), not the group's. A range past the end of the file comes back short (its
+    caller compares it with the footer); one of no rows comes back empty."""
+    sizes = row_group_sizes(parquet.metadata)
+    group_starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    wanted = [(first, first + count) for first, count in ranges]
+    groups = sorted({g for start, end in wanted if end > start for g in _overlapping_row_groups(sizes, start, end)})
+    next_range, pieces = 0, []
+    for group in groups:
+        position, group_end = int(group_starts[group]), int(group_starts[group + 1])
+        batches = parquet.iter_batches(
+            batch_size=RANGE_BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False
+        )
+        for batch in batches:
+            batch_start, position = position, position + batch.num_rows
+            while next_range < len(wanted):
+                start, end = wanted[next_range]
+                if start < end:
+                    low, high = max(start, batch_start), min(end, position)
+                    if low < high:
+                        pieces.append(batch.slice(low - batch_start, high - low))
+                    if end > position:
+                        break  # the range goes on in the next batch
+                yield _owned(pieces, parquet, columns)
+                next_range, pieces = next_range + 1, []
+            if next_range == len(wanted) or wanted[next_range][0] >= group_end:
+                break  # nothing more wanted from this group: the rest of it is not decoded
+        if next_range == len(wanted):
+            return
+    while next_range < len(wanted):  # ranges the file does not reach (or of no rows)
+        yield _owned(pieces, parquet, columns)
+        next_range, pieces = next_range + 1, []
+
+
+def _owned(pieces: list[pa.RecordBatch], parquet: pq.ParquetFile, columns: list[str]) -> pa.Table:
     # Own the rows: a slice would keep its whole decoded batch alive.
-    return (
-        pa.Table.from_batches(pieces).combine_chunks() if pieces else parquet.schema_arrow.empty_table().select(columns)
-    )
+    if not pieces:
+        return parquet.schema_arrow.empty_table().select(columns)
+    return pa.Table.from_batches(pieces).combine_chunks()
 
 
 def read_rows(parquet: pq.ParquetFile, rows: np.ndarray, columns: list[str] | None) -> pa.Table:
@@ -97,11 +139,11 @@ def read_row_group(uri: str, storage_options: dict[str, Any], index: int, column
         return parquet.read_row_group(index, columns=columns)
 
 
-def _overlapping_row_groups(sizes: list[int], first_row: int, num_rows: int) -> tuple[list[int], int]:
-    groups, group_start, offset = [], None, 0
+def _overlapping_row_groups(sizes: list[int], start: int, end: int) -> list[int]:
+    """The row groups that hold rows of [start, end)."""
+    groups, offset = [], 0
     for index, size in enumerate(sizes):
-        if offset + size > first_row and offset < first_row + num_rows:
+        if offset + size > start and offset < end:
             groups.append(index)
-            group_start = offset if group_start is None else group_start
         offset += size
-    return groups, group_start or 0
+    return groups

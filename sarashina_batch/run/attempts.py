@@ -24,14 +24,22 @@ log = logging.getLogger(__name__)
 
 
 class UnitStarts:
-    """The registry: how many times each (stage, unit) has been started in this run."""
+    """The registry: how many times each (stage, unit) has been started in this run, and how many
+    of those starts finished."""
 
     def __init__(self) -> None:
         self._started: Counter[tuple[str, str]] = Counter()
+        self._finished: Counter[tuple[str, str]] = Counter()
 
     def begin(self, stage: str, unit_id: str) -> int:
+        """This start, counted with the earlier ones that did not finish: a unit re-run only
+        because the task that ran it (with others: the read stage's units cut from one row
+        group) was run again is not taken for one that kills its worker."""
         self._started[stage, unit_id] += 1
-        return self._started[stage, unit_id]
+        return self._started[stage, unit_id] - self._finished[stage, unit_id]
+
+    def finish(self, stage: str, unit_id: str) -> None:
+        self._finished[stage, unit_id] += 1
 
     def restarted(self) -> dict[str, int]:
         """Units started more than once, per stage: what Ray retried (for the run's log)."""

@@ -97,11 +97,10 @@ def _calibrate(
 def _embed_sample(units: list[dict], prepare, embed, limit: int) -> np.ndarray:
     """The float32 vectors of up to `limit` of these units' rows (where an actor would run)."""
     from ..stages.embed import EmbedActor
-    from ..stages.prepare import prepare_unit
+    from ..stages.prepare import prepare_each
 
     tables, rows = [], 0
-    for unit in units:
-        table = prepare_unit(unit, prepare)
+    for table in prepare_each(units, prepare):  # units cut from one row group: one pass over it
         table = table.filter(pc.and_(pc.is_valid(table[C.SOURCE_ROW]), pc.is_null(table[C.REASON])))
         tables.append(table.slice(0, limit - rows))
         rows += tables[-1].num_rows

@@ -30,7 +30,13 @@ from ..stages.reuse import (
 from ..storage.filesystems import StoreSpec
 from .attempts import UnitAttempts
 from .cluster import WORKERS, answers, cluster_gpus, connect_ray, gcs_address, what_it_waits_for
-from .graph import FILES_PER_LISTING_BLOCK, build_dataset, configure_data_context, one_unit_per_block, unit_dataset
+from .graph import (
+    FILES_PER_LISTING_BLOCK,
+    build_dataset,
+    configure_data_context,
+    one_read_group_per_block,
+    unit_dataset,
+)
 from .metrics import RunMetrics
 from .resources import Resources, decide_resources
 from .share import RunRegistry, ShareKeeper
@@ -108,12 +114,12 @@ class RayRunner:
             # One listing block, one task: the steps below without their shuffles.
             ds = _mapped(ds, stage_units_together, settings, workers)
         else:
+            # A task per read group: the units cut from one row group are read in one pass.
             ds = _mapped(
-                one_unit_per_block(ds),
+                one_read_group_per_block(ds, runtime_env=workers),
                 unit_keys,
                 settings,
                 workers,
-                batch_size=1,
                 num_cpus=config.compute.cpus_per_read_task,
             )
             partitions = _partitions(len(todo.pending))

@@ -27,7 +27,7 @@ from ..output.layout import OutputLayout
 from ..output.reconcile import Reconciliation
 from ..stages.embed import EmbedActor
 from ..stages.guard import UNGUARDED, AttemptGuard
-from ..stages.prepare import prepare_units
+from ..stages.prepare import prepare_each
 from ..stages.reuse import ReuseSettings, index_units_together, stage_units_together
 from ..stages.staging import StagedReuse
 from ..stages.write import write_parts
@@ -136,8 +136,10 @@ class InProcessRunner:
         if not units:
             return
         actor = EmbedActor(embed_settings(run.spec, guard))  # the model, loaded once
-        for unit in units:
-            yield write_parts(actor(prepare_units(_one_unit(unit), prepare)), write)
+        # One prepared unit at a time, as the Ray graph's blocks: the units cut from one row
+        # group come out of one pass over it, each embedded and written before the next is read.
+        for prepared in prepare_each(units, prepare):
+            yield write_parts(actor(prepared), write)
 
     def staged_reuse(self, run, todo, skip, settings) -> Iterator[pa.Table]:
         units = self._units(run, todo, skip)
@@ -173,7 +175,3 @@ class InProcessRunner:
             for unit in units_of_file(shard, config.input.storage_options, config.input.rows_per_unit)
             if unit[C.UNIT_ID] not in skip
         ]
-
-
-def _one_unit(unit: dict) -> pa.Table:
-    return pa.Table.from_pylist([unit])

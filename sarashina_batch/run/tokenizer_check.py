@@ -35,7 +35,9 @@ def input_sample(config: RunConfig, uris: list[str]) -> list[str]:
         try:
             fs, path = open_fs(uri, config.input.storage_options)
             rows = min(SAMPLE_ROWS, footer(fs, path).num_rows)
-            with open_parquet(fs, path) as parquet:
+            # Streamed: a pre-buffered read would fetch the first row group's whole text column
+            # (hundreds of MiB for a million-row group) for 64 rows.
+            with open_parquet(fs, path, streamed=True) as parquet:
                 table = read_row_range(parquet, 0, rows, [config.input.text_column])
             texts += table.column(config.input.text_column).to_pylist()
         except Exception as err:  # noqa: BLE001 - the sample is best effort; the probes always run

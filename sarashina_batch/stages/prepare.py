@@ -7,6 +7,7 @@ and gives the embed stage exact token counts to sort and budget by.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +17,13 @@ import pyarrow.compute as pc
 
 from .. import columns as C
 from ..input.columns import InputSpec
-from ..input.units import UnitName
+from ..input.units import UnitName, read_groups
 from ..model.tokenizer import load_tokenizer
 from ..secrets import redact, secret_values
-from ..storage.errors import with_retries
 from .content import TextSpec, content_keys
 from .guard import UNGUARDED, AttemptGuard
 from .model_inputs import ModelInputs, model_inputs, whole_documents
-from .read import read_unit_rows
+from .read import RangeReader
 from .rejections import Rejection
 from .staging import StagedReuse, read_staged
 
@@ -42,43 +42,74 @@ class PrepareSettings:
     reuse: StagedReuse | None = None
 
 
-def prepare_units(units: pa.Table, settings: PrepareSettings) -> pa.Table:
-    """map_batches entry point: every unit descriptor in the batch becomes its prepared rows."""
-    tables = [prepare_unit(unit, settings) for unit in units.to_pylist()]
-    return pa.concat_tables(tables) if tables else empty_prepared()
+def prepare_units(units: pa.Table, settings: PrepareSettings) -> Iterator[pa.Table]:
+    """map_batches entry point: the units of a batch (in the Ray graph, one read group: the
+    units cut from one row group, or a unit of whole row groups), each prepared and handed on
+    as soon as it is ready, one table per unit (run/graph.py makes each its own block)."""
+    yield from prepare_each(units.to_pylist(), settings)
+
+
+def prepare_each(units: list[dict[str, Any]], settings: PrepareSettings) -> Iterator[pa.Table]:
+    """Every unit's prepared rows, one table per unit, in order. The units cut from one row
+    group are read in one pass that decodes the group once (input/units.py: read_groups), and
+    each is yielded before the next is read: the caller holds about one unit at a time."""
+    for group in read_groups(units):
+        yield from _prepare_group(group, settings)
 
 
 def prepare_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
-    """A unit's rows, each ready to embed or rejected with a reason. Any error that comes
-    from the data (unreadable file, a column of an unexpected type, a file that changed
-    since it was listed) fails this unit only, with a message the manifest carries."""
-    if unit[C.UNIT_ERROR] is not None:
-        return failed_unit(unit, unit[C.UNIT_ERROR])
-    refusal = settings.guard.refusal("read", unit[C.UNIT_ID])
+    """One unit's prepared rows (a unit read alone)."""
+    [prepared] = prepare_each([unit], settings)
+    return prepared
+
+
+def _prepare_group(units: list[dict[str, Any]], settings: PrepareSettings) -> Iterator[pa.Table]:
+    readable = [unit for unit in units if unit[C.UNIT_ERROR] is None]
+    try:
+        reader = unit_reader(readable, settings) if readable else None
+    except Exception as err:  # noqa: BLE001 - a unit name this run did not make: its units fail alone
+        reader, broken = None, f"{type(err).__name__}: {err}"
+    for unit in units:
+        if unit[C.UNIT_ERROR] is not None:
+            yield failed_unit(unit, unit[C.UNIT_ERROR])
+        elif reader is None:
+            yield failed_unit(unit, broken)
+        else:
+            yield _prepare_read(unit, reader, settings)
+
+
+def _prepare_read(unit: dict[str, Any], reader: RangeReader, settings: PrepareSettings) -> pa.Table:
+    """A unit's rows, each ready to embed or rejected with a reason, its rows the reader's next.
+    Any error that comes from the data (unreadable file, a column of an unexpected type, a file
+    that changed since it was listed) fails this unit only, with a message the manifest carries."""
+    uid = unit[C.UNIT_ID]
+    refusal = settings.guard.refusal("read", uid)  # before its rows are decoded
     if refusal is not None:
+        reader.skip()
         return failed_unit(unit, refusal)
     try:
-        rows = read_unit(unit, settings)
-        if rows.num_rows == 0:
-            return placeholder(unit)
-        return _prepare_rows(unit, rows, settings)
+        rows = reader.next_rows()
+        prepared = placeholder(unit) if rows.num_rows == 0 else _prepare_rows(unit, rows, settings)
     except Exception as err:  # noqa: BLE001 - a unit fails alone
         message = f"{type(err).__name__}: {err}"
-        return failed_unit(unit, redact(message, secret_values(settings.input.store.options)))
+        prepared = failed_unit(unit, redact(message, secret_values(settings.input.store.options)))
+    settings.guard.finished("read", uid)
+    return prepared
 
 
-def read_unit(unit: dict[str, Any], settings: PrepareSettings) -> pa.Table:
-    """The unit's rows, only the columns a run reads, from the file version the run listed."""
-    return with_retries(
-        lambda: read_unit_rows(
-            unit[C.UNIT_URI],
-            unit[C.UNIT_FIRST_ROW],
-            unit[C.UNIT_NUM_ROWS],
-            list(settings.input.read),
-            settings.input.store.options,
-            expected_identity=UnitName.parse(unit[C.UNIT_ID]).identity,
-        ),
-        f"reading {unit[C.UNIT_URI]}",
+def unit_reader(units: list[dict[str, Any]], settings: PrepareSettings) -> RangeReader:
+    """The rows of these units of one file (a read group), one unit after another, only the
+    columns a run reads, from the file version the run listed."""
+    first = units[0]
+    name = UnitName.parse(first[C.UNIT_ID])
+    if name is None:
+        raise ValueError(f"{first[C.UNIT_ID]!r} is not a unit name")
+    return RangeReader(
+        first[C.UNIT_URI],
+        [(unit[C.UNIT_FIRST_ROW], unit[C.UNIT_NUM_ROWS]) for unit in units],
+        list(settings.input.read),
+        settings.input.store.options,
+        expected_identity=name.identity,
     )
 
 
@@ -326,10 +357,6 @@ def failed_rows(rows: pa.Table, error: str) -> pa.Table:
 def placeholder(unit: dict[str, Any]) -> pa.Table:
     """The one row an empty unit travels as, so that it is committed (as done, 0 rows)."""
     return failed_unit(unit, None)
-
-
-def empty_prepared() -> pa.Table:
-    return PREPARED_SCHEMA.empty_table()
 
 
 PREPARED_SCHEMA = pa.schema(

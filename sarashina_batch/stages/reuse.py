@@ -24,13 +24,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import columns as C
+from ..input.units import read_groups
 from ..output.content_index import key_buckets, lookup, write_segment
 from ..output.layout import OutputLayout, part_name
 from ..output.lease import LeaseFence
 from ..storage.errors import with_retries
 from ..storage.filesystems import StoreSpec
 from .content import content_keys
-from .prepare import PrepareSettings, read_unit, unit_inputs
+from .prepare import PrepareSettings, unit_inputs, unit_reader
+from .read import RangeReader
 from .staging import STAGED_SCHEMA, staging_path
 
 log = logging.getLogger(__name__)
@@ -89,33 +91,43 @@ class ReuseSettings:
 
 def unit_keys(units: pa.Table, settings: ReuseSettings) -> pa.Table:
     """The content key of every row of these units that would be embedded. A unit that cannot
-    be read adds nothing here: the prepare stage fails it with its reason."""
+    be read adds nothing here: the prepare stage fails it with its reason. The units cut from
+    one row group are read in one pass, as the prepare stage reads them (each decoded once)."""
     tables = []
-    for unit in units.to_pylist():
-        if unit[C.UNIT_ERROR] is not None:
-            continue
+    readable = [unit for unit in units.to_pylist() if unit[C.UNIT_ERROR] is None]
+    for group in read_groups(readable):
         try:
-            rows = read_unit(unit, settings.prepare)
-        except Exception:  # noqa: BLE001 - reported by the prepare stage, which reads it again
+            reader = unit_reader(group, settings.prepare)
+        except Exception:  # noqa: BLE001 - reported by the prepare stage
             continue
-        inputs, _ = unit_inputs(rows, settings.prepare)  # documents, or their passages
-        keys = pa.array(content_keys(inputs.prompts), pa.binary(16))
-        rows_of = unit[C.UNIT_FIRST_ROW] + np.asarray(inputs.document, dtype=np.int64)
-        valid = pc.is_valid(keys)
-        keys, rows_of = keys.filter(valid), rows_of[np.asarray(valid)]
-        if len(keys):
-            tables.append(
-                pa.table(
-                    {
-                        "bucket": key_buckets(keys),
-                        "key": keys,
-                        "unit": pa.array([unit[C.UNIT_ID]] * len(keys), pa.string()),
-                        "source_row": rows_of,
-                    },
-                    schema=KEYS_SCHEMA,
-                )
-            )
+        for unit in group:
+            tables.extend(_keys_of(unit, reader, settings))
     return pa.concat_tables(tables) if tables else KEYS_SCHEMA.empty_table()
+
+
+def _keys_of(unit: dict, reader: RangeReader, settings: ReuseSettings) -> list[pa.Table]:
+    try:
+        rows = reader.next_rows()
+    except Exception:  # noqa: BLE001 - reported by the prepare stage, which reads it again
+        return []
+    inputs, _ = unit_inputs(rows, settings.prepare)  # documents, or their passages
+    keys = pa.array(content_keys(inputs.prompts), pa.binary(16))
+    rows_of = unit[C.UNIT_FIRST_ROW] + np.asarray(inputs.document, dtype=np.int64)
+    valid = pc.is_valid(keys)
+    keys, rows_of = keys.filter(valid), rows_of[np.asarray(valid)]
+    if not len(keys):
+        return []
+    return [
+        pa.table(
+            {
+                "bucket": key_buckets(keys),
+                "key": keys,
+                "unit": pa.array([unit[C.UNIT_ID]] * len(keys), pa.string()),
+                "source_row": rows_of,
+            },
+            schema=KEYS_SCHEMA,
+        )
+    ]
 
 
 def lookup_bucket(group: pa.Table, settings: ReuseSettings) -> pa.Table:

@@ -18,17 +18,17 @@ HERE = InProcessRunner()
 def test_a_failing_unit_makes_the_run_incomplete_and_the_manifest_says_which(
     tiny_model, corpus_dir, tmp_path, capsys, monkeypatch
 ):
-    from sarashina_batch.stages import prepare
+    from sarashina_batch.stages import read
 
     broken = sorted(corpus_dir.glob("*.parquet"))[0]
-    read_unit = prepare.read_unit
+    read_ranges = read.read_ranges
 
-    def fails_on_one_file(unit, settings):
-        if unit["uri"] == str(broken):
+    def fails_on_one_file(uri, *args, **kwargs):
+        if uri == str(broken):
             raise OSError("the disk under this file failed")
-        return read_unit(unit, settings)
+        yield from read_ranges(uri, *args, **kwargs)
 
-    monkeypatch.setattr(prepare, "read_unit", fails_on_one_file)
+    monkeypatch.setattr(read, "read_ranges", fails_on_one_file)
     out_dir = tmp_path / "out"
     assert run_job(job_config(str(corpus_dir), str(out_dir), tiny_model), HERE) == EXIT_INCOMPLETE
     printed = capsys.readouterr().out
@@ -206,3 +206,70 @@ def test_a_run_whose_cluster_goes_away_exits_5_keeps_its_units_and_the_next_run_
     assert run_job(config, HERE) == EXIT_OK
     ids = read_output(out_dir)["id"].to_pylist()
     assert len(ids) == len(set(ids)) == 177
+
+
+def test_a_run_decodes_each_row_group_once_and_resumes_a_cut_group(tiny_model, tmp_path, capsys, monkeypatch):
+    """Issue 30 on the whole run in this process: a row group larger than input.rows_per_unit is
+    cut into units (names as before) that are read in one pass, each row decoded once per pass
+    (one unit at a time, each unit decoded the group's rows before it again); every row is
+    embedded once, as pyarrow reads it; a run stopped after the group's first unit resumes with
+    the rest of the group, read in one pass too."""
+    import pyarrow.parquet as pq
+
+    from sarashina_batch.input.listing import list_shards
+    from sarashina_batch.input.units import UnitName, split_row_groups
+    from sarashina_batch.run import driver, tokenizer_check
+    from tests.support.decoding import DecodedRows, write_one_group_file
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_one_group_file(corpus / "a-one-group.parquet", 300)  # cut into 100, 100, 100
+    write_one_group_file(corpus / "b-small-groups.parquet", 120, row_group_size=40)  # 80, 40
+    monkeypatch.setattr(tokenizer_check, "SAMPLE_FILES", 0)  # only the run's passes decode
+    decoded = DecodedRows().install(monkeypatch)
+    add, seen = driver.CommitLedger.add, []
+
+    def stop_after_the_first_unit(self, stats):
+        add(self, stats)
+        seen.append(1)
+        if len(seen) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver.CommitLedger, "add", stop_after_the_first_unit)
+    out_dir = tmp_path / "out"
+    config = job_config(str(corpus), str(out_dir), tiny_model, input={"id_column": "doc_id", "rows_per_unit": 100})
+    assert run_job(config, HERE) == EXIT_INCOMPLETE
+    assert len(list((out_dir / "_commits").glob("*.json"))) == 1
+    decoded.rows = 0
+    monkeypatch.setattr(driver.CommitLedger, "add", add)
+    assert run_job(config, HERE) == EXIT_OK
+    # Two passes over the pending units, content reuse's pre-pass (reuse.enabled, the default)
+    # and the read stage; each decodes the rest of the group once (from the group's start: the
+    # committed unit's rows are decoded and dropped) and the other file's groups once. One unit
+    # at a time, each pass decoded 300 + 300 + 120.
+    assert decoded.rows == 2 * (300 + 120), decoded.per_group
+
+    table = read_output(out_dir)
+    source = {
+        (str(p), i): row for p in sorted(corpus.glob("*.parquet")) for i, row in enumerate(pq.read_table(p).to_pylist())
+    }
+    got = sorted(zip(table["source_uri"].to_pylist(), table["source_row"].to_pylist(), table["id"].to_pylist()))
+    assert got == sorted((uri, row, value["doc_id"]) for (uri, row), value in source.items()), "each row once"
+    names = {}
+    for shard in list_shards(str(corpus), {}).table.to_pylist():
+        sizes = [
+            g.num_rows
+            for g in (
+                pq.ParquetFile(shard["uri"]).metadata.row_group(i)
+                for i in range(pq.ParquetFile(shard["uri"]).metadata.num_row_groups)
+            )
+        ]
+        units = split_row_groups(sizes, 100)
+        names.update(
+            {
+                str(UnitName(shard["digest"], shard["identity"], i, len(units), f, n)): n
+                for i, (f, n) in enumerate(units)
+            }
+        )
+    assert sorted(p.stem for p in (out_dir / "_commits").glob("*.json")) == sorted(names)
+    assert len(names) == 5

@@ -27,7 +27,14 @@ class Registry:
                 registry.starts[(stage, unit)] = registry.starts.get((stage, unit), 0) + 1
                 return registry.starts[(stage, unit)]
 
-        self.begin = Begin
+        class Finish:
+            @staticmethod
+            def remote(stage, unit):
+                if registry.fail:
+                    raise ConnectionError("registry actor is gone")
+                registry.finished.append((stage, unit))
+
+        self.begin, self.finish, self.finished = Begin, Finish, []
 
 
 @pytest.fixture
@@ -69,3 +76,30 @@ def test_an_unreachable_registry_lets_the_unit_run_and_says_so(plain_ray_get, ca
     with caplog.at_level(logging.WARNING, logger="sarashina_batch.stages.guard"):
         assert guard.refusal("write", "unit-z") is None
     assert "unit-z goes on unguarded" in caplog.text and "registry actor is gone" in caplog.text
+
+
+def test_finished_units_are_told_to_the_registry_and_never_fail_the_work(plain_ray_get, caplog):
+    registry = Registry()
+    AttemptGuard(registry, max_attempts=1).finished("read", "unit-a")
+    assert registry.finished == [("read", "unit-a")]
+    assert not plain_ray_get, "not waited for"
+    UNGUARDED.finished("read", "unit-a")  # nothing to tell
+    with caplog.at_level(logging.WARNING, logger="sarashina_batch.stages.guard"):
+        AttemptGuard(Registry(fail=True), max_attempts=1).finished("read", "unit-b")
+    assert "unit-b is not marked finished" in caplog.text
+
+
+def test_the_registry_counts_the_starts_that_did_not_finish():
+    """A read task does the units cut from one row group in a row; when one of them kills its
+    worker, Ray runs the task again, and the units it had finished start again: those restarts
+    are not held against them, the dying unit's are (run/attempts.py's registry)."""
+    from sarashina_batch.run.attempts import UnitStarts
+
+    starts = UnitStarts()
+    for _ in range(3):  # three tries of one task: unit-a finishes each time, unit-b kills it
+        assert starts.begin("read", "unit-a") == 1
+        starts.finish("read", "unit-a")
+        starts.begin("read", "unit-b")
+    assert starts.begin("read", "unit-a") == 1
+    assert starts.begin("read", "unit-b") == 4
+    assert starts.restarted() == {"read": 2}, "the log still says what Ray re-ran"

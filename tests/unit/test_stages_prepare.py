@@ -1,15 +1,19 @@
+from dataclasses import replace
+
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from sarashina_batch import columns as C
 from sarashina_batch.input.columns import InputSpec
 from sarashina_batch.input.listing import list_shards
-from sarashina_batch.input.units import UnitName
+from sarashina_batch.input.units import UnitName, units_of_file
 from sarashina_batch.model.profile import INSTRUCTIONS, prefixes
 from sarashina_batch.model.tokenizer import TokenizerSpec, load_tokenizer
 from sarashina_batch.stages.content import TextSpec
-from sarashina_batch.stages.prepare import PrepareSettings, classify_texts, prepare_unit
+from sarashina_batch.stages.prepare import PrepareSettings, classify_texts, prepare_each, prepare_unit, prepare_units
 from sarashina_batch.storage.filesystems import StoreSpec
+from tests.support.decoding import DecodedRows, write_one_group_file
 from tests.support.reference import ModelReference
 
 
@@ -159,3 +163,85 @@ def test_prompt_and_text_are_stripped_as_the_model_card_release_does(tmp_path, t
     assert out[C.INPUT_IDS].to_pylist() == expected
     [unstripped] = truth.ids(["text: " + texts[0]], max_length=64)
     assert unstripped != expected[0], "the tiny tokenizer must see the trailing newline for this test to mean anything"
+
+
+def _group_units(tmp_path, rows, rows_per_unit, chars=20):
+    """The units of a file of one row group of `rows` rows, as the run lists them."""
+    path = write_one_group_file(tmp_path / "group.parquet", rows, chars=chars)
+    [shard] = list_shards(str(path), {}).table.to_pylist()
+    return path, list(units_of_file(shard, {}, rows_per_unit))
+
+
+def test_the_units_of_a_200k_row_group_are_decoded_once_and_leave_one_by_one(tmp_path, tiny_model, monkeypatch):
+    """Issue 30: rows_per_unit 20,000 cuts a 200,000-row group into ten units; the read stage
+    decodes each of the group's rows once (one unit at a time, it decoded 1,100,000), gives
+    each unit exactly its rows, and hands each on before it reads the next."""
+    from sarashina_batch.stages import prepare
+
+    path, units = _group_units(tmp_path, 200_000, 20_000)
+    assert len(units) == 10 and len({u[C.UNIT_READ_FROM] for u in units}) == 1
+    seen = {}
+
+    def rows_only(unit, rows, settings):  # tokenizing 200,000 texts is not what is tested here
+        seen[unit[C.UNIT_ID]] = rows
+        return pa.table({C.UNIT_ID: [unit[C.UNIT_ID]]})
+
+    monkeypatch.setattr(prepare, "_prepare_rows", rows_only)
+    decoded = DecodedRows().install(monkeypatch)
+    out = []
+    for table in prepare_units(pa.Table.from_pylist(units), settings(tiny_model, id_column="doc_id")):
+        decoded.mark()
+        out.append(table[C.UNIT_ID][0].as_py())
+        assert len(seen) == len(out), "a unit is handed on before the next one is read"
+    assert out == [u[C.UNIT_ID] for u in units]
+    assert decoded.rows == 200_000
+    assert all(mark < 20_000 * (i + 1) + 4096 for i, mark in enumerate(decoded.marks))
+    whole = pq.read_table(path, columns=["text", "doc_id"])
+    for unit in units:
+        assert seen[unit[C.UNIT_ID]].equals(whole.slice(unit[C.UNIT_FIRST_ROW], unit[C.UNIT_NUM_ROWS]))
+
+
+def test_each_unit_of_a_group_is_guarded_and_fails_alone(tmp_path, tiny_model, monkeypatch):
+    """The guard is asked for each unit of a read group before its rows are read, and told when
+    it finished; a refused unit fails alone and the units after it are read; a unit whose data
+    is bad fails alone with its reason."""
+    from sarashina_batch.stages import prepare
+
+    _, units = _group_units(tmp_path, 100, 25)
+    asked, finished = [], []
+
+    class Guard:
+        registry = None
+
+        def refusal(self, stage, unit_id):
+            asked.append((stage, unit_id))
+            return "started 3 times" if unit_id == units[1][C.UNIT_ID] else None
+
+        def finished(self, stage, unit_id):
+            finished.append((stage, unit_id))
+
+    real = prepare._prepare_rows
+
+    def third_is_bad(unit, rows, settings):
+        if unit[C.UNIT_ID] == units[2][C.UNIT_ID]:
+            raise TypeError("a column of an unexpected type")
+        return real(unit, rows, settings)
+
+    monkeypatch.setattr(prepare, "_prepare_rows", third_is_bad)
+    prepared = list(prepare_each(units, replace(settings(tiny_model, id_column="doc_id"), guard=Guard())))
+    assert [t[C.UNIT_ID][0].as_py() for t in prepared] == [u[C.UNIT_ID] for u in units]
+    assert asked == [("read", u[C.UNIT_ID]) for u in units]
+    assert finished == [("read", units[i][C.UNIT_ID]) for i in (0, 2, 3)], "not the refused one"
+    errors = [t[C.UNIT_ERROR][0].as_py() for t in prepared]
+    assert errors[0] is None and errors[3] is None
+    assert errors[1] == "started 3 times" and errors[2] == "TypeError: a column of an unexpected type"
+    assert prepared[3][C.SOURCE_ROW].to_pylist() == list(range(75, 100))
+    assert prepared[3][C.ID].to_pylist() == [f"d{i:07d}" for i in range(75, 100)]
+
+
+def test_a_changed_file_fails_each_unit_of_its_group_with_the_reason(tmp_path, tiny_model):
+    path, units = _group_units(tmp_path, 90, 30)
+    write_one_group_file(path, 91)
+    prepared = list(prepare_each(units, settings(tiny_model)))
+    assert len(prepared) == 3 and all(t.num_rows == 1 for t in prepared)
+    assert all("changed after the run listed it" in t[C.UNIT_ERROR][0].as_py() for t in prepared)

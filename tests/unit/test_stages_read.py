@@ -1,5 +1,6 @@
-"""Reading one work unit: its row range, only the columns asked for, from the version of the
-file the run listed. The truth is pyarrow's own read of the whole file."""
+"""Reading work units: each one's row range, only the columns asked for, from the version of the
+file the run listed; the units of one row group in one pass, an error failing its unit alone.
+The truth is pyarrow's own read of the whole file."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from sarashina_batch.input.listing import list_shards
-from sarashina_batch.stages.read import ChangedWhileReadingError, MissingColumnError, read_unit_rows
+from sarashina_batch.stages.read import ChangedWhileReadingError, MissingColumnError, RangeReader, read_unit_rows
+from tests.support.decoding import DecodedRows
 
 ROWS = 103
 
@@ -66,3 +68,67 @@ def test_a_range_past_the_end_of_the_file_is_an_error_not_fewer_rows(tmp_path):
     path = write_file(tmp_path / "f.parquet")
     with pytest.raises(ValueError, match="has 3 rows at 100, its footer promised 10"):
         read_unit_rows(path, 100, 10, ["text"], {})
+
+
+def test_a_reader_hands_out_each_range_and_decodes_the_file_once(tmp_path, monkeypatch):
+    path = write_file(tmp_path / "f.parquet", rows=100, row_group_size=100)
+    decoded = DecodedRows().install(monkeypatch)
+    ranges = [(0, 30), (30, 30), (60, 30), (90, 10)]
+    reader = RangeReader(path, ranges, ["doc_id"], {}, expected_identity=listed_identity(path))
+    whole = pq.read_table(path, columns=["doc_id"])
+    for first, count in ranges:
+        assert reader.next_rows().equals(whole.slice(first, count))
+    assert decoded.rows == 100
+    with pytest.raises(IndexError):
+        reader.next_rows()
+
+
+def test_a_transient_error_is_retried_where_the_pass_stopped(tmp_path, monkeypatch):
+    """A connection reset while decoding the third range: that range is read again by a new pass
+    (after a backoff), the ranges before it are not handed out twice, and none fails."""
+    from sarashina_batch.storage import errors
+
+    monkeypatch.setattr(errors.time, "sleep", lambda s: None)
+    path = write_file(tmp_path / "f.parquet", rows=100, row_group_size=100)
+    original, calls = pq.ParquetFile.iter_batches, []
+
+    def resets_once(parquet, *args, **kwargs):
+        calls.append(1)
+        for i, batch in enumerate(original(parquet, *args, **{**kwargs, "batch_size": 10})):
+            if len(calls) == 1 and i == 6:
+                raise ConnectionResetError("connection reset by peer")
+            yield batch
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", resets_once)
+    reader = RangeReader(path, [(0, 30), (30, 30), (60, 30), (90, 10)], ["doc_id"], {})
+    got = [reader.next_rows()["doc_id"].to_pylist() for _ in range(4)]
+    assert got == [[f"d{i:04d}" for i in range(a, b)] for a, b in [(0, 30), (30, 60), (60, 90), (90, 100)]]
+    assert len(calls) == 2, "one new pass, from the range that failed"
+
+
+def test_an_error_fails_its_range_alone_and_the_next_range_is_read_anew(tmp_path, monkeypatch):
+    path = write_file(tmp_path / "f.parquet", rows=100, row_group_size=100)
+    original, calls = pq.ParquetFile.iter_batches, []
+
+    def corrupt_once(parquet, *args, **kwargs):
+        calls.append(1)
+        for i, batch in enumerate(original(parquet, *args, **{**kwargs, "batch_size": 10})):
+            if len(calls) == 1 and i == 3:
+                raise OSError("Couldn't deserialize thrift: page header is corrupt")
+            yield batch
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", corrupt_once)
+    reader = RangeReader(path, [(0, 30), (30, 30), (60, 40)], ["doc_id"], {})
+    assert reader.next_rows().num_rows == 30
+    with pytest.raises(OSError, match="corrupt"):
+        reader.next_rows()
+    assert reader.next_rows()["doc_id"].to_pylist()[0] == "d0060"
+
+
+def test_a_rewritten_file_fails_each_range_with_the_reason(tmp_path):
+    path = write_file(tmp_path / "f.parquet")
+    reader = RangeReader(path, [(0, 10), (10, 10)], ["text"], {}, expected_identity=listed_identity(path))
+    write_file(tmp_path / "f.parquet", rows=ROWS + 7)
+    for _ in range(2):
+        with pytest.raises(ChangedWhileReadingError, match="changed after the run listed it"):
+            reader.next_rows()
