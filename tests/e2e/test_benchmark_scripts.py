@@ -45,12 +45,17 @@ def test_gpu_benchmark_smoke_run_reports_every_path_and_agreement(tmp_path):
 
 
 def test_passages_query_and_tokenizer_benchmarks_run_scaled_down(tmp_path):
-    """The scripts behind docs/performance.md's passage, query and tokenizer numbers, at a small
-    scale: the query scan must find its planted row in every column layout (the script checks)."""
+    """The scripts behind docs/performance.md's passage, query, tokenizer and row-group numbers,
+    at a small scale: the query scan must find its planted row in every column layout (the
+    script checks)."""
     for script, args in (
         ("benchmark_passages.py", ["--docs", "60", "--max-tokens", "64", "--overlap", "8"]),
         ("benchmark_query.py", ["--rows", "5000", "--dim", "64", "--workdir", str(tmp_path / "parts")]),
         ("benchmark_tokenizer.py", ["--docs", "60"]),
+        (
+            "benchmark_row_groups.py",
+            ["--rows", "20000", "--rows-per-unit", "2000", "--chars", "50", "--folder", str(tmp_path / "groups")],
+        ),
     ):
         out = tmp_path / f"{script}.json"
         subprocess.run(
@@ -63,6 +68,10 @@ def test_passages_query_and_tokenizer_benchmarks_run_scaled_down(tmp_path):
         report = json.loads(out.read_text())
         if script == "benchmark_passages.py":
             assert report["passages"] > report["docs"] and report["chunker_docs_per_s"] > 0
+        elif script == "benchmark_row_groups.py":
+            old, new = report["variants"]["old"], report["variants"]["new"]
+            assert (old["tasks"], new["tasks"]) == (10, 1) and new["decoded_per_needed"] == 1.0
+            assert old["worst_task_decoded_per_needed"] == 10.0
         elif script == "benchmark_tokenizer.py":
             after = report["paths"]["after: SentencePiece (the job)"]
             assert after["ids_equal_sentencepiece"] == report["docs"] == 60 and after["tokens_per_s"] > 0
