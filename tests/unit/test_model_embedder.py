@@ -133,18 +133,17 @@ def test_a_row_too_long_for_memory_alone_is_rejected_with_a_reason(tiny_model, p
     assert "model.max_seq_length" in out[C.DETAIL][too_long.index(True)].as_py()
 
 
-def test_a_cpu_actor_computes_on_every_core_of_its_node():
-    import os
-
+def test_a_cpu_actor_computes_with_the_threads_of_the_cpus_it_reserved():
+    """Never every core of the node: another actor or job holds the others (run/share.py)."""
     from sarashina_batch.stages.embed import _use_cores
 
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)  # what Ray's OMP_NUM_THREADS=1 gives a 1-CPU actor
-        _use_cores(None)
-        assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+        torch.set_num_threads(4)
         _use_cores(1)
         assert torch.get_num_threads() == 1
+        _use_cores(2)
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 
