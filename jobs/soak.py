@@ -216,6 +216,9 @@ class Soak:
         self.s3 = SeaweedS3(workdir / "s3").start()
         self.s3.client().create_bucket(Bucket=BUCKET)
         self.proxy = FaultProxy(self.s3.port, 0.0, 0.0, 0.0, stall_s=20.0, seed=args.seed)
+        # A client that gives up on a stalled or reset request leaves the proxy a broken socket:
+        # expected here, and not worth a traceback each.
+        self.proxy.server.handle_error = lambda request, address: None
         self.corpus = Corpus(self.s3.client(), self.rng)
         self.cluster = Cluster(workdir)
         self.model = _tiny_model(workdir)
