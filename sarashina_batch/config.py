@@ -297,9 +297,9 @@ class ComputeConfig(_Strict):
     def _threads_within_reserved_cpus(self) -> ComputeConfig:
         if self.torch_threads is not None and self.torch_threads > self.cpus_per_actor:
             raise ValueError(
-                f"compute.torch_threads={self.torch_threads} is more than the {self.cpus_per_actor:g} CPUs an embedding "
-                "actor reserves: the extra threads would run on cores that other actors and jobs hold. Reserve them "
-                f"(compute.cpus_per_actor={self.torch_threads}), or leave compute.torch_threads unset"
+                f"compute.torch_threads={self.torch_threads} is more than the {self.cpus_per_actor:g} CPUs an "
+                "embedding actor reserves: the extra threads would run on cores that other actors and jobs hold. "
+                f"Reserve them (compute.cpus_per_actor={self.torch_threads}), or leave compute.torch_threads unset"
             )
         return self
 

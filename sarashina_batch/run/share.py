@@ -16,19 +16,21 @@ Ray Data 2.60 removes only pending or idle actors: a run whose every actor is bu
 extra actors back when their queues run dry (at the latest when its units are all handed out),
 not at once. A run that arrives waits for that, saying what it waits for.
 
-The pool's largest size is a private field of Ray Data's actor pool (Ray 2.60): where a Ray
-release moves it, the limits alone still apply (new work waits for the share), with a warning.
+The pool's largest size is a private field of Ray Data's actor pool (Ray 2.60,
+run/ray_data_internals.py): where a Ray release moves it, the limits alone still apply (new
+work waits for the share), with a warning.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 import threading
 import time
 from dataclasses import dataclass
+
+from .ray_data_internals import cap_actor_pools
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,7 @@ def share_of(
     """The share `fraction` of the cluster's resources, and the embedding actors it allows: at
     least one (a run with no actor makes no progress), at most the pool planned at the start."""
     cpus, gpus = fraction * cluster.get("CPU", 0.0), fraction * cluster.get("GPU", 0.0)
-    if gpus_per_actor:
-        fits = math.floor(gpus / gpus_per_actor + 1e-9)
-    else:
-        fits = math.floor(cpus / cpus_per_actor + 1e-9)
+    fits = math.floor(gpus / gpus_per_actor + 1e-09) if gpus_per_actor else math.floor(cpus / cpus_per_actor + 1e-09)
     return Share(fraction, runs, cpus, gpus, max(1, min(max_actors, fits)))
 
 
@@ -176,13 +175,7 @@ class ShareKeeper:
             cpu=share.cpus, gpu=share.gpus if share.gpus else None
         )
         try:
-            pools = _actor_pools(dataset)
-            for pool in pools:
-                pool._config = dataclasses.replace(pool._config, max_size=max(pool._config.min_size, share.actors))
-                # Ray Data keeps an actor it started for 10 s before it may remove one; an actor
-                # started just before another run arrived would then get to work and stay.
-                # Only pending and idle actors are ever removed: a busy one goes once idle.
-                pool._debounce_period_s = 0
+            cap_actor_pools(dataset, share.actors)
         except Exception as err:  # noqa: BLE001 - Ray Data internals of another release
             if not self._warned:
                 self._warned = True
@@ -197,12 +190,3 @@ def _ray_cluster_resources() -> dict:
     import ray
 
     return ray.cluster_resources()
-
-
-def _actor_pools(dataset) -> list:
-    """The running execution's autoscaling actor pools (none before its first block)."""
-    executor = getattr(dataset, "_current_executor", None)
-    topology = getattr(executor, "_topology", None) if executor is not None else None
-    if not topology:
-        return []
-    return [pool for op in list(topology) for pool in op.get_autoscaling_actor_pools()]

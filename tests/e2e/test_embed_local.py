@@ -53,12 +53,13 @@ class _UnitsPerCall:
 
 @pytest.mark.parametrize("fused", [False, True])
 def test_each_table_a_task_yields_is_a_block_of_its_own(local_ray, fused):
-    """run/graph.py's each_table_a_block on this Ray release: a task that yields three units
+    """run/ray_data_internals.py's each_table_a_block on this Ray release: a task that yields three units
     hands on three blocks, and the actor stage after it gets one unit per call and keeps one
     block per unit, whether Ray runs the two apart or fuses them (same resources)."""
     from ray.data import DataContext
 
-    from sarashina_batch.run.graph import _blocks_per_table_available, configure_data_context, each_table_a_block
+    from sarashina_batch.run.graph import configure_data_context
+    from sarashina_batch.run.ray_data_internals import _blocks_per_table_available, each_table_a_block
 
     configure_data_context()  # target_max_block_size None: without the route, one block per task
     assert DataContext.get_current().target_max_block_size is None

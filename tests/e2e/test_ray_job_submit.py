@@ -2,10 +2,10 @@
 
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow.dataset as pads
 import pytest

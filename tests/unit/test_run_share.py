@@ -116,3 +116,14 @@ def test_a_pool_that_appears_after_the_share_changed_still_gets_it():
     dataset._current_executor = executor
     keeper.check()  # the share is unchanged
     assert pool._config.max_size == 1
+
+
+def test_pools_are_capped_only_once_the_execution_has_them():
+    from sarashina_batch.run.ray_data_internals import cap_actor_pools
+
+    dataset, pool = running_dataset(4)
+    executor, dataset._current_executor = dataset._current_executor, None
+    assert cap_actor_pools(dataset, 2) == 0  # before its first block: no pool yet
+    dataset._current_executor = executor
+    assert cap_actor_pools(dataset, 2) == 1 and pool._config.max_size == 2
+    assert cap_actor_pools(dataset, 0) == 1 and pool._config.max_size == 1  # never below its smallest size
