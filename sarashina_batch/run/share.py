@@ -50,7 +50,15 @@ class Share:
     gpus: float
     actors: int
 
+    @property
+    def whole(self) -> bool:
+        """All of the cluster: nothing to limit (a run alone keeps the pool planned at its start,
+        which may grow with an autoscaling cluster to more than the cluster has now)."""
+        return self.fraction >= 1.0
+
     def describe(self, explicit: bool) -> str:
+        if self.whole:
+            return f"this run may use the whole cluster ({self.runs} sarashina-batch run(s) on it)"
         why = f"compute.cluster_share={self.fraction:g}" if explicit else f"{self.runs} sarashina-batch runs share it"
         return (
             f"this run holds at most {self.cpus:g} CPUs and {self.gpus:g} GPUs of the cluster "
@@ -61,8 +69,9 @@ class Share:
 def share_of(
     fraction: float, runs: int, cluster: dict, max_actors: int, cpus_per_actor: float, gpus_per_actor: float
 ) -> Share:
-    """The share `fraction` of the cluster's resources, and the embedding actors it allows: at
-    least one (a run with no actor makes no progress), at most the pool planned at the start."""
+    """The share `fraction` of the cluster's resources (`cluster`: the most it can have, an
+    autoscaling cluster's limits where known), and the embedding actors it allows: at least one
+    (a run with no actor makes no progress), at most the pool planned at the start."""
     cpus, gpus = fraction * cluster.get("CPU", 0.0), fraction * cluster.get("GPU", 0.0)
     fits = math.floor(gpus / gpus_per_actor + 1e-09) if gpus_per_actor else math.floor(cpus / cpus_per_actor + 1e-09)
     return Share(fraction, runs, cpus, gpus, max(1, min(max_actors, fits)))
@@ -171,11 +180,13 @@ class ShareKeeper:
         from ray.data import ExecutionResources
 
         # Read by the executor about once a second while it runs (not copied at its start).
-        dataset.context.execution_options.resource_limits = ExecutionResources.for_limits(
-            cpu=share.cpus, gpu=share.gpus if share.gpus else None
+        dataset.context.execution_options.resource_limits = (
+            ExecutionResources.for_limits()  # no limit of this run's own
+            if share.whole
+            else ExecutionResources.for_limits(cpu=share.cpus or None, gpu=share.gpus or None)
         )
         try:
-            cap_actor_pools(dataset, share.actors)
+            cap_actor_pools(dataset, self.max_actors if share.whole else share.actors)
         except Exception as err:  # noqa: BLE001 - Ray Data internals of another release
             if not self._warned:
                 self._warned = True
@@ -187,6 +198,8 @@ class ShareKeeper:
 
 
 def _ray_cluster_resources() -> dict:
-    import ray
+    """CPUs and GPUs the cluster has, or can grow to where its autoscaler says (run/cluster.py)."""
+    from .cluster import cluster_gpus
 
-    return ray.cluster_resources()
+    gpus = cluster_gpus()
+    return {"CPU": max(gpus.cpus_now or 0, gpus.cpus_most or 0), "GPU": max(gpus.now, gpus.most or 0)}

@@ -61,7 +61,8 @@ def test_the_keeper_shrinks_the_pool_when_runs_arrive_and_grows_it_when_they_lea
     keeper.check()
     dataset, pool = running_dataset(4)
     keeper.follow(dataset)
-    assert pool._config.max_size == 4 and dataset.context.execution_options.resource_limits.cpu == 4
+    # Alone: no limit of its own (an autoscaling cluster may grow past what it has now).
+    assert pool._config.max_size == 4 and dataset.context.execution_options.resource_limits.cpu == float("inf")
 
     registry.runs = 2  # another run registered on the cluster
     keeper.check()
@@ -76,6 +77,7 @@ def test_the_keeper_shrinks_the_pool_when_runs_arrive_and_grows_it_when_they_lea
     registry.runs = 1
     keeper.check()
     assert pool._config.max_size == 4 and registry.renewed == 4
+    assert dataset.context.execution_options.resource_limits.cpu == float("inf")
     keeper.stop()
     assert registry.removed
 
@@ -127,3 +129,19 @@ def test_pools_are_capped_only_once_the_execution_has_them():
     dataset._current_executor = executor
     assert cap_actor_pools(dataset, 2) == 1 and pool._config.max_size == 2
     assert cap_actor_pools(dataset, 0) == 1 and pool._config.max_size == 1  # never below its smallest size
+
+
+def test_on_an_autoscaling_gpu_cluster_the_share_is_of_what_it_can_grow_to():
+    """KubeRay: a head of 0 CPUs, GPU workers from zero up to 8. Alone, the run keeps its planned
+    pool of 8 (capping it at the GPUs there now, none, would keep the autoscaler from adding any);
+    beside another run, half of the 8."""
+    registry = Registry()
+    keeper = ShareKeeper(registry, None, 8, 8, 1, cluster_resources=lambda: {"CPU": 64, "GPU": 8})
+    dataset, pool = running_dataset(8)
+    keeper.check()
+    keeper.follow(dataset)
+    assert pool._config.max_size == 8
+    registry.runs = 2
+    share = keeper.check()
+    assert (share.actors, share.gpus) == (4, 4) and pool._config.max_size == 4
+    assert dataset.context.execution_options.resource_limits.gpu == 4
