@@ -11,8 +11,11 @@ the shared throughput: all jobs' tokens over the time from the first submission 
 end, as a share of the job alone. The goal: at least 0.8, every job committing in its first
 minute. A JSON line at the end holds every figure.
 
-    python jobs/benchmark_shared_cluster.py                     # 2 jobs on 2 CPUs, ~6 min here
-    python jobs/benchmark_shared_cluster.py --jobs 3 --docs 1200 --set compute.cluster_share=0.34
+    python jobs/benchmark_shared_cluster.py                     # 2 jobs on 2 CPUs, ~3 min on 2 cores
+    python jobs/benchmark_shared_cluster.py --docs 8000         # longer jobs, ~6 min on 2 cores
+    python jobs/benchmark_shared_cluster.py --jobs 3 --set compute.cluster_share=0.25   # a fixed share instead
+
+It leaves any other Ray on the machine alone (its head has ports and a temp dir of its own).
 """
 
 from __future__ import annotations
@@ -38,10 +41,10 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=800, help="documents per job's corpus")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the cluster's one node")
     parser.add_argument("--gap-s", type=float, default=14.0, help="seconds between two submissions")
-    parser.add_argument("--rows-per-unit", type=int, default=100)
+    parser.add_argument("--rows-per-unit", type=int, default=100, help="input.rows_per_unit of the jobs")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a job setting")
     parser.add_argument("--workdir", help="keep corpora, model and outputs here (default: a temporary folder)")
-    parser.add_argument("--json", default="benchmark_shared_cluster.json")
+    parser.add_argument("--json", default="benchmark_shared_cluster.json", help="where the figures go")
     args = parser.parse_args()
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="sarashina-shared-"))

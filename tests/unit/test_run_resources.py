@@ -62,6 +62,6 @@ def test_a_cpu_run_has_one_actor_per_cpu_it_may_use_each_computing_on_the_cpus_i
 
 
 def test_more_torch_threads_than_reserved_cpus_is_refused_with_the_fix():
-    refused = r"torch_threads=4 is more than the 1 CPUs (.|\n)* \(compute.cpus_per_actor=4\)"
+    refused = r"torch_threads=4 is more than the 1 CPU\(s\) (.|\n)* \(compute.cpus_per_actor=4\)"
     with pytest.raises(Exception, match=refused):
         config(gpus_per_actor=0, torch_threads=4)

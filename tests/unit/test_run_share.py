@@ -19,7 +19,8 @@ def test_a_cpu_run_gets_one_actor_per_cpu_of_its_share_and_always_one():
 def test_a_gpu_run_is_counted_in_gpus():
     share = share_of(0.5, 2, {"CPU": 64, "GPU": 8}, 8, 8, 1)
     assert (share.actors, share.cpus, share.gpus) == (4, 32, 4)
-    assert "at most 32 CPUs and 4 GPUs" in share.describe(False) and "2 sarashina-batch runs" in share.describe(False)
+    described = share.describe(False)
+    assert "at most 32 CPU(s) and 4 GPU(s)" in described and "2 sarashina-batch runs" in described
     assert "compute.cluster_share=0.5" in share.describe(True)
 
 
@@ -68,7 +69,7 @@ def test_the_keeper_shrinks_the_pool_when_runs_arrive_and_grows_it_when_they_lea
     keeper.check()
     assert pool._config.max_size == 2 and dataset.context.execution_options.resource_limits.cpu == 2
     assert pool._debounce_period_s == 0  # a pending actor over the share goes at once
-    assert "at most 2 CPUs and 0 GPUs of the cluster (2 sarashina-batch runs share it)" in caplog.text
+    assert "at most 2 CPU(s) and 0 GPU(s) of the cluster (2 sarashina-batch runs share it)" in caplog.text
 
     registry.runs = 4
     keeper.check()
