@@ -23,6 +23,17 @@ def ray_address(configured: str | None) -> tuple[str | None, str]:
     return None, "no cluster was named"
 
 
+def named_head(configured: str | None) -> str | None:
+    """The host:port of the head a run was told to join, where the address names one plainly
+    (not 'auto', 'local', ray:// or an http address): what the watchdog can knock on while the
+    run connects. None otherwise."""
+    address, _ = ray_address(configured)
+    if not address or "://" in address or address in ("auto", "local"):
+        return None
+    host, _, port = address.rpartition(":")
+    return address if host and port.isdigit() else None
+
+
 def gcs_address() -> str:
     """host:port of the connected cluster's head (its GCS)."""
     import ray

@@ -29,7 +29,7 @@ from ..stages.reuse import (
 )
 from ..storage.filesystems import StoreSpec
 from .attempts import UnitAttempts
-from .cluster import WORKERS, answers, cluster_gpus, connect_ray, gcs_address, what_it_waits_for
+from .cluster import WORKERS, answers, cluster_gpus, connect_ray, gcs_address, named_head, what_it_waits_for
 from .graph import (
     FILES_PER_LISTING_BLOCK,
     build_dataset,
@@ -71,6 +71,11 @@ class RayRunner:
 
         configure_data_context()
         watchdog.doing("connecting to Ray")
+        named = named_head(config.compute.ray_address)
+        if named is not None:
+            # ray.init waits minutes for a head that went away, with no word: the watchdog ends
+            # the run as for a cluster lost later (exit 5) once it has not answered for 20 s.
+            watchdog.watch_cluster(named, lambda: answers(named))
         log.info("%s", connect_ray(config.compute.ray_address))
         raise_on_sigterm()  # again: ray.init replaced it with a handler that lets the process die
         head = gcs_address()

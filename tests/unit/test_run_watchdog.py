@@ -111,3 +111,19 @@ def test_a_run_thread_that_no_exception_reaches_is_ended_through_its_owner(monke
         time.sleep(6)  # one call in C: the asynchronous exception lands after it
     assert run.ended_from_the_watchdog == 1
     assert time.monotonic() - started >= 6
+
+
+def test_the_head_a_run_was_told_to_join_is_watched_from_the_start_when_it_is_named_plainly(monkeypatch):
+    """A head stopped while a run connects leaves ray.init waiting for minutes: the watchdog knocks
+    on it from the start, where the address names one (never an http address, which would not
+    answer as a head does)."""
+    from sarashina_batch.run.cluster import named_head
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert named_head("10.0.0.5:6379") == "10.0.0.5:6379"
+    assert named_head(None) is None and named_head("auto") is None and named_head("local") is None
+    assert named_head("ray://10.0.0.5:10001") is None
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")
+    assert named_head(None) is None
+    monkeypatch.setenv("RAY_ADDRESS", "192.0.2.2:6379")  # as `ray job submit` sets it
+    assert named_head(None) == "192.0.2.2:6379"
