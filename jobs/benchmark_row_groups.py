@@ -38,6 +38,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tests.support.decoding import BytesRead
+
 COLUMNS = ["text", "doc_id"]
 VARIANTS = ("old", "old, streamed", "new")
 
@@ -85,7 +87,7 @@ def task(variant: str, path: str, ranges: list[tuple[int, int]]) -> dict:
             yield batch
 
     pq.ParquetFile.iter_batches = counting
-    fs = CountingFs(fsspec.filesystem("file"))
+    fs = BytesRead(fsspec.filesystem("file"))
     read.open_fs = lambda uri, options: (fs, uri)  # read_ranges opens through it too
     before = reset_peak_rss()
     started = time.perf_counter()
@@ -134,35 +136,6 @@ def _status_bytes(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
     raise OSError(f"no {field} in /proc/self/status")
-
-
-class CountingFs:
-    """A filesystem whose files count the bytes read from them."""
-
-    def __init__(self, fs):
-        self.fs, self.bytes = fs, 0
-
-    def open(self, path, mode="rb"):
-        return CountingFile(self.fs.open(path, mode), self)
-
-
-class CountingFile:
-    def __init__(self, handle, counter):
-        self._handle, self._counter = handle, counter
-
-    def read(self, size=-1):
-        data = self._handle.read(size)
-        self._counter.bytes += len(data)
-        return data
-
-    def __getattr__(self, name):
-        return getattr(self._handle, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._handle.close()
 
 
 def run_task(variant: str, path: Path, ranges: list[tuple[int, int]]) -> dict:

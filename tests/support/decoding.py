@@ -58,3 +58,32 @@ def write_one_group_file(path: Path, rows: int, chars: int = 20, row_group_size:
     table = pa.table({"doc_id": [f"d{i:07d}" for i in range(rows)], "text": japanese_texts(rows, chars)})
     pq.write_table(table, path, row_group_size=row_group_size or rows)
     return path
+
+
+class BytesRead:
+    """A filesystem whose files count the bytes read from them."""
+
+    def __init__(self, fs):
+        self.fs, self.bytes = fs, 0
+
+    def open(self, path, mode="rb"):
+        return _CountingFile(self.fs.open(path, mode), self)
+
+
+class _CountingFile:
+    def __init__(self, handle, counter):
+        self._handle, self._counter = handle, counter
+
+    def read(self, size=-1):
+        data = self._handle.read(size)
+        self._counter.bytes += len(data)
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.close()

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sarashina_batch.input.parquet import RANGE_BATCH_ROWS, iter_row_ranges, read_row_range
-from tests.support.decoding import DecodedRows, write_one_group_file
+from tests.support.decoding import BytesRead, DecodedRows, write_one_group_file
 
 
 @pytest.mark.parametrize("row_group_size", [7, 100, RANGE_BATCH_ROWS + 3, 20_000])
@@ -136,32 +136,3 @@ def test_a_pass_over_a_huge_group_holds_about_one_unit_at_a_time(huge_group):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     peak = int(done.stdout.split()[-1])
     assert peak < 4 * unit_bytes, (peak / unit_bytes, unit_bytes)
-
-
-class BytesRead:
-    """A filesystem whose files count the bytes read from them."""
-
-    def __init__(self, fs):
-        self.fs, self.bytes = fs, 0
-
-    def open(self, path, mode="rb"):
-        return _CountingFile(self.fs.open(path, mode), self)
-
-
-class _CountingFile:
-    def __init__(self, handle, counter):
-        self._handle, self._counter = handle, counter
-
-    def read(self, size=-1):
-        data = self._handle.read(size)
-        self._counter.bytes += len(data)
-        return data
-
-    def __getattr__(self, name):
-        return getattr(self._handle, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._handle.close()
