@@ -8,14 +8,28 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_script(args: list[str], cwd: Path) -> None:
+    """Run a benchmark script; when it fails, the failure shows what it printed (a crash in
+    native code prints Python's stack through faulthandler), not only its exit code."""
+    done = subprocess.run(
+        [sys.executable, "-X", "faulthandler", *args], cwd=cwd, timeout=300, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.fail(
+            f"{Path(args[0]).name} exited {done.returncode}\n--- stdout (end) ---\n{done.stdout[-3000:]}"
+            f"\n--- stderr (end) ---\n{done.stderr[-6000:]}"
+        )
 
 
 def test_gpu_benchmark_smoke_run_reports_every_path_and_agreement(tmp_path):
     out = tmp_path / "gpu.json"
-    subprocess.run(
+    run_script(
         [
-            sys.executable,
             str(ROOT / "jobs" / "benchmark_gpu.py"),
             "--small",
             "--tokens",
@@ -27,10 +41,7 @@ def test_gpu_benchmark_smoke_run_reports_every_path_and_agreement(tmp_path):
             "--json",
             str(out),
         ],
-        check=True,
         cwd=tmp_path,
-        timeout=300,
-        capture_output=True,
     )
     report = json.loads(out.read_text())
     assert set(report["results"]) == {"fast", "padded", "st_encode"}
@@ -58,13 +69,7 @@ def test_passages_query_and_tokenizer_benchmarks_run_scaled_down(tmp_path):
         ),
     ):
         out = tmp_path / f"{script}.json"
-        subprocess.run(
-            [sys.executable, str(ROOT / "jobs" / script), *args, "--json", str(out)],
-            check=True,
-            cwd=tmp_path,
-            timeout=300,
-            capture_output=True,
-        )
+        run_script([str(ROOT / "jobs" / script), *args, "--json", str(out)], cwd=tmp_path)
         report = json.loads(out.read_text())
         if script == "benchmark_passages.py":
             assert report["passages"] > report["docs"] and report["chunker_docs_per_s"] > 0
