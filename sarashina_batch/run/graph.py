@@ -11,6 +11,7 @@ Ray runner's (run/ray_runner.py); run/runners.py runs the same stages in one pro
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -95,7 +96,7 @@ def build_dataset(
             num_gpus=resources.gpus_per_actor,
             num_cpus=config.compute.cpus_per_actor,
             resources=config.compute.actor_resources or None,
-            compute=ray.data.ActorPoolStrategy(min_size=resources.min_actors, max_size=resources.max_actors),
+            compute=embed_pool(resources),
             runtime_env=workers,
         )
     )
@@ -113,6 +114,19 @@ def build_dataset(
         # keep up with the model.
         compute=ray.data.TaskPoolStrategy(size=writes_in_flight(resources)),
         runtime_env=workers,
+    )
+
+
+def embed_pool(resources: Resources):
+    """The embedding actor pool's strategy: its bounds, the actors it starts with and the units
+    one actor holds at a time (run/resources.py: pool_shape)."""
+    import ray
+
+    return ray.data.ActorPoolStrategy(
+        min_size=resources.min_actors,
+        max_size=resources.max_actors,
+        initial_size=max(resources.min_actors, min(resources.initial_actors, resources.max_actors)),
+        max_tasks_in_flight_per_actor=resources.units_per_actor,
     )
 
 
@@ -185,3 +199,9 @@ def configure_data_context() -> None:
     # one block from read to write (it is the sort window and becomes one part), so no
     # slicing. Units stay bounded by input.rows_per_unit.
     context.target_max_block_size = None
+    # Ray Data grows an actor pool once its tasks in flight reach 1.75 per actor; an actor here
+    # holds at most resources.units_per_actor units (1 on CPU, see run/resources.py: pool_shape),
+    # so a pool shrunk for another run would never grow back. Every actor busy is the signal.
+    context.autoscaling_config = dataclasses.replace(
+        context.autoscaling_config, actor_pool_util_upscaling_threshold=1.0
+    )

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -101,6 +102,11 @@ class RayRunner:
         return RunMetrics()
 
     def embed(self, run, todo, resources, guard, staged, int8_ranges):
+        if self.share is not None and self.share.share is not None and not self.share.share.whole:
+            # Start at this run's share: actors started beyond it would only be removed again.
+            resources = dataclasses.replace(
+                resources, initial_actors=min(resources.initial_actors, self.share.share.actors)
+            )
         graph = build_dataset(run, todo, resources, guard, staged, int8_ranges)
         if self.share is not None:
             self.share.follow(graph)

@@ -23,6 +23,9 @@ class Resources:
     gpus_per_actor: float
     min_actors: int
     max_actors: int
+    # Actors started at once, and units queued to one actor (run/graph.py), see pool_shape.
+    initial_actors: int = 1
+    units_per_actor: int = 1
 
     def asks(self, config: RunConfig) -> str:
         """What the run asks of the cluster, in words (for what it waits for)."""
@@ -66,15 +69,34 @@ def decide_resources(config: RunConfig, gpus: ClusterGpus) -> Resources:
         max_actors = max(1, min(UNBOUNDED_POOL, int(cpus // config.compute.cpus_per_actor)))
     max_actors = _leave_room_for_reads(config, per_actor, max_actors, gpus)
     min_actors = min(config.compute.min_actors, max_actors)
+    initial_actors, units_per_actor = pool_shape(per_actor, min_actors, max_actors)
     log.info(
-        "cluster has %g GPUs now (%s): %g GPU(s) per embedding actor, pool of %d..%d actors",
+        "cluster has %g GPUs now (%s): %g GPU(s) per embedding actor, pool of %d..%d actors (%d at start)",
         gpus.now,
         gpus.source,
         per_actor,
         min_actors,
         max_actors,
+        initial_actors,
     )
-    return Resources(per_actor, min_actors, max_actors)
+    return Resources(per_actor, min_actors, max_actors, initial_actors, units_per_actor)
+
+
+def pool_shape(gpus_per_actor: float, min_actors: int, max_actors: int) -> tuple[int, int]:
+    """How many actors the pool starts with, and how many units one actor may hold at a time.
+
+    A unit is minutes of work, not one of Ray Data's small blocks: its default of four tasks in
+    flight per actor let the first actor up take four units while the others were still
+    starting, and on CPU that one actor then computed them one after another with its share of
+    the threads (one CPU job alone fell to 0.47 of a bare loop). So:
+    - CPU: every actor from the start (loading the model on CPU is seconds, and each actor is
+      one CPU's worth of compute), and one unit each: there is nothing to overlap.
+    - GPU: the pool grows as GPUs come (an actor costs a GPU), and each actor holds the unit it
+      computes plus the next, whose input is fetched meanwhile; no more, so that the last units
+      do not queue behind one GPU while another is idle."""
+    if gpus_per_actor:
+        return min_actors, 2
+    return max_actors, 1
 
 
 def reads_run_in_the_actor(config: RunConfig, gpus_per_actor: float) -> bool:
