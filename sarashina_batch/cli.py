@@ -1,10 +1,11 @@
 """The command line: the argument parser; each verb goes to its module in commands/.
 
 sarashina-batch embed      --config FILE [--input URI] [--output URI] [--model ID] [--set key=value ...]
-sarashina-batch plan       (the embed flags) [--sample N] [--throughput FILE] [--json]
+sarashina-batch plan       (the embed flags) [--sample N] [--throughput FILE] [--json] [--report FILE]
 sarashina-batch nightly    (the embed flags but --mode) [--verify-sample N] [--dry-run]
 sarashina-batch verify     --output URI [--sample N] [--min-cosine C] [--model ID_OR_PATH] [--json]
 sarashina-batch inspect    --output URI [--json]
+sarashina-batch report     --output URI [--input URI] [--html FILE] [--json FILE]
 sarashina-batch duplicates --output URI
 sarashina-batch index      --output URI [--rebuild]
 sarashina-batch query      --output URI "text" [-k 10] [--task retrieval] [--role query|document] [--index lancedb://P]
@@ -24,7 +25,7 @@ from .commands.nightly import add_nightly_flags
 from .errors import ConfigError
 from .model.profile import INSTRUCTIONS
 
-OUTPUT_COMMANDS = ("verify", "inspect", "duplicates", "index", "query", "export")
+OUTPUT_COMMANDS = ("verify", "inspect", "duplicates", "index", "query", "export", "report")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--seed", type=int, default=0)
     plan.add_argument("--json", action="store_true", help="print JSON for scripts")
+    plan.add_argument("--report", help="write the corpus report (HTML; its JSON beside it) to this file")
     plan.add_argument("--log-level", default="WARNING")
     nightly = commands.add_parser("nightly", help="the scheduled run: resume, move `latest`, verify a sample")
     add_run_flags(nightly)
@@ -68,6 +70,18 @@ def _parser() -> argparse.ArgumentParser:
     add_output_flags(inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON for scripts")
     inspect.add_argument("--log-level", default="WARNING")
+    report = commands.add_parser(
+        "report",
+        help="one self-contained HTML page (and JSON) of an output and its corpus: lengths, tokens, text "
+        "quality, what was embedded or rejected, runs over time, vectors",
+    )
+    add_output_flags(report)
+    report.add_argument("--input", help="the corpus to sample (default: the input of the output's last run)")
+    report.add_argument("--html", default="report.html", help="the page written (default report.html)")
+    report.add_argument("--json", help="the same numbers and figures as JSON, to this file")
+    report.add_argument("--sample", type=int, default=50_000, help="input documents read at most (default 50000)")
+    report.add_argument("--vector-sample", type=int, default=20_000, help="output vectors read at most (default 20000)")
+    report.add_argument("--log-level", default="WARNING")
     dups = commands.add_parser("duplicates", help="count ids that occur more than once across a whole output")
     add_output_flags(dups)
     dups.add_argument("--log-level", default="WARNING")
@@ -131,7 +145,14 @@ def _dispatch(args: argparse.Namespace, config) -> int:
     if args.command == "plan":
         from .commands.plan import run_plan
 
-        return run_plan(config, sample=args.sample, throughput=args.throughput, seed=args.seed, as_json=args.json)
+        return run_plan(
+            config,
+            sample=args.sample,
+            throughput=args.throughput,
+            seed=args.seed,
+            as_json=args.json,
+            report=args.report,
+        )
     if args.command == "nightly":
         from .commands.nightly import run_nightly
 
@@ -152,6 +173,12 @@ def _dispatch(args: argparse.Namespace, config) -> int:
         from .commands.inspect import run_inspect
 
         return run_inspect(config, as_json=args.json)
+    if args.command == "report":
+        from .commands.report import run_report
+        from .report.build import Budgets
+
+        budgets = Budgets(input_rows=args.sample, vector_rows=args.vector_sample)
+        return run_report(config, args.html, args.json, given_config=args.config is not None, budgets=budgets)
     if args.command == "query":
         from .commands.query import run_query
 

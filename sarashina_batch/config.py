@@ -98,6 +98,11 @@ class OutputConfig(_Strict):
         "`embedding_binary`, the sign bits packed (224 bytes). The float column may be left out (content reuse "
         "then has nothing to copy: set reuse.enabled=false). Part of the fingerprint.",
     )
+    report: bool = Field(
+        False,
+        description="Write the run's report (sarashina-batch report: corpus, text quality, what happened, "
+        "vectors) beside its manifest when the run ends: _manifest/report-<run id>.html and .json.",
+    )
     mode: Literal["resume", "overwrite", "error"] = Field(
         "resume",
         description="resume: embed what is new or changed, keep what is done; overwrite: delete this job's own "

@@ -9,7 +9,7 @@ from ..config import RunConfig
 from ..run.lifecycle import Run
 from ..run.runners import Runner
 from ..secrets import config_secrets, redact
-from .exits import guarded
+from .exits import EXIT_INCOMPLETE, EXIT_OK, guarded
 
 
 def run_job(config: RunConfig, runner: Runner | None = None) -> int:
@@ -24,4 +24,20 @@ def _run(config: RunConfig, runner: Runner | None) -> int:
         print(text)
     else:
         print(f"sarashina-batch: {text}", file=sys.stderr)
+    if config.output.report and outcome.exit_code in (EXIT_OK, EXIT_INCOMPLETE):
+        _write_report(config)
     return outcome.exit_code
+
+
+def _write_report(config: RunConfig) -> None:
+    """output.report: the run's report beside its manifest; a report that fails is a warning, the
+    run's outcome stands."""
+    from ..report.files import write_beside_manifest  # plotly is loaded only when asked for
+
+    try:
+        path = write_beside_manifest(config)
+    except Exception as err:  # noqa: BLE001 - the vectors are committed whatever the report does
+        print(f"sarashina-batch: the report was not written ({type(err).__name__}: {err})", file=sys.stderr)
+        return
+    if path:
+        print(f"report: {redact(path, config_secrets(config))}")

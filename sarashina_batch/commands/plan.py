@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from ..output.content_index import has_segments, key_buckets
 from ..output.layout import OutputLayout
 from ..output.preparation import OutputConflict, check_output_is_ours, configuration_conflict, mode_refusal
 from ..output.reconcile import reconcile
+from ..report.files import write_corpus_report
 from ..run.cluster import ClusterGpus, ray_address
 from ..run.context import keeps_content_keys
 from ..run.model_source import resolve_model, with_builtin_model
@@ -69,14 +71,23 @@ EXAMPLE_PRICES = {"H100": 4.0, "H200": 5.0, "B200": 7.0, "A100": 2.0, "L40S": 1.
 
 
 def run_plan(
-    config: RunConfig, sample: int, throughput: str | None = None, seed: int = 0, as_json: bool = False
+    config: RunConfig,
+    sample: int,
+    throughput: str | None = None,
+    seed: int = 0,
+    as_json: bool = False,
+    report: str | None = None,
 ) -> int:
-    """The `plan` command: exit 1 when it finds a problem."""
+    """The `plan` command: exit 1 when it finds a problem. report: write the corpus report (the
+    page, and its JSON beside it) to this file too."""
 
     def action() -> int:
-        report = plan_run(config, sample=sample, throughput_file=throughput, seed=seed)
-        print_report(config, report, format_plan(report), as_json)
-        return EXIT_OK if not report["problems"] else EXIT_CHECK_FAILED
+        found = plan_run(config, sample=sample, throughput_file=throughput, seed=seed)
+        print_report(config, found, format_plan(found), as_json)
+        if report:
+            for path in write_corpus_report(config, report):
+                print(f"wrote {path}", file=sys.stderr)
+        return EXIT_OK if not found["problems"] else EXIT_CHECK_FAILED
 
     return guarded(config, "plan", action)
 
