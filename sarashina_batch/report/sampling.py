@@ -1,5 +1,5 @@
-"""How much of a big input or output a report reads: every k-th row group, and of each at most
-an even share of the budget; the rate is stated on the page and in the JSON."""
+"""How much of a big input or output a report reads: row groups evenly spaced (one in every k),
+and of each at most an even share of the budget; the rate is stated on the page and in the JSON."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Sampling:
     rows_read: int
     groups_total: int
     groups_read: int
-    every: int  # every k-th row group is read
+    every: float  # one row group in every k is read (evenly spaced)
 
     @property
     def rate(self) -> float:
@@ -31,8 +31,8 @@ class Sampling:
         if self.exact:
             return f"{what}: every row read ({self.rows_total:,})"
         return (
-            f"{what}: a sample of {self.rows_read:,} of {self.rows_total:,} rows ({self.rate:.2%}): every "
-            f"{self.every}th row group ({self.groups_read:,} of {self.groups_total:,})"
+            f"{what}: a sample of {self.rows_read:,} of {self.rows_total:,} rows ({self.rate:.2%}): one row group "
+            f"in every {self.every:.3g}, evenly spaced ({self.groups_read:,} of {self.groups_total:,})"
             + (", rows drawn evenly within each" if self.rows_read < self._rows_of_groups else "")
         )
 
@@ -62,16 +62,16 @@ class Plan:
 
 
 def every_kth(sizes: list[int], budget: int, min_groups: int = 1) -> Plan:
-    """Every k-th of these row groups (sizes: their rows), so that about `budget` rows are read;
-    at least `min_groups` groups (when there are), each then read for an even share of the budget."""
+    """One in every k of these row groups (sizes: their rows), evenly spaced, so that about
+    `budget` rows are read: at least `min_groups` groups (when there are that many), and of each
+    at most an even share of the budget."""
     total, count = int(sum(sizes)), len(sizes)
     if total <= budget or count == 0:
-        sampling = Sampling(total, total, count, count, 1, total)
+        sampling = Sampling(total, total, count, count, 1.0, total)
         return Plan(list(range(count)), list(sizes), sampling)
-    wanted = max(min_groups, math.ceil(budget / (total / count)))
-    every = max(1, count // wanted)
-    groups = list(range(0, count, every))
-    share = math.ceil(budget / len(groups))
-    keep = [min(sizes[g], share) for g in groups]
+    wanted = min(count, max(min_groups, math.ceil(budget / (total / count))))
+    groups = [int(g) for g in np.linspace(0, count, wanted, endpoint=False)]
+    share, extra = divmod(budget, wanted)
+    keep = [min(sizes[g], share + (position < extra)) for position, g in enumerate(groups)]
     read = sum(sizes[g] for g in groups)
-    return Plan(groups, keep, Sampling(total, sum(keep), count, len(groups), every, read))
+    return Plan(groups, keep, Sampling(total, sum(keep), count, wanted, count / wanted, read))

@@ -104,11 +104,14 @@ def test_output_report_writes_it_beside_the_manifest(tiny_model, corpus_dir, tmp
 def test_every_kth_row_group_with_an_even_share_of_the_budget():
     plan = every_kth([10] * 10, budget=100)
     assert plan.groups == list(range(10)) and plan.sampling.exact and plan.rows_of(0, 10) is None
-    plan = every_kth([100] * 100, budget=1000)  # 10 groups wanted: every 10th, whole
+    plan = every_kth([100] * 100, budget=1000)  # 10 groups wanted: one in every 10, whole
     assert plan.groups == list(range(0, 100, 10)) and plan.keep == [100] * 10
     assert (plan.sampling.rows_read, plan.sampling.every, plan.sampling.rate) == (1000, 10, 0.1)
-    plan = every_kth([100] * 100, budget=320, min_groups=16)  # spread over 17 groups, 19 rows of each
-    assert plan.groups == list(range(0, 100, 6)) and plan.keep == [19] * 17
-    assert plan.sampling.rows_read == 323 and "rows drawn evenly within each" in plan.sampling.describe("x")
+    plan = every_kth([100] * 100, budget=330, min_groups=16)  # spread over 16 groups, 20 or 21 rows of each
+    assert plan.groups == [0, 6, 12, 18, 25, 31, 37, 43, 50, 56, 62, 68, 75, 81, 87, 93]
+    assert plan.keep == [21] * 10 + [20] * 6 and plan.sampling.rows_read == 330
+    assert "one row group in every 6.25" in plan.sampling.describe("x") and "drawn evenly" in plan.sampling.describe(
+        "x"
+    )
     rows = plan.rows_of(3, 100)
-    assert len(rows) == 19 and len(set(rows)) == 19 and list(rows) == sorted(rows)
+    assert len(rows) == 21 and len(set(rows)) == 21 and list(rows) == sorted(rows)
