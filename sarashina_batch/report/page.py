@@ -16,6 +16,7 @@ document.querySelectorAll('script.figure').forEach(function (data) {
   Plotly.newPlot(data.dataset.div, figure.data, figure.layout || {}, {displaylogo: false, responsive: true});
 });
 """
+TABLE_ROWS = 100  # rows of a list (input files, runs) shown on the page; the JSON holds them all
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 .question { font-style: italic; color: #555; }
@@ -85,8 +86,10 @@ def _value(value: Any) -> str:
     if isinstance(value, list) and value and isinstance(value[0], dict):
         keys = [k for k in value[0] if not isinstance(value[0][k], dict)]
         head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-        rows = "".join("<tr>" + "".join(f"<td>{_value(item.get(k))}</td>" for k in keys) + "</tr>" for item in value)
-        return f"<table><tr>{head}</tr>{rows}</table>"
+        shown = value[:TABLE_ROWS]
+        rows = "".join("<tr>" + "".join(f"<td>{_value(item.get(k))}</td>" for k in keys) + "</tr>" for item in shown)
+        more = f'<tr><td colspan="{len(keys)}">{len(value) - len(shown):,} more in the JSON</td></tr>'
+        return f"<table><tr>{head}</tr>{rows}{more if len(value) > len(shown) else ''}</table>"
     if isinstance(value, float):
         return f"{value:,.4g}"
     if isinstance(value, int) and not isinstance(value, bool):

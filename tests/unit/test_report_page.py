@@ -77,3 +77,10 @@ def test_text_that_would_close_a_script_stays_inside_it():
     page = Page(render_html({"title": "t", "sections": [section.to_json()]}))
     assert page.figures[("corpus", "h")] == section.figures["h"]
     assert page.figures[("corpus", "h")]["layout"]["title"]["text"].startswith("</script>")
+
+
+def test_a_long_list_shows_its_first_rows_and_says_the_json_holds_the_rest():
+    section = Section("outcome", "What happened", "q")
+    section.numbers = {"files": [{"file": f"f{i}", "rows": i} for i in range(150)]}
+    text = render_html({"title": "t", "sections": [section.to_json()]})
+    assert "<td>f99</td>" in text and "<td>f100</td>" not in text and "50 more in the JSON" in text
