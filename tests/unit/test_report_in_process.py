@@ -115,3 +115,29 @@ def test_every_kth_row_group_with_an_even_share_of_the_budget():
     )
     rows = plan.rows_of(3, 100)
     assert len(rows) == 21 and len(set(rows)) == 21 and list(rows) == sorted(rows)
+
+
+def test_a_moved_corpus_is_named_by_input_and_a_missing_one_is_said(tiny_model, corpus_dir, tmp_path):
+    out = tmp_path / "out"
+    assert run_job(job_config(str(corpus_dir), str(out), tiny_model), HERE) == EXIT_OK
+    moved = corpus_dir.rename(tmp_path / "moved")
+    data = tmp_path / "r.json"
+    assert main(["report", "--output", str(out), "--json", str(data), "--html", str(tmp_path / "r.html")]) == EXIT_OK
+    report = json.loads(data.read_text())
+    assert any(line.startswith(f"the input {corpus_dir} was not read") for line in report["lines"])
+    assert sections_of(data)["quality"]["numbers"] == {}  # the output's sections stand without it
+    assert sections_of(data)["outcome"]["numbers"]["embedded"] == 177
+    argv = [
+        "report",
+        "--output",
+        str(out),
+        "--input",
+        str(moved),
+        "--json",
+        str(data),
+        "--html",
+        str(tmp_path / "r.html"),
+    ]
+    assert main(argv) == EXIT_OK
+    quality = sections_of(data)["quality"]["numbers"]
+    assert quality["documents"] == 180 and quality["counts"]["missing"] == 1
