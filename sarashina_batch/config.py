@@ -101,7 +101,8 @@ class OutputConfig(_Strict):
     report: bool = Field(
         False,
         description="Write the run's report (sarashina-batch report: corpus, text quality, what happened, "
-        "vectors) beside its manifest when the run ends: _manifest/report-<run id>.html and .json.",
+        "vectors) beside its manifest when the run ends: _manifest/reports/<run id>.html and .json (a folder "
+        "of their own, so that _manifest/*.json stays the run history alone).",
     )
     mode: Literal["resume", "overwrite", "error"] = Field(
         "resume",

@@ -11,6 +11,8 @@ from ..output.versions import latest_or_self
 from .build import corpus_report, output_report, resolved_model
 from .page import render_html, report_json
 
+REPORTS_DIR = "reports"  # under _manifest/
+
 
 def write_report(report: dict, html: str | None, json_path: str | None) -> list[str]:
     """The page to `html` and the JSON to `json_path` (either may be None); the paths written."""
@@ -30,15 +32,17 @@ def write_corpus_report(config: RunConfig, html: str) -> list[str]:
 
 
 def write_beside_manifest(config: RunConfig) -> str | None:
-    """output.report: the report of the output a run just wrote, as _manifest/report-<run id>.html
-    (and .json). Returns the page's path, None when the output has no run yet."""
+    """output.report: the report of the output a run just wrote, as _manifest/reports/<run id>.html
+    (and .json): beside the manifests, in a folder of their own, so that what reads the run history
+    as _manifest/*.json (duckdb's read_json, the docs' examples) reads manifests alone. Returns
+    the page's path, None when the output has no run yet."""
     options = config.output.storage_options
     layout = OutputLayout(latest_or_self(config.output.uri, options), options)
     runs = layout.read_manifests()
     if not runs:
         return None
     report = output_report(layout, config)
-    stem = layout.path(MANIFEST_DIR, f"report-{runs[-1].run_id}")
+    stem = layout.path(MANIFEST_DIR, REPORTS_DIR, runs[-1].run_id)
     layout.write_file(stem + ".json", report_json(report).encode("utf-8"))
     layout.write_file(stem + ".html", render_html(report).encode("utf-8"))
     return stem + ".html"

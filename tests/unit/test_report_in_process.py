@@ -92,13 +92,15 @@ def test_output_report_writes_it_beside_the_manifest(tiny_model, corpus_dir, tmp
     out = tmp_path / "out"
     assert run_job(job_config(str(corpus_dir), str(out), tiny_model, output={"report": True}), HERE) == EXIT_OK
     [run] = OutputLayout(str(out), {}).read_manifests()
-    page = out / "_manifest" / f"report-{run.run_id}.html"
+    page = out / "_manifest" / "reports" / f"{run.run_id}.html"
     assert f"report: {page}" in capsys.readouterr().out
     sections = sections_of(page.with_suffix(".json"))
     assert sections["outcome"]["numbers"]["embedded"] == run.summary["embedded"] == 177
     assert sections["quality"]["numbers"]["documents"] == 180  # the run's input, read with its settings
     assert Page(page.read_text()).figures
     assert main(["verify", "--output", str(out), "--sample", "3"]) == EXIT_OK  # the report is no stray part
+    assert sorted(p.name for p in (out / "_manifest").glob("*.json")) == [f"run-{run.run_id}.json"]
+    assert main(["inspect", "--output", str(out)]) == EXIT_OK  # the history reads as before
 
 
 def test_every_kth_row_group_with_an_even_share_of_the_budget():
