@@ -73,7 +73,7 @@ def main() -> None:
     for case in args.cases.split(","):
         started = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--case", case, "--workdir", str(workdir)], check=True)
-        results[case] = json.loads((workdir / f"{case}.json").read_text())
+        results[case] = json.loads((workdir / f"result-{case}.json").read_text())
         print(f"  {case}: {time.perf_counter() - started:.1f} s", flush=True)
     planned = planned_padding_efficiency(lengths)
     _report(results, len(texts), int(lengths.sum()), args.json, settings, job, model, planned)
@@ -189,7 +189,8 @@ def _child(case: str, workdir: Path) -> None:
     with PeakMemory() as memory:
         result = CASE_FUNCTIONS[case](meta["model"], workdir, job, settings)
     result.update(memory.report())
-    (workdir / f"{case}.json").write_text(json.dumps(result))
+    # Not "{case}.json": the job case would overwrite job.json, the run config every later case reads.
+    (workdir / f"result-{case}.json").write_text(json.dumps(result))
 
 
 def _case_tokenize(model, workdir, job, settings):
