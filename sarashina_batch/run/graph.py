@@ -200,7 +200,7 @@ def configure_data_context() -> None:
     # slicing. Units stay bounded by input.rows_per_unit.
     context.target_max_block_size = None
     # Ray Data grows an actor pool once its tasks in flight reach 1.75 per actor; an actor here
-    # holds at most resources.units_per_actor units (1 on CPU, see run/resources.py: pool_shape),
+    # holds one unit at a time (resources.units_per_actor, see run/resources.py: pool_shape),
     # so a pool shrunk for another run would never grow back. Every actor busy is the signal.
     context.autoscaling_config = dataclasses.replace(
         context.autoscaling_config, actor_pool_util_upscaling_threshold=1.0

@@ -85,17 +85,17 @@ def decide_resources(config: RunConfig, gpus: ClusterGpus) -> Resources:
 def pool_shape(gpus_per_actor: float, min_actors: int, max_actors: int) -> tuple[int, int]:
     """How many actors the pool starts with, and how many units one actor may hold at a time.
 
-    A unit is minutes of work, not one of Ray Data's small blocks: its default of four tasks in
+    A unit is minutes of work, not one of Ray Data's small blocks. Its default of four tasks in
     flight per actor let the first actor up take four units while the others were still
-    starting, and on CPU that one actor then computed them one after another with its share of
-    the threads (one CPU job alone fell to 0.47 of a bare loop). So:
+    starting: on CPU that one actor computed them one after the other on its one thread (one
+    CPU job alone fell to 0.47 of a bare loop), and a run arriving on a shared cluster waited
+    for four units before an actor went idle and could be handed over. So one unit per actor
+    (fetching the next unit's input is a fraction of a second beside minutes of compute), and:
     - CPU: every actor from the start (loading the model on CPU is seconds, and each actor is
-      one CPU's worth of compute), and one unit each: there is nothing to overlap.
-    - GPU: the pool grows as GPUs come (an actor costs a GPU), and each actor holds the unit it
-      computes plus the next, whose input is fetched meanwhile; no more, so that the last units
-      do not queue behind one GPU while another is idle."""
+      one CPU's worth of compute);
+    - GPU: the pool grows as GPUs come (an actor costs a GPU)."""
     if gpus_per_actor:
-        return min_actors, 2
+        return min_actors, 1
     return max_actors, 1
 
 

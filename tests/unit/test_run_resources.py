@@ -67,10 +67,10 @@ def test_more_torch_threads_than_reserved_cpus_is_refused_with_the_fix():
         config(gpus_per_actor=0, torch_threads=4)
 
 
-def test_a_cpu_pool_starts_whole_with_a_unit_per_actor_and_a_gpu_pool_grows_with_one_unit_queued():
+def test_a_cpu_pool_starts_whole_and_a_gpu_pool_grows_each_actor_holding_one_unit():
     """A unit is minutes of work: an actor holding several while another waits idle made one CPU
     job alone 2x slower (run/resources.py: pool_shape)."""
     cpu = decide_resources(config(gpus_per_actor=0, max_actors=None, cpus_per_read_task=1), ClusterGpus(0, 0, "t", 4))
     assert (cpu.min_actors, cpu.initial_actors, cpu.max_actors, cpu.units_per_actor) == (1, 4, 4, 1)
     gpu = decide_resources(config(gpus_per_actor=1, max_actors=None), ClusterGpus(8, 8, "test", cpus_most=64))
-    assert (gpu.min_actors, gpu.initial_actors, gpu.max_actors, gpu.units_per_actor) == (1, 1, 8, 2)
+    assert (gpu.min_actors, gpu.initial_actors, gpu.max_actors, gpu.units_per_actor) == (1, 1, 8, 1)
