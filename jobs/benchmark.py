@@ -4,6 +4,8 @@ Generates a Japanese-like corpus with web-like lengths (lognormal characters), t
 one after the other, each in a process of its own (so that peak memory is its own):
   job          the whole job through Ray (with and without Ray's start-up)
   embed_stage  the embed stage alone in one process, on pre-tokenized rows, unit by unit
+  embed_stage_ray  the same loop inside one Ray task holding every CPU of a local Ray: what
+               Ray's own processes cost the machine (the job cannot do better than this)
   st_encode    SentenceTransformer.encode with its default batching
   naive        unsorted fixed-size batches, padded to the longest row of each
   tokenize     tokenization alone, on one core
@@ -33,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 import yaml
 
-CASES = ("tokenize", "embed_stage", "st_encode", "naive", "job", "reembed")
+CASES = ("tokenize", "embed_stage", "embed_stage_ray", "st_encode", "naive", "job", "reembed")
 PROMPT = "text: "  # the model card's document prompt (prompt.role: document)
 
 
@@ -255,6 +257,25 @@ def _case_embed_stage(model, workdir, job, settings):
     }
 
 
+def _case_embed_stage_ray(model, workdir, job, settings):
+    import ray
+
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False)
+    here = str(Path(__file__).resolve().parent)
+
+    @ray.remote(num_cpus=os.cpu_count())
+    def in_a_task():
+        sys.path.insert(0, here)
+        import benchmark
+
+        return benchmark._case_embed_stage(model, workdir, job, settings)
+
+    try:
+        return ray.get(in_a_task.remote())
+    finally:
+        ray.shutdown()
+
+
 def _case_st_encode(model, workdir, job, settings):
     from sentence_transformers import SentenceTransformer
 
@@ -426,6 +447,7 @@ def _run_job(model, job: dict) -> dict:
 CASE_FUNCTIONS = {
     "tokenize": _case_tokenize,
     "embed_stage": _case_embed_stage,
+    "embed_stage_ray": _case_embed_stage_ray,
     "st_encode": _case_st_encode,
     "naive": _case_naive,
     "job": _case_job,
@@ -513,17 +535,19 @@ def _report(
         f"\n{docs:,} docs, {tokens:,} tokens; {os.cpu_count()} CPUs"
         + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU")
     )
-    print(f"{'case':<14}{'seconds':>9}{'docs/s':>9}{'tokens/s':>11}{'padding eff':>13}{'peak mem GiB':>14}")
+    print(f"{'case':<16}{'seconds':>9}{'docs/s':>9}{'tokens/s':>11}{'padding eff':>13}{'peak mem GiB':>14}")
     for r in rows:
         eff = f"{r['padding_efficiency']:.3f}" if r.get("padding_efficiency") else "-"
         print(
-            f"{r['case']:<14}{r['seconds']:>9.1f}{r['docs_per_s']:>9.1f}{r['tokens_per_s']:>11,.0f}{eff:>13}"
+            f"{r['case']:<16}{r['seconds']:>9.1f}{r['docs_per_s']:>9.1f}{r['tokens_per_s']:>11,.0f}{eff:>13}"
             f"{r['peak_rss_gib']:>14.2f}"
         )
     by = {r["case"]: r for r in rows}
     ratios = {}
     if "job" in by and "embed_stage" in by:
         ratios["job_vs_embed_stage"] = by["job"]["tokens_per_s"] / by["embed_stage"]["tokens_per_s"]
+    if "job" in by and "embed_stage_ray" in by:
+        ratios["job_vs_embed_stage_ray"] = by["job"]["tokens_per_s"] / by["embed_stage_ray"]["tokens_per_s"]
     if "job" in by and "st_encode" in by:
         ratios["job_vs_st_encode"] = by["job"]["tokens_per_s"] / by["st_encode"]["tokens_per_s"]
         ratios["job_with_ray_start_vs_st_encode"] = (

@@ -122,6 +122,8 @@ def _send(ray_bin: str, address: str, env: dict, jobs: list[tuple], args) -> lis
         ]  # fmt: skip
         done = submit(ray_bin, address, env, *command)
         ended_at = time.monotonic()
+        # The job's whole log (what `ray job submit` streamed), beside its output: where its time went.
+        output.with_name(output.name + ".log").write_text(done.stdout + done.stderr)
         stop.set()
         manifest = _manifest(output)
         tokens = manifest.get("summary", {}).get("tokens", 0)
