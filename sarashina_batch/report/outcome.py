@@ -25,7 +25,8 @@ FILES_SHOWN = 40  # input files drawn one by one; the rest are drawn as one bar
 
 
 def per_file(markers: list[CommitMarker]) -> list[dict[str, Any]]:
-    """Each input file's rows, embedded, reused and rejected (by reason), most rows first."""
+    """Each input file's rows, embedded, passages (vectors), reused (vectors copied) and rejected
+    (by reason), most rows first."""
     files: dict[str, dict[str, Any]] = {}
     for marker in markers:
         entry = files.setdefault(
@@ -35,6 +36,7 @@ def per_file(markers: list[CommitMarker]) -> list[dict[str, Any]]:
                 "units": 0,
                 "rows": 0,
                 "embedded": 0,
+                "passages": 0,
                 "reused": 0,
                 "rejected": 0,
                 "tokens": 0,
@@ -42,7 +44,7 @@ def per_file(markers: list[CommitMarker]) -> list[dict[str, Any]]:
             },
         )
         entry["units"] += 1
-        for name in ("rows", "embedded", "reused", "rejected", "tokens"):
+        for name in ("rows", "embedded", "passages", "reused", "rejected", "tokens"):
             entry[name] += marker.count(name)
         for reason, count in marker.rejected_by_reason.items():
             entry["rejected_by_reason"][reason] += count
@@ -120,21 +122,27 @@ def outcome_section(layout: OutputLayout, markers: list[CommitMarker], runs: lis
 
 
 def _files_figure(files: list[dict[str, Any]]) -> go.Figure:
+    """Documents per file: embedded (split into computed and copied vectors when a document is one
+    vector) and rejected. With passages a document's vectors may be partly copied: the documents
+    are drawn embedded or rejected, and the copied vectors are the table's."""
     shown, rest = files[:FILES_SHOWN], files[FILES_SHOWN:]
     labels = [f["file"].rsplit("/", 1)[-1] for f in shown] + ([f"{len(rest)} other files"] if rest else [])
     everything = shown + ([_summed(rest)] if rest else [])
-    series = {
-        "embedded by the model": [f["embedded"] - f["reused"] for f in everything],
-        "reused (copied)": [f["reused"] for f in everything],
-        "rejected": [f["rejected"] for f in everything],
-    }
-    figure = bars(labels, series, "Rows per input file", "rows")
+    if any(f["passages"] != f["embedded"] for f in everything):
+        series = {"embedded": [f["embedded"] for f in everything]}
+    else:
+        series = {
+            "embedded by the model": [f["embedded"] - f["reused"] for f in everything],
+            "reused (copied)": [f["reused"] for f in everything],
+        }
+    series["rejected"] = [f["rejected"] for f in everything]
+    figure = bars(labels, series, "Documents per input file", "documents")
     figure.update_xaxes(type="category")
     return figure
 
 
 def _summed(files: list[dict[str, Any]]) -> dict[str, int]:
-    return {name: sum(f[name] for f in files) for name in ("embedded", "reused", "rejected")}
+    return {name: sum(f[name] for f in files) for name in ("embedded", "passages", "reused", "rejected")}
 
 
 def _runs_figure(runs: list[dict[str, Any]]) -> go.Figure:

@@ -47,6 +47,9 @@ def test_what_happened_equals_the_manifests_over_two_runs(tiny_model, corpus_dir
     assert set(files) == {"part-000.parquet", "part-001.parquet", "part-new.parquet"}
     assert files["part-new.parquet"]["rows"] == 30
     assert sum(f["rejected"] for f in files.values()) == 3
+    drawn = {trace["name"]: trace["y"] for trace in sections["outcome"]["figures"]["per_file"]["data"]}
+    assert set(drawn) == {"embedded", "rejected"}  # passages: documents drawn, copied vectors in the table
+    assert sum(drawn["embedded"]) == outcome["embedded"]
     corpus = sections["corpus"]
     assert corpus["numbers"]["output"]["passages"] == outcome["passages"] == corpus["numbers"]["output_rows_read"]
     assert "characters_per_passage" in corpus["figures"]

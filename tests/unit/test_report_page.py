@@ -59,6 +59,10 @@ def test_every_figure_on_the_page_is_the_one_in_the_json(report_files):
     }  # fmt: skip
     assert set(drawn) == expected
     assert all(figure["data"] for figure in drawn.values())
+    per_file = {trace["name"]: sum(trace["y"]) for trace in drawn[("outcome", "per_file")]["data"]}
+    outcome = next(s for s in data["sections"] if s["name"] == "outcome")["numbers"]
+    assert per_file == {"embedded by the model": outcome["embedded"] - outcome["reused"],
+                        "reused (copied)": outcome["reused"], "rejected": outcome["rejected"]}  # fmt: skip
     assert [s["question"] for s in data["sections"]] and all(s["question"] for s in data["sections"])
 
 

@@ -36,10 +36,10 @@ MARKERS = [
 
 def test_per_file_accounting_most_rows_first():
     assert per_file(MARKERS) == [
-        {"file": "s3://b/b.parquet", "units": 1, "rows": 20, "embedded": 20, "reused": 0, "rejected": 0,
-         "tokens": 200, "rejected_by_reason": {}},
-        {"file": "s3://b/a.parquet", "units": 2, "rows": 15, "embedded": 12, "reused": 3, "rejected": 3,
-         "tokens": 140, "rejected_by_reason": {"empty": 2, "null": 1}},
+        {"file": "s3://b/b.parquet", "units": 1, "rows": 20, "embedded": 20, "passages": 20, "reused": 0,
+         "rejected": 0, "tokens": 200, "rejected_by_reason": {}},
+        {"file": "s3://b/a.parquet", "units": 2, "rows": 15, "embedded": 12, "passages": 12, "reused": 3,
+         "rejected": 3, "tokens": 140, "rejected_by_reason": {"empty": 2, "null": 1}},
     ]  # fmt: skip
 
 
