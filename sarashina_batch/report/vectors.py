@@ -54,8 +54,9 @@ def read_vectors(parts: OutputParts, budget: int, ranges: np.ndarray | None, see
     if C.EMBEDDING in matrices:
         floats, source = matrices.pop(C.EMBEDDING), C.EMBEDDING
     elif C.INT8_EMBEDDING in matrices and ranges is not None:
-        floats, source = KINDS["int8"].decode(matrices[C.INT8_EMBEDDING], ranges), C.INT8_EMBEDDING
-    compact = {of_column(name).name: values for name, values in matrices.items() if name != C.EMBEDDING}
+        # No float column: int8 read back stands in for it (and is not measured against itself).
+        floats, source = KINDS["int8"].decode(matrices.pop(C.INT8_EMBEDDING), ranges), C.INT8_EMBEDDING
+    compact = {of_column(name).name: values for name, values in matrices.items()}
     return VectorSample(ids, sources, floats, compact, plan.sampling, source)
 
 

@@ -114,3 +114,22 @@ def test_write_report_writes_the_files_asked_for(tmp_path):
     assert written == [str(tmp_path / "a" / "r.html"), str(tmp_path / "r.json")]
     assert json.loads((tmp_path / "r.json").read_text()) == report
     assert write_report(report, None, None) == [] and Budgets().vector_rows > Budgets().input_rows // 10
+
+
+def test_without_a_float_column_int8_stands_in_and_binary_is_measured_against_it(tmp_path):
+    from sarashina_batch.report.vectors import read_vectors, vectors_section
+
+    rng = np.random.default_rng(1)
+    unit = rng.standard_normal((40, 16)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    ranges = np.vstack([unit.min(0), unit.max(0)])
+    table = pa.table({
+        "id": [f"r{i}" for i in range(40)], "source_uri": ["s3://b/a.parquet"] * 40,
+        "embedding_int8": pa.FixedSizeListArray.from_arrays(pa.array(quantize(unit, "int8", ranges).ravel()), 16),
+        "embedding_binary": pa.FixedSizeListArray.from_arrays(pa.array(quantize(unit, "binary").ravel()), 2),
+    })  # fmt: skip
+    pq.write_table(table, tmp_path / "part-u1.parquet")
+    sample = read_vectors(OutputParts(OutputLayout(str(tmp_path), {}), [MARKERS[0]]), 100, ranges)
+    assert sample.float_source == "embedding_int8" and set(sample.compact) == {"binary"}
+    section = vectors_section(sample, ranges)
+    assert set(section.numbers["recall_at_10"]) == {"binary"} and abs(section.numbers["norm"]["mean"] - 1) < 0.05
