@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from html.parser import HTMLParser
 
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 # Attributes that make a browser fetch (or navigate to) what they name.
 FETCHING = {"src", "href", "data", "poster", "srcset", "action", "background", "formaction"}
 
 
 class Page(HTMLParser):
-    """Every tag, the URLs its attributes name, and the JSON of each figure script."""
+    """Every tag, the URLs its attributes name, the JSON of each figure script, and the elements
+    left open or closed out of order (`unbalanced`: empty for a well-formed page)."""
 
     def __init__(self, text: str):
         super().__init__(convert_charrefs=True)
@@ -22,11 +24,16 @@ class Page(HTMLParser):
         self.inline_bytes = 0
         self._figure: tuple[str, str] | None = None
         self._script = False
+        self._open: list[str] = []
+        self.unbalanced: list[str] = []
         self.feed(text)
         self.close()
+        self.unbalanced += [f"<{tag}> never closed" for tag in self._open]
 
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
+        if tag not in VOID:
+            self._open.append(tag)
         found = dict(attrs)
         self.references += [(tag, name, value or "") for name, value in attrs if name in FETCHING]
         if tag == "script":
@@ -36,6 +43,10 @@ class Page(HTMLParser):
                 self._figure = (found["data-section"], found["data-name"])
 
     def handle_endtag(self, tag):
+        if self._open and self._open[-1] == tag:
+            self._open.pop()
+        else:
+            self.unbalanced.append(f"</{tag}> inside {self._open[-3:]}")
         if tag == "script":
             self._script, self._figure = False, None
 

@@ -41,6 +41,7 @@ def test_the_page_fetches_nothing_and_inlines_plotly(report_files):
     page = Page(text)
     assert text.startswith("<!DOCTYPE html>") and page.tags[:3] == ["html", "head", "meta"]
     assert page.external() == [], page.external()
+    assert page.unbalanced == [], page.unbalanced
     assert "link" not in page.tags and "img" not in page.tags and "iframe" not in page.tags
     # plotly.js itself (a few MB) is inside the page, not named by a <script src>.
     assert page.inline_bytes > 3_000_000 and "Plotly.newPlot" in text
