@@ -8,6 +8,7 @@ from ..config import RunConfig
 from ..output.layout import OutputLayout
 from ..output.versions import latest_or_self
 from ..report.build import Budgets, output_report
+from ..report.corpus_sections import check_counts
 from ..report.files import write_report
 from .exits import EXIT_OK, guarded
 
@@ -48,7 +49,7 @@ def report_config(layout: OutputLayout, config: RunConfig, given_config: bool) -
 def summary_line(report: dict) -> str:
     sections = {s["name"]: s["numbers"] for s in report["sections"]}
     outcome = sections.get("outcome", {})
-    quality = sections.get("quality", {}).get("counts", {})
+    quality = check_counts(sections.get("quality", {}))
     flagged = ", ".join(f"{name} {count:,}" for name, count in quality.items() if count)
     return (
         f"{report['title']}: rows {outcome.get('rows', 0):,}, embedded {outcome.get('embedded', 0):,}, "

@@ -100,6 +100,11 @@ def corpus_section(sample: CorpusSample | None, lengths: OutputLengths | None, t
     return section
 
 
+def check_counts(numbers: dict) -> dict[str, int]:
+    """The quality section's counts by check, from its numbers."""
+    return {row["check"]: row["documents"] for row in numbers.get("checks", [])}
+
+
 def quality_section(sample: CorpusSample | None) -> Section:
     section = Section("quality", "Quality of the text", QUALITY_QUESTION)
     if sample is None:
@@ -109,8 +114,16 @@ def quality_section(sample: CorpusSample | None) -> Section:
     section.notes.append(sample.sampling.describe("input"))
     section.numbers = {
         "documents": quality.documents,
-        "counts": dict(quality.counts),
-        "meaning": dict(CHECKS),
+        # One row per check (the page's table): documents failing it, their share, what it counts.
+        "checks": [
+            {
+                "check": name,
+                "documents": count,
+                "share": count / quality.documents if quality.documents else 0.0,
+                "meaning": CHECKS[name],
+            }
+            for name, count in quality.counts.items()
+        ],
         "too_short_characters": TOO_SHORT,
     }
     section.examples = {name: ids for name, ids in quality.examples.items() if ids}

@@ -8,6 +8,7 @@ import pytest
 from sarashina_batch.cli import main
 from sarashina_batch.commands.exits import EXIT_OK
 from sarashina_batch.output.layout import OutputLayout
+from sarashina_batch.report.corpus_sections import check_counts
 from tests.support.html_page import Page
 from tests.support.planted import EXPECTED, MAX_CHARS, ROWS, write_planted_corpus
 
@@ -33,7 +34,8 @@ def test_a_ray_run_writes_its_report_and_it_equals_the_manifest(local_ray, tiny_
     assert outcome["rows"] == len(ROWS) and outcome["rejected_by_reason"] == run.summary["rejected_by_reason"]
     assert [r["run_id"] for r in outcome["runs"]] == [run.run_id]
     quality = sections["quality"]
-    assert {n: (quality["numbers"]["counts"][n], quality["examples"].get(n, [])) for n in EXPECTED} == EXPECTED
+    counts = check_counts(quality["numbers"])
+    assert {n: (counts[n], quality["examples"].get(n, [])) for n in EXPECTED} == EXPECTED
     assert sections["corpus"]["numbers"]["output"]["tokens"] == run.summary["tokens"]
     assert set(sections["vectors"]["numbers"]["recall_at_10"]) == {"binary"}
     parsed = Page(page.read_text())

@@ -6,6 +6,7 @@ import json
 from sarashina_batch.cli import main
 from sarashina_batch.commands.embed import run_job
 from sarashina_batch.commands.exits import EXIT_OK
+from sarashina_batch.report.corpus_sections import check_counts
 from sarashina_batch.report.quality import CHECKS, TextQuality
 from sarashina_batch.run.runners import InProcessRunner
 from tests.support import job_config
@@ -47,7 +48,7 @@ def test_report_of_a_run_counts_the_planted_defects_and_what_the_run_rejected(ti
     sections = {s["name"]: s for s in report["sections"]}
     quality = sections["quality"]
     assert {
-        name: (quality["numbers"]["counts"][name], quality["examples"].get(name, [])) for name in CHECKS
+        name: (check_counts(quality["numbers"])[name], quality["examples"].get(name, [])) for name in CHECKS
     } == EXPECTED
     corpus_numbers = sections["corpus"]["numbers"]["input"]
     assert corpus_numbers["documents"] == len(ROWS) and corpus_numbers["sampling"]["exact"]
