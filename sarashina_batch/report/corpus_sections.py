@@ -23,6 +23,8 @@ CORPUS_QUESTION = (
 QUALITY_QUESTION = (
     "Is the text clean: empty, too short, broken (mojibake, U+FFFD, control characters), unnormalised or repeated?"
 )
+# Under this, Japanese text is split about a character a token (plan warns at the same ratio).
+LOW_CHARS_PER_TOKEN = 1.5
 LENGTH_BUDGET = 2_000_000  # output rows whose tokens and characters are read (a rate is stated above)
 
 
@@ -75,14 +77,14 @@ def corpus_section(sample: CorpusSample | None, lengths: OutputLengths | None, t
             "tokens_per_document",
             histogram(sample.joined("tokens"), "The model's tokens per document (input, prompt included)", "tokens"),
         )
-        ratio = section.numbers["input"]["chars_per_token"]
-        if ratio is not None and ratio < 1.5:
-            section.notes.append(
-                f"{ratio:.2f} characters per token: a tokenizer splitting about a character a "
-                "token (Sarashina's SentencePiece averages about 2.4 on Japanese)"
-            )
     if totals is not None:
         section.numbers["output"] = totals
+    ratio = (section.numbers.get("input") or section.numbers.get("output") or {}).get("chars_per_token")
+    if ratio is not None and ratio < LOW_CHARS_PER_TOKEN:
+        section.notes.append(
+            f"{ratio:.2f} characters per token: the sign of a tokenizer splitting about a character a token "
+            "(Sarashina's SentencePiece averages about 2.4 on Japanese); check model.tokenizer"
+        )
     if lengths is not None:
         section.notes.append(lengths.sampling.describe("output rows' tokens and characters"))
         section.numbers["output_rows_read"] = len(lengths.tokens)

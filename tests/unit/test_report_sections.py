@@ -133,3 +133,13 @@ def test_without_a_float_column_int8_stands_in_and_binary_is_measured_against_it
     assert sample.float_source == "embedding_int8" and set(sample.compact) == {"binary"}
     section = vectors_section(sample, ranges)
     assert set(section.numbers["recall_at_10"]) == {"binary"} and abs(section.numbers["norm"]["mean"] - 1) < 0.05
+
+
+def test_a_character_level_tokenizer_shows_at_once():
+    from sarashina_batch.report.corpus_sections import corpus_section
+
+    low = corpus_section(None, None, {"chars_per_token": 1.05})
+    assert any("1.05 characters per token" in note for note in low.notes)
+    assert not any(
+        "characters per token" in note for note in corpus_section(None, None, {"chars_per_token": 2.4}).notes
+    )
