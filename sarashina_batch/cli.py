@@ -77,8 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_output_flags(report)
     report.add_argument("--input", help="the corpus to sample (default: the input of the output's last run)")
-    report.add_argument("--html", default="report.html", help="the page written (default report.html)")
-    report.add_argument("--json", help="the same numbers and figures as JSON, to this file")
+    report.add_argument(
+        "--html", help="the page written (default report.html when --json is not given; with --json alone, no page)"
+    )
+    report.add_argument("--json", help="the same numbers and figures as JSON, to this file (alone: no page)")
     report.add_argument("--sample", type=int, default=50_000, help="input documents read at most (default 50000)")
     report.add_argument("--vector-sample", type=int, default=20_000, help="output vectors read at most (default 20000)")
     report.add_argument("--log-level", default="WARNING")

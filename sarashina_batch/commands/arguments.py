@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 
-from ..config import RunConfig, load_config, parse_override
+from ..config import ConfigError, RunConfig, load_config, parse_override
+
+# config.py's hint for a missing setting names --set; every command here takes --output instead
+# (`--set output=...` would make the output section a string).
+MISSING_OUTPUT = re.compile(r"^(  output(?:\.uri)?): required; .*$", re.MULTILINE)
+OUTPUT_HINT = r"\1: required; give --output URI (or --config FILE whose output section has a uri)"
 
 MODES = ("resume", "overwrite", "error")
 
@@ -39,4 +45,10 @@ def config_from(args: argparse.Namespace, output_only: bool = False) -> RunConfi
             overrides[key] = value
     if output_only:
         overrides.setdefault("input.uri", "unused")  # only the output section matters here
-    return load_config(args.config, overrides)
+    try:
+        return load_config(args.config, overrides)
+    except ConfigError as err:
+        hinted = MISSING_OUTPUT.sub(OUTPUT_HINT, str(err))
+        if hinted == str(err):
+            raise
+        raise type(err)(hinted) from None

@@ -77,3 +77,11 @@ def test_a_malformed_set_is_a_config_error():
     args = run_parser().parse_args(["--input", "/in", "--output", "/out", "--set", "model.normalize"])
     with pytest.raises(ConfigError, match="dotted.key=value"):
         config_from(args)
+
+
+def test_a_missing_output_is_asked_for_as_output_uri_not_set():
+    for parser, argv, output_only in ((output_parser(), [], True), (run_parser(), ["--input", "/in"], False)):
+        with pytest.raises(ConfigError) as found:
+            config_from(parser.parse_args(argv), output_only=output_only)
+        assert "output: required; give --output URI" in str(found.value)
+        assert "--set output=" not in str(found.value)

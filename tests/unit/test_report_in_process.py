@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from sarashina_batch.cli import main
 from sarashina_batch.commands.embed import run_job
-from sarashina_batch.commands.exits import EXIT_OK
+from sarashina_batch.commands.exits import EXIT_ERROR, EXIT_OK
 from sarashina_batch.output.layout import OutputLayout
 from sarashina_batch.report.corpus_sections import check_counts
 from sarashina_batch.report.sampling import every_kth
@@ -123,14 +123,16 @@ def test_every_kth_row_group_with_an_even_share_of_the_budget():
     assert len(rows) == 21 and len(set(rows)) == 21 and list(rows) == sorted(rows)
 
 
-def test_a_moved_corpus_is_named_by_input_and_a_missing_one_is_said(tiny_model, corpus_dir, tmp_path):
+def test_a_moved_corpus_is_named_by_input_and_a_missing_one_is_said(tiny_model, corpus_dir, tmp_path, caplog):
     out = tmp_path / "out"
     assert run_job(job_config(str(corpus_dir), str(out), tiny_model), HERE) == EXIT_OK
     moved = corpus_dir.rename(tmp_path / "moved")
     data = tmp_path / "r.json"
     assert main(["report", "--output", str(out), "--json", str(data), "--html", str(tmp_path / "r.html")]) == EXIT_OK
     report = json.loads(data.read_text())
-    assert any(line.startswith(f"the input {corpus_dir} was not read") for line in report["lines"])
+    said = f"the input {corpus_dir} the run's manifest records was not read"
+    assert any(line.startswith(said) and "give --input" in line for line in report["lines"])
+    assert any(r.levelname == "WARNING" and said in r.getMessage() for r in caplog.records)  # and on stderr
     assert sections_of(data)["quality"]["numbers"] == {}  # the output's sections stand without it
     assert sections_of(data)["outcome"]["numbers"]["embedded"] == 177
     argv = [
@@ -147,3 +149,33 @@ def test_a_moved_corpus_is_named_by_input_and_a_missing_one_is_said(tiny_model, 
     assert main(argv) == EXIT_OK
     quality = sections_of(data)["quality"]["numbers"]
     assert quality["documents"] == 180 and check_counts(quality)["missing"] == 1
+
+
+def test_an_input_given_that_cannot_be_read_fails_naming_input(tiny_model, corpus_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_job(job_config(str(corpus_dir), str(out), tiny_model), HERE) == EXIT_OK
+    capsys.readouterr()
+    page = tmp_path / "y.html"
+    argv = ["report", "--output", str(out), "--input", str(tmp_path / "missing"), "--html", str(page)]
+    assert main(argv) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert f"--input {tmp_path / 'missing'} could not be read" in err and "leave --input out" in err
+    assert not page.exists()
+
+
+def test_json_alone_writes_no_page_and_neither_writes_report_html(tiny_model, corpus_dir, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    assert run_job(job_config(str(corpus_dir), str(out), tiny_model), HERE) == EXIT_OK
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["report", "--output", str(out), "--json", "r.json"]) == EXIT_OK
+    assert sorted(p.name for p in work.iterdir()) == ["r.json"]
+    assert main(["report", "--output", str(out)]) == EXIT_OK
+    assert sorted(p.name for p in work.iterdir()) == ["r.json", "report.html"]
+
+
+def test_report_without_output_says_to_give_output(capsys):
+    assert main(["report"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "output: required; give --output URI" in err and "--set output=" not in err
