@@ -23,6 +23,19 @@ CORPUS_QUESTION = (
 QUALITY_QUESTION = (
     "Is the text clean: empty, too short, broken (mojibake, U+FFFD, control characters), unnormalised or repeated?"
 )
+TOKENS_NOTE = (
+    "output tokens embedded: the tokens the model processed for this output (rows reused from an earlier run "
+    "excluded); input tokens read: every document of the input read, the prompt included"
+)
+RATIO_NOTE = (
+    "characters per token: the characters the tokenizer got (the prompt's included) over the model's tokens, of "
+    "the documents not cut at model.max_seq_length; so it differs from characters read / tokens read, which "
+    "count every document read and its text alone"
+)
+EMPTY_NOTE = (
+    'the run rejects whitespace-only texts as "empty" (What happened: rejected by reason): its empty count '
+    "is empty + whitespace_only here"
+)
 # Under this, Japanese text is split about a character a token (plan warns at the same ratio).
 LOW_CHARS_PER_TOKEN = 1.5
 LENGTH_BUDGET = 2_000_000  # output rows whose tokens and characters are read (a rate is stated above)
@@ -54,8 +67,12 @@ def read_lengths(parts: OutputParts) -> OutputLengths:
 
 def output_totals(markers: list[CommitMarker]) -> dict:
     """What the commit markers count, exactly (every committed unit)."""
-    counted = ("rows", "embedded", "passages", "tokens", "truncated", "chars_untruncated", "tokens_untruncated")
+    counted = (
+        "rows", "embedded", "reused", "passages", "tokens", "truncated", "chars_untruncated", "tokens_untruncated"
+    )  # fmt: skip
     total = {name: sum(m.count(name) for m in markers) for name in counted}
+    # The model's tokens: rows reused from an earlier run were not tokenized again and are not in it.
+    total["tokens_embedded"] = total.pop("tokens")
     whole = total.pop("tokens_untruncated")
     characters = total.pop("chars_untruncated")
     total["chars_per_token"] = characters / whole if whole else None
@@ -79,6 +96,10 @@ def corpus_section(sample: CorpusSample | None, lengths: OutputLengths | None, t
         )
     if totals is not None:
         section.numbers["output"] = totals
+        if sample is not None:
+            section.notes.append(TOKENS_NOTE)
+    if (section.numbers.get("input") or section.numbers.get("output") or {}).get("chars_per_token") is not None:
+        section.notes.append(RATIO_NOTE)
     ratio = (section.numbers.get("input") or section.numbers.get("output") or {}).get("chars_per_token")
     if ratio is not None and ratio < LOW_CHARS_PER_TOKEN:
         section.notes.append(
@@ -114,8 +135,10 @@ def quality_section(sample: CorpusSample | None) -> Section:
         return section
     quality = sample.quality
     section.notes.append(sample.sampling.describe("input"))
+    section.notes.append(EMPTY_NOTE)
     section.numbers = {
         "documents": quality.documents,
+        "documents_total": sample.sampling.rows_total,  # more than documents: a sample was read
         # One row per check (the page's table): documents failing it, their share, what it counts.
         "checks": [
             {

@@ -73,21 +73,60 @@ def _section(section: dict[str, Any]) -> list[str]:
     return out
 
 
+# The page's words for the JSON's keys (the JSON keeps the keys); a key not here is shown with
+# spaces for its underscores.
+LABELS = {
+    "input": "input URI",
+    "documents_read": "documents read",
+    "characters_read": "characters read",
+    "tokens_read": "tokens read (every document read, prompt included)",
+    "characters_estimated": "characters (estimated for the whole input)",
+    "tokens_estimated": "tokens (estimated for the whole input)",
+    "chars_per_token": "characters per token (untruncated documents, prompt included)",
+    "max_seq_length": "model.max_seq_length",
+    "truncated": "truncated at model.max_seq_length",
+    "truncated_share": "truncated share",
+    "tokens_embedded": "tokens embedded (by the model; reused rows excluded)",
+    "reused": "rows reused from an earlier run",
+    "output_rows_read": "output rows read",
+    "documents_total": "documents in the input",
+    "too_short_characters": "too short: under (characters)",
+    "projection_explained": "variance explained by PC 1, PC 2",
+    "recall_at_10": "recall@10",
+    "near_duplicate_threshold": "near-duplicate threshold (cosine)",
+}
+# A dict of the section's numbers drawn as rows under a heading of its own, not as a table in a cell.
+GROUPS = {"input": "From the input (read)", "output": "From the output's commit markers (exact)"}
+PERCENT = ("share", "rate", "projection_explained", "reuse_share", "truncated_share")
+
+
+def _label(key: str) -> str:
+    return html.escape(LABELS.get(key, key.replace("_", " ")))
+
+
 def _numbers_table(numbers: dict[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><th>{html.escape(str(key))}</th><td>{_value(value)}</td></tr>" for key, value in numbers.items()
-    )
-    return f"<table>{rows}</table>"
+    rows = []
+    for key, value in numbers.items():
+        if isinstance(value, dict) and key in GROUPS:
+            rows.append(f'<tr><th colspan="2">{html.escape(GROUPS[key])}</th></tr>')
+            rows += [f"<tr><th>{_label(k)}</th><td>{_value(v, k)}</td></tr>" for k, v in value.items()]
+        else:
+            rows.append(f"<tr><th>{_label(str(key))}</th><td>{_value(value, str(key))}</td></tr>")
+    return f"<table>{''.join(rows)}</table>"
 
 
-def _value(value: Any) -> str:
+def _value(value: Any, key: str = "") -> str:
+    if key in PERCENT and isinstance(value, float | int) and not isinstance(value, bool):
+        return f"{value:.1%}"
+    if key in PERCENT and isinstance(value, list) and all(isinstance(v, float | int) for v in value):
+        return html.escape(", ".join(f"{v:.1%}" for v in value))
     if isinstance(value, dict):
         return _numbers_table(value)
     if isinstance(value, list) and value and isinstance(value[0], dict):
         keys = [k for k in value[0] if not isinstance(value[0][k], dict)]
-        head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
+        head = "".join(f"<th>{_label(k)}</th>" for k in keys)
         shown = value[:TABLE_ROWS]
-        rows = "".join("<tr>" + "".join(f"<td>{_value(item.get(k))}</td>" for k in keys) + "</tr>" for item in shown)
+        rows = "".join("<tr>" + "".join(f"<td>{_value(item.get(k), k)}</td>" for k in keys) + "</tr>" for item in shown)
         more = f'<tr><td colspan="{len(keys)}">{len(value) - len(shown):,} more in the JSON</td></tr>'
         return f"<table><tr>{head}</tr>{rows}{more if len(value) > len(shown) else ''}</table>"
     if isinstance(value, float):

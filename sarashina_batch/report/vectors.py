@@ -85,6 +85,10 @@ def vectors_section(sample: VectorSample, ranges: np.ndarray | None) -> Section:
     )
     recall = {name: _recall(unit, values, name, ranges) for name, values in sample.compact.items()}
     recall = {name: value for name, value in recall.items() if value is not None}
+    if not sample.compact:
+        section.notes.append("no int8/binary column beside the one measured: recall not measured")
+    elif not recall:
+        section.notes.append(f"too few vectors (at most {K} besides each query): recall not measured")
     if recall:
         section.numbers["recall_at_10"] = recall
         figure = go.Figure(go.Bar(x=list(recall), y=list(recall.values())))
@@ -106,7 +110,7 @@ def _projection(unit: np.ndarray, sources: list[str], section: Section) -> go.Fi
     total = float((points**2).sum())
     section.numbers["projection_explained"] = [float(s**2 / total) for s in singular[:2]] if total else []
     names = [s.rsplit("/", 1)[-1] for s in sources[: len(points)]]
-    common = [name for name, _ in _counted(names)[:COLOURS]]
+    common = sorted(name for name, _ in _counted(names)[:COLOURS])  # the legend in file order
     figure = go.Figure()
     for name in [*common, "other files"]:
         rows = [i for i, n in enumerate(names) if (n == name if name != "other files" else n not in common)]

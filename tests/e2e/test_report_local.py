@@ -36,7 +36,7 @@ def test_a_ray_run_writes_its_report_and_it_equals_the_manifest(local_ray, tiny_
     quality = sections["quality"]
     counts = check_counts(quality["numbers"])
     assert {n: (counts[n], quality["examples"].get(n, [])) for n in EXPECTED} == EXPECTED
-    assert sections["corpus"]["numbers"]["output"]["tokens"] == run.summary["tokens"]
+    assert sections["corpus"]["numbers"]["output"]["tokens_embedded"] == run.summary["tokens"]
     assert set(sections["vectors"]["numbers"]["recall_at_10"]) == {"binary"}
     parsed = Page(page.read_text())
     assert parsed.external() == [] and len(parsed.figures) == sum(len(s["figures"]) for s in sections.values())

@@ -13,11 +13,12 @@ import pytest
 from sarashina_batch.model.vector_kinds import quantize
 from sarashina_batch.output.layout import OutputLayout
 from sarashina_batch.output.records import CommitMarker, RunManifest
-from sarashina_batch.report.build import Budgets
+from sarashina_batch.report.build import Budgets, _report
 from sarashina_batch.report.corpus import CorpusSample, corpus_numbers
 from sarashina_batch.report.corpus_sections import output_totals
 from sarashina_batch.report.files import write_report
 from sarashina_batch.report.outcome import per_file, runs_over_time
+from sarashina_batch.report.page import render_html
 from sarashina_batch.report.parts import OutputParts
 from sarashina_batch.report.quality import TextQuality
 from sarashina_batch.report.sampling import Sampling, every_kth
@@ -45,7 +46,7 @@ def test_per_file_accounting_most_rows_first():
 
 def test_marker_totals_and_characters_per_token():
     totals = output_totals(MARKERS)
-    assert totals == {"rows": 35, "embedded": 32, "passages": 32, "tokens": 340, "truncated": 1,
+    assert totals == {"rows": 35, "embedded": 32, "reused": 3, "passages": 32, "tokens_embedded": 340, "truncated": 1,
                       "chars_per_token": 920 / 330, "truncated_share": 1 / 32}  # fmt: skip
 
 
@@ -141,5 +142,67 @@ def test_a_character_level_tokenizer_shows_at_once():
     low = corpus_section(None, None, {"chars_per_token": 1.05})
     assert any("1.05 characters per token" in note for note in low.notes)
     assert not any(
-        "characters per token" in note for note in corpus_section(None, None, {"chars_per_token": 2.4}).notes
+        "splitting about a character a token" in note
+        for note in corpus_section(None, None, {"chars_per_token": 2.4}).notes
     )
+
+
+def test_the_page_says_what_each_token_count_and_ratio_counts():
+    from sarashina_batch.report.corpus_sections import corpus_section
+
+    sample = CorpusSample("in", 1, Sampling(4, 4, 1, 1, 1, 4), 64, "sentencepiece", TextQuality())
+    sample.characters, sample.tokens = [np.array([10, 20, 0, 30])], [np.array([5, 10, 0, 20])]
+    sample.prompt_characters = [np.array([12, 22, 0, 32])]
+    sample.truncated, sample.rejected = [np.array([False, False, False, True])], [np.array([False, False, True, False])]
+    section = corpus_section(sample, None, output_totals(MARKERS))
+    assert section.numbers["output"]["tokens_embedded"] == 340 and section.numbers["output"]["reused"] == 3
+    notes = " ".join(section.notes)
+    assert "reused from an earlier run excluded" in notes and "prompt's included" in notes
+    assert "not cut at model.max_seq_length" in notes
+    html = render_html(_report("t", "in", None, [section]))
+    assert "tokens embedded (by the model; reused rows excluded)" in html
+    # one table: the input's and the output's numbers are rows under headings, not tables in a cell
+    assert '<tr><th colspan="2">From the input (read)</th></tr><tr><th>input URI</th><td>in</td></tr>' in html
+    assert "<th>documents read</th>" in html and "<th>truncated share</th><td>33.3%</td>" in html
+    assert "documents_read" not in html.split("<script")[0].split("</style>")[1]
+
+
+def test_the_page_shows_shares_as_percentages_and_the_header_does_not_stutter():
+    from sarashina_batch.report.sections import Section
+
+    section = Section("vectors", "The vectors", "q", numbers={"projection_explained": [0.20912, 0.1723],
+                                                              "truncated_share": 0.0312})  # fmt: skip
+    section.notes.append("vectors: every row read (358)")
+    report = _report("t", None, None, [section])
+    assert report["lines"] == ["vectors: every row read (358)"]
+    html = render_html(report)
+    assert "20.9%, 17.2%" in html and "3.1%" in html and "vectors: vectors:" not in html
+
+
+def test_quality_says_the_runs_empty_covers_whitespace_only_and_the_summary_flags_a_sample():
+    from sarashina_batch.commands.report import summary_line
+    from sarashina_batch.report.corpus_sections import quality_section
+
+    sample = CorpusSample("in", 1, Sampling(1000, 2, 10, 1, 10, 2), 64, "sentencepiece", TextQuality())
+    sample.quality.add(["a", "b"], ["   ", "a text long enough"])
+    section = quality_section(sample)
+    assert any('rejects whitespace-only texts as "empty"' in note for note in section.notes)
+    report = _report("Run report: o", "in", "o", [section])
+    assert "text (in a 2-row sample of 1,000): whitespace_only 1" in summary_line(report)
+    exact = CorpusSample("in", 1, Sampling(2, 2, 1, 1, 1, 2), 64, "sentencepiece", TextQuality())
+    exact.quality.add(["a", "b"], ["   ", "a text long enough"])
+    assert "| text: whitespace_only 1" in summary_line(_report("t", "in", "o", [quality_section(exact)]))
+
+
+def test_vectors_without_a_compact_column_say_recall_is_not_measured_and_the_legend_is_sorted():
+    from sarashina_batch.report.vectors import VectorSample, vectors_section
+
+    rng = np.random.default_rng(2)
+    unit = rng.standard_normal((60, 8)).astype(np.float32)
+    sources = [f"s3://b/{name}.parquet" for name in ["00000", "00002", "00001"] * 20]
+    sample = VectorSample([f"r{i}" for i in range(60)], sources, unit, {}, Sampling(60, 60, 1, 1, 1, 60), "embedding")
+    section = vectors_section(sample, None)
+    assert "no int8/binary column beside the one measured: recall not measured" in section.notes
+    assert "recall_at_10" not in section.numbers
+    legend = [trace["name"] for trace in section.figures["projection"]["data"]]
+    assert legend == ["00000.parquet", "00001.parquet", "00002.parquet"]
