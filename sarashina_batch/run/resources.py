@@ -67,7 +67,11 @@ def decide_resources(config: RunConfig, gpus: ClusterGpus) -> Resources:
         # (stages/embed.py), so that its share of a cluster is a number of actors (run/share.py).
         cpus = gpus.cpus_most or gpus.cpus_now or config.compute.cpus_per_actor
         max_actors = max(1, min(UNBOUNDED_POOL, int(cpus // config.compute.cpus_per_actor)))
-    max_actors = _leave_room_for_reads(config, per_actor, max_actors, gpus)
+    # A CPU pool is sized from the CPUs present when no autoscaler reports a limit; room for the
+    # read tasks is then left out of those same CPUs (a pool that started with every CPU of a
+    # 2-CPU cluster left its 0.5-CPU read tasks none, and waited for them forever).
+    cpus_known = gpus.cpus_most if per_actor else (gpus.cpus_most or gpus.cpus_now)
+    max_actors = _leave_room_for_reads(config, per_actor, max_actors, cpus_known, gpus.source)
     min_actors = min(config.compute.min_actors, max_actors)
     initial_actors, units_per_actor = pool_shape(per_actor, min_actors, max_actors)
     log.info(
@@ -106,17 +110,19 @@ def reads_run_in_the_actor(config: RunConfig, gpus_per_actor: float) -> bool:
     return not gpus_per_actor and not compute.actor_resources and compute.cpus_per_read_task == compute.cpus_per_actor
 
 
-def _leave_room_for_reads(config: RunConfig, per_actor: float, max_actors: int, gpus: ClusterGpus) -> int:
+def _leave_room_for_reads(
+    config: RunConfig, per_actor: float, max_actors: int, cpus_most: float | None, source: str
+) -> int:
     """The largest pool that leaves one read task its CPUs. Actors hold their CPUs while they
     wait for units; a pool that holds every CPU of the cluster waits forever for the read
     tasks that would feed it."""
     compute = config.compute
-    if gpus.cpus_most is None or reads_run_in_the_actor(config, per_actor):
+    if cpus_most is None or reads_run_in_the_actor(config, per_actor):
         return max_actors
-    fits = int((gpus.cpus_most - compute.cpus_per_read_task) // compute.cpus_per_actor)
+    fits = int((cpus_most - compute.cpus_per_read_task) // compute.cpus_per_actor)
     if fits < 1:
         raise PreflightError(
-            f"the Ray cluster has at most {gpus.cpus_most:g} CPUs ({gpus.source}): one embedding actor of "
+            f"the Ray cluster has at most {cpus_most:g} CPUs ({source}): one embedding actor of "
             f"compute.cpus_per_actor={compute.cpus_per_actor:g} and one read task of "
             f"compute.cpus_per_read_task={compute.cpus_per_read_task:g} CPUs do not fit beside each other. Lower "
             "them, or run on a cluster with more CPUs"
@@ -127,7 +133,7 @@ def _leave_room_for_reads(config: RunConfig, per_actor: float, max_actors: int, 
             "read tasks that feed them",
             fits,
             max_actors,
-            gpus.cpus_most,
+            cpus_most,
             compute.cpus_per_actor,
             compute.cpus_per_read_task,
         )

@@ -74,3 +74,14 @@ def test_a_cpu_pool_starts_whole_and_a_gpu_pool_grows_each_actor_holding_one_uni
     assert (cpu.min_actors, cpu.initial_actors, cpu.max_actors, cpu.units_per_actor) == (1, 4, 4, 1)
     gpu = decide_resources(config(gpus_per_actor=1, max_actors=None), ClusterGpus(8, 8, "test", cpus_most=64))
     assert (gpu.min_actors, gpu.initial_actors, gpu.max_actors, gpu.units_per_actor) == (1, 1, 8, 1)
+
+
+def test_a_cpu_pool_sized_from_the_cpus_present_leaves_its_read_tasks_room():
+    """No autoscaler limit: the pool is sized from the CPUs present, and started whole. With read
+    tasks of their own (0.5 CPU, not fused into the actors) two 1-CPU actors took both CPUs of
+    a 2-CPU cluster and the run waited for its reads until the stall bound (the soak's night 1)."""
+    separate_reads = config(gpus_per_actor=0, max_actors=None, cpus_per_read_task=0.5)
+    resources = decide_resources(separate_reads, ClusterGpus(0, None, "test", cpus_now=2))
+    assert (resources.max_actors, resources.initial_actors) == (1, 1)
+    fused = config(gpus_per_actor=0, max_actors=None, cpus_per_read_task=1)
+    assert decide_resources(fused, ClusterGpus(0, None, "test", cpus_now=2)).max_actors == 2
