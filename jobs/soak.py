@@ -227,8 +227,13 @@ class Soak:
         self.model = _tiny_model(workdir)
         self.config = workdir / "soak.yaml"
         self.output = f"s3://{BUCKET}/out"
+        self.runs: list[subprocess.Popen] = []
 
     def close(self) -> None:
+        for run in self.runs:  # a run still going when the soak is stopped goes with it
+            if run.poll() is None:
+                run.kill()
+                run.wait()
         self.cluster.close()
         self.proxy.close()
         self.s3.stop()
@@ -288,9 +293,11 @@ class Soak:
     def _start_run(self, log: Path, append: bool = False) -> subprocess.Popen:
         command = [sys.executable, "-m", "sarashina_batch.cli", "embed", "--config", str(self.config)]
         with open(log, "ab" if append else "wb") as sink:
-            return subprocess.Popen(
+            run = subprocess.Popen(
                 command, cwd=REPO, env=self.cluster.env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
             )
+        self.runs.append(run)
+        return run
 
     def _inject(self, fault: str, run: subprocess.Popen, before: set[str], units: int) -> bool:
         """Wait until `units` units of this run are committed, then strike. False when the run
@@ -424,6 +431,10 @@ def print_table(nights: list[Night]) -> None:
     )
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nights", type=int, default=20, help="nights to run (default 20)")
@@ -441,6 +452,9 @@ def main() -> int:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     soak = Soak(args, workdir)
     nights: list[Night] = []
+    # Stopped from outside (a timeout's SIGTERM), the soak still stops its Ray head and S3 server:
+    # Python's default for SIGTERM ends the process without running the finally below.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         soak.cluster.start()
         for number, fault in enumerate(schedule(args.nights, faults, soak.rng), start=1):
