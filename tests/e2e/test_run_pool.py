@@ -15,26 +15,32 @@ from sarashina_batch.run.graph import configure_data_context, embed_pool
 from sarashina_batch.run.resources import Resources, decide_resources
 from tests.unit.test_run_resources import config
 
-SECONDS_PER_UNIT = 3.0
-
 
 class SlowModel:
-    def __init__(self):
+    def __init__(self, seconds_per_unit: float):
         time.sleep(1.0)  # an actor that loads a model takes a while to be ready
+        self.seconds_per_unit = seconds_per_unit
 
     def __call__(self, unit: pa.Table) -> pa.Table:
         started = time.time()
-        time.sleep(SECONDS_PER_UNIT)
+        time.sleep(self.seconds_per_unit)
         n = unit.num_rows
         return unit.append_column("pid", pa.array([os.getpid()] * n)).append_column(
             "span", pa.array([[started, time.time()]] * n, pa.list_(pa.float64()))
         )
 
 
-def run_units(local_ray, resources: Resources, units: int) -> pa.Table:
+def run_units(local_ray, resources: Resources, units: int, seconds_per_unit: float = 3.0) -> pa.Table:
     configure_data_context()
     ds = local_ray.data.from_arrow([pa.table({"unit": [f"u{i}"] * 3}) for i in range(units)])
-    ds = ds.map_batches(SlowModel, batch_size=None, batch_format="pyarrow", num_cpus=1, compute=embed_pool(resources))
+    ds = ds.map_batches(
+        SlowModel,
+        fn_constructor_kwargs={"seconds_per_unit": seconds_per_unit},
+        batch_size=None,
+        batch_format="pyarrow",
+        num_cpus=1,
+        compute=embed_pool(resources),
+    )
     return pa.concat_tables(list(ds.iter_batches(batch_size=None, batch_format="pyarrow")))
 
 
@@ -53,7 +59,9 @@ def test_a_cpu_run_computes_two_units_on_two_cpus_at_once(local_ray):
         config(gpus_per_actor=0, max_actors=None, cpus_per_read_task=1), ClusterGpus(0, 0, "test", cpus_now=2)
     )
     assert (resources.max_actors, resources.initial_actors, resources.units_per_actor) == (2, 2, 1)
-    spans = spans_by_pid(run_units(local_ray, resources, units=2))
+    # Units long beside the actors' start-up skew (a busy CI machine): an actor up seconds before
+    # the other may rightly take the second unit once done with its first; that is not the bug.
+    spans = spans_by_pid(run_units(local_ray, resources, units=2, seconds_per_unit=8.0))
     assert len(spans) == 2, spans  # two processes, one unit each
     (first,), (second,) = spans.values()
     assert max(first[0], second[0]) < min(first[1], second[1]), spans  # at the same time
