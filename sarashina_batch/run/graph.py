@@ -28,7 +28,7 @@ from ..stages.write import write_parts
 from .cluster import WORKERS
 from .context import RunContext
 from .ray_data_internals import READ_ALONE, each_table_a_block, each_table_a_block_or_none, one_unit_per_block
-from .resources import Resources
+from .resources import UNITS_PER_ACTOR, Resources
 from .stage_settings import embed_settings, prepare_settings, write_settings
 
 log = logging.getLogger(__name__)
@@ -119,14 +119,14 @@ def build_dataset(
 
 def embed_pool(resources: Resources):
     """The embedding actor pool's strategy: its bounds, the actors it starts with and the units
-    one actor holds at a time (run/resources.py: pool_shape)."""
+    one actor holds at a time (run/resources.py: UNITS_PER_ACTOR, starting_actors)."""
     import ray
 
     return ray.data.ActorPoolStrategy(
         min_size=resources.min_actors,
         max_size=resources.max_actors,
         initial_size=max(resources.min_actors, min(resources.initial_actors, resources.max_actors)),
-        max_tasks_in_flight_per_actor=resources.units_per_actor,
+        max_tasks_in_flight_per_actor=UNITS_PER_ACTOR,
     )
 
 
@@ -200,7 +200,7 @@ def configure_data_context() -> None:
     # slicing. Units stay bounded by input.rows_per_unit.
     context.target_max_block_size = None
     # Ray Data grows an actor pool once its tasks in flight reach 1.75 per actor; an actor here
-    # holds one unit at a time (resources.units_per_actor, see run/resources.py: pool_shape),
+    # holds one unit at a time (run/resources.py: UNITS_PER_ACTOR),
     # so a pool shrunk for another run would never grow back. Every actor busy is the signal.
     context.autoscaling_config = dataclasses.replace(
         context.autoscaling_config, actor_pool_util_upscaling_threshold=1.0

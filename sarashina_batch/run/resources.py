@@ -14,6 +14,13 @@ log = logging.getLogger(__name__)
 
 # Largest actor pool planned from an autoscaler that reports no upper bound.
 UNBOUNDED_POOL = 256
+# Units one embedding actor holds at a time. A unit is minutes of work, not one of Ray Data's
+# small blocks: its default of four tasks in flight per actor let the first actor up take four
+# units while the others were still starting (on CPU that one actor computed them one after the
+# other on its one thread: one CPU job alone fell to 0.47 of a bare loop), and a run arriving on
+# a shared cluster waited for four units before an actor went idle and could be handed over.
+# Fetching the next unit's input is a fraction of a second beside minutes of compute.
+UNITS_PER_ACTOR = 1
 
 
 @dataclass(frozen=True)
@@ -23,9 +30,7 @@ class Resources:
     gpus_per_actor: float
     min_actors: int
     max_actors: int
-    # Actors started at once, and units queued to one actor (run/graph.py), see pool_shape.
-    initial_actors: int = 1
-    units_per_actor: int = 1
+    initial_actors: int = 1  # actors the pool starts with (see starting_actors)
 
     def asks(self, config: RunConfig) -> str:
         """What the run asks of the cluster, in words (for what it waits for)."""
@@ -73,7 +78,7 @@ def decide_resources(config: RunConfig, gpus: ClusterGpus) -> Resources:
     cpus_known = gpus.cpus_most if per_actor else (gpus.cpus_most or gpus.cpus_now)
     max_actors = _leave_room_for_reads(config, per_actor, max_actors, cpus_known, gpus.source)
     min_actors = min(config.compute.min_actors, max_actors)
-    initial_actors, units_per_actor = pool_shape(per_actor, min_actors, max_actors)
+    initial_actors = starting_actors(per_actor, min_actors, max_actors)
     log.info(
         "cluster has %g GPUs now (%s): %g GPU(s) per embedding actor, pool of %d..%d actors (%d at start)",
         gpus.now,
@@ -83,24 +88,15 @@ def decide_resources(config: RunConfig, gpus: ClusterGpus) -> Resources:
         max_actors,
         initial_actors,
     )
-    return Resources(per_actor, min_actors, max_actors, initial_actors, units_per_actor)
+    return Resources(per_actor, min_actors, max_actors, initial_actors)
 
 
-def pool_shape(gpus_per_actor: float, min_actors: int, max_actors: int) -> tuple[int, int]:
-    """How many actors the pool starts with, and how many units one actor may hold at a time.
-
-    A unit is minutes of work, not one of Ray Data's small blocks. Its default of four tasks in
-    flight per actor let the first actor up take four units while the others were still
-    starting: on CPU that one actor computed them one after the other on its one thread (one
-    CPU job alone fell to 0.47 of a bare loop), and a run arriving on a shared cluster waited
-    for four units before an actor went idle and could be handed over. So one unit per actor
-    (fetching the next unit's input is a fraction of a second beside minutes of compute), and:
+def starting_actors(gpus_per_actor: float, min_actors: int, max_actors: int) -> int:
+    """How many actors the pool starts with (each holds UNITS_PER_ACTOR units at a time):
     - CPU: every actor from the start (loading the model on CPU is seconds, and each actor is
       one CPU's worth of compute);
     - GPU: the pool grows as GPUs come (an actor costs a GPU)."""
-    if gpus_per_actor:
-        return min_actors, 1
-    return max_actors, 1
+    return min_actors if gpus_per_actor else max_actors
 
 
 def reads_run_in_the_actor(config: RunConfig, gpus_per_actor: float) -> bool:

@@ -13,7 +13,7 @@ import pytest
 from sarashina_batch.run.cluster import ClusterGpus
 from sarashina_batch.run.graph import configure_data_context, embed_pool
 from sarashina_batch.run.resources import Resources, decide_resources
-from tests.unit.test_run_resources import config
+from tests.unit.test_run_resources import config, units_per_actor
 
 
 class SlowModel:
@@ -58,7 +58,7 @@ def test_a_cpu_run_computes_two_units_on_two_cpus_at_once(local_ray):
     resources = decide_resources(
         config(gpus_per_actor=0, max_actors=None, cpus_per_read_task=1), ClusterGpus(0, 0, "test", cpus_now=2)
     )
-    assert (resources.max_actors, resources.initial_actors, resources.units_per_actor) == (2, 2, 1)
+    assert (resources.max_actors, resources.initial_actors, units_per_actor(resources)) == (2, 2, 1)
     # Units long beside the actors' start-up skew (a busy CI machine): an actor up seconds before
     # the other may rightly take the second unit once done with its first; that is not the bug.
     spans = spans_by_pid(run_units(local_ray, resources, units=2, seconds_per_unit=8.0))
@@ -72,7 +72,7 @@ def test_a_pool_started_small_grows_to_its_largest_while_units_wait(local_ray, u
     """A CPU actor holds one unit at a time, so Ray Data's pool never reached its default
     threshold to grow (1.75 tasks per actor): a pool shrunk for another run stayed shrunk after
     that run ended. configure_data_context grows it once every actor is busy."""
-    resources = Resources(gpus_per_actor=0.0, min_actors=1, max_actors=2, initial_actors=1, units_per_actor=1)
+    resources = Resources(gpus_per_actor=0.0, min_actors=1, max_actors=2, initial_actors=1)
     spans = spans_by_pid(run_units(local_ray, resources, units=units))
     assert len(spans) == 2, spans
     assert sum(len(s) for s in spans.values()) == units

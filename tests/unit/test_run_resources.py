@@ -8,6 +8,13 @@ from sarashina_batch.run.resources import decide_resources, reads_run_in_the_act
 from tests.support import job_config
 
 
+def units_per_actor(resources) -> int:
+    """Units one actor of the pool the run builds holds at a time (run/graph.py: embed_pool)."""
+    from sarashina_batch.run.graph import embed_pool
+
+    return embed_pool(resources).max_tasks_in_flight_per_actor
+
+
 def config(**compute):
     return job_config("in", "out", "model", compute=compute)
 
@@ -69,11 +76,11 @@ def test_more_torch_threads_than_reserved_cpus_is_refused_with_the_fix():
 
 def test_a_cpu_pool_starts_whole_and_a_gpu_pool_grows_each_actor_holding_one_unit():
     """A unit is minutes of work: an actor holding several while another waits idle made one CPU
-    job alone 2x slower (run/resources.py: pool_shape)."""
+    job alone 2x slower (run/resources.py: UNITS_PER_ACTOR, starting_actors)."""
     cpu = decide_resources(config(gpus_per_actor=0, max_actors=None, cpus_per_read_task=1), ClusterGpus(0, 0, "t", 4))
-    assert (cpu.min_actors, cpu.initial_actors, cpu.max_actors, cpu.units_per_actor) == (1, 4, 4, 1)
+    assert (cpu.min_actors, cpu.initial_actors, cpu.max_actors, units_per_actor(cpu)) == (1, 4, 4, 1)
     gpu = decide_resources(config(gpus_per_actor=1, max_actors=None), ClusterGpus(8, 8, "test", cpus_most=64))
-    assert (gpu.min_actors, gpu.initial_actors, gpu.max_actors, gpu.units_per_actor) == (1, 1, 8, 1)
+    assert (gpu.min_actors, gpu.initial_actors, gpu.max_actors, units_per_actor(gpu)) == (1, 1, 8, 1)
 
 
 def test_a_cpu_pool_sized_from_the_cpus_present_leaves_its_read_tasks_room():
